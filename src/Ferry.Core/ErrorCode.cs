@@ -1,0 +1,12 @@
+namespace Ferry;
+
+/// <summary>Classifies an expected failure; each code maps to one HTTP status and one CLI exit code.</summary>
+public enum ErrorCode
+{
+    InvalidArgument,
+    NotFound,
+    Conflict,
+    WrongState,
+    Unavailable,
+    Environment,
+}

@@ -1,0 +1,47 @@
+namespace Ferry.Hypervisor;
+
+/// <summary>What a VM is: the hypervisor-neutral description the user declares.</summary>
+public sealed record VmSpec
+{
+    public required string Name { get; init; }
+
+    public int VCpus { get; init; } = 1;
+
+    public long MemoryMiB { get; init; } = 256;
+
+    public IReadOnlyList<DiskSpec> Disks { get; init; } = [];
+
+    public IReadOnlyList<NicSpec> Nics { get; init; } = [];
+
+    /// <summary>Direct kernel boot; when absent the VM boots from its first disk.</summary>
+    public KernelBoot? Kernel { get; init; }
+}
+
+/// <summary>A disk backed by a local file (raw or qcow2). Volumes come later as another source.</summary>
+public sealed record DiskSpec(string Path, string Format = "raw", bool ReadOnly = false);
+
+public enum NicMode
+{
+    /// <summary>QEMU user-mode networking with host port forwards (lab, demo, single host).</summary>
+    User,
+
+    /// <summary>A tap device attached to a host bridge through qemu-bridge-helper.</summary>
+    Bridge,
+}
+
+public sealed record NicSpec
+{
+    public NicMode Mode { get; init; } = NicMode.User;
+
+    public IReadOnlyList<PortForward> Forwards { get; init; } = [];
+
+    /// <summary>Host bridge for <see cref="NicMode.Bridge"/>.</summary>
+    public string? Bridge { get; init; }
+
+    public string? Mac { get; init; }
+}
+
+/// <summary>Forwards a host TCP port to a guest port (user-mode networking only).</summary>
+public sealed record PortForward(int HostPort, int GuestPort, string HostAddress = "127.0.0.1");
+
+public sealed record KernelBoot(string Kernel, string? Initrd = null, string? Append = null);
