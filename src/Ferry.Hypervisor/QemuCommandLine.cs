@@ -12,7 +12,7 @@ public static class QemuCommandLine
         {
             "-name", $"guest={spec.Name},debug-threads=on",
             "-machine", accelerator == Accelerator.Kvm ? "q35,accel=kvm" : "q35,accel=tcg",
-            "-cpu", accelerator == Accelerator.Kvm ? "host" : "max",
+            "-cpu", CpuModel(accelerator),
             "-smp", spec.VCpus.ToString(CultureInfo.InvariantCulture),
             "-m", spec.MemoryMiB.ToString(CultureInfo.InvariantCulture) + "M",
             "-nodefaults", "-no-user-config", "-display", "none",
@@ -55,6 +55,9 @@ public static class QemuCommandLine
 
         return args;
     }
+
+    /// <summary>The CPU model a VM gets; the KVM probe boots with the same one, since that is what must work.</summary>
+    public static string CpuModel(Accelerator accelerator) => accelerator == Accelerator.Kvm ? "host" : "max";
 
     private static void AddDisk(List<string> args, int index, DiskSpec disk, bool bootIndex)
     {

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 
 namespace Ferry.Hypervisor;
 
@@ -16,6 +15,8 @@ public sealed class QemuInstance : IAsyncDisposable
     private readonly QmpClient _qmp;
     private readonly TimeProvider _time;
     private readonly Task<QemuExit> _exited;
+    private readonly CancellationTokenSource _detached = new();
+    private int _disposed;
 
     private QemuInstance(int pid, QmpClient qmp, TimeProvider time, Action<QmpEvent> onEvent)
     {
@@ -27,7 +28,7 @@ public sealed class QemuInstance : IAsyncDisposable
 
     public int Pid { get; }
 
-    /// <summary>Completes once the QEMU process has ended.</summary>
+    /// <summary>Completes once the QEMU process has ended; cancelled when this handle is disposed while QEMU runs on.</summary>
     public Task<QemuExit> Exited => _exited;
 
     public static async Task<Result<QemuInstance>> LaunchAsync(
@@ -161,8 +162,8 @@ public sealed class QemuInstance : IAsyncDisposable
             {
                 case "SHUTDOWN":
                     shutdown = true;
-                    guest = e.Data.ValueKind == JsonValueKind.Object && e.Data.TryGetProperty("guest", out var g) && g.ValueKind == JsonValueKind.True;
-                    reason = e.Data.ValueKind == JsonValueKind.Object && e.Data.TryGetProperty("reason", out var r) ? r.GetString() ?? reason : reason;
+                    (guest, var why) = QmpEvents.Shutdown(e);
+                    reason = why ?? reason;
                     break;
                 case "GUEST_PANICKED":
                     panicked = true;
@@ -177,7 +178,7 @@ public sealed class QemuInstance : IAsyncDisposable
         // disks are released before anyone acts on the exit.
         while (HostProcess.IsAlive(Pid))
         {
-            await Task.Delay(PollInterval, _time).ConfigureAwait(false);
+            await Task.Delay(PollInterval, _time, _detached.Token).ConfigureAwait(false);
         }
 
         return new QemuExit(shutdown, guest, panicked, reason);
@@ -228,5 +229,24 @@ public sealed class QemuInstance : IAsyncDisposable
         return null;
     }
 
-    public async ValueTask DisposeAsync() => await _qmp.DisposeAsync().ConfigureAwait(false);
+    /// <summary>Lets go of QEMU without stopping it (an agent shutting down leaves its VMs running).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _detached.CancelAsync().ConfigureAwait(false);
+        await _qmp.DisposeAsync().ConfigureAwait(false);
+        try
+        {
+            await _exited.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        _detached.Dispose();
+    }
 }

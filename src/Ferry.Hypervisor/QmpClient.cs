@@ -29,6 +29,7 @@ public sealed class QmpClient : IAsyncDisposable
     private readonly TimeProvider _time;
     private Task _readLoop = Task.CompletedTask;
     private long _nextId;
+    private int _disposed;
 
     private QmpClient(Socket socket, TimeProvider time)
     {
@@ -229,6 +230,11 @@ public sealed class QmpClient : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await _closing.CancelAsync().ConfigureAwait(false);
         try
         {

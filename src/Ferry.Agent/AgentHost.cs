@@ -1,0 +1,51 @@
+using Ferry.Agent.Api;
+using Ferry.Agent.Events;
+using Ferry.Agent.Vms;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Ferry.Agent;
+
+/// <summary>The `ferry agent` process: wiring of the VM manager, the event log and the REST API.</summary>
+public static class AgentHost
+{
+    public static async Task RunAsync(AgentOptions options, CancellationToken ct)
+    {
+        Directory.CreateDirectory(options.DataDirectory);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls(options.Listen);
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+            o.UseUtcTimestamp = true;
+        });
+        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        builder.Services.Configure<JsonOptions>(o => FerryJson.Configure(o.SerializerOptions));
+        builder.Services.AddProblemDetails();
+        builder.Services.AddOpenApi();
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(sp => new EventLog(Path.Combine(options.DataDirectory, "events.jsonl"), sp.GetRequiredService<TimeProvider>()));
+        builder.Services.AddSingleton(_ => FileVmRegistry.Load(options.VmsDirectory));
+        builder.Services.AddSingleton<IVmRegistry>(sp => sp.GetRequiredService<FileVmRegistry>());
+        builder.Services.AddSingleton<VmManager>();
+
+        await using var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.MapOpenApi();
+        VmEndpoints.Map(app);
+
+        var manager = app.Services.GetRequiredService<VmManager>();
+        await manager.InitializeAsync(ct).ConfigureAwait(false);
+        await app.StartAsync(ct).ConfigureAwait(false);
+        Log.Listening(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Ferry.Agent"), options.Listen, options.DataDirectory);
+        await app.WaitForShutdownAsync(ct).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,22 @@
+using Ferry.Hypervisor;
+
+namespace Ferry.Agent;
+
+/// <summary>How an agent runs on its host.</summary>
+public sealed record AgentOptions
+{
+    public const string DefaultListen = "http://127.0.0.1:7480";
+
+    public required string DataDirectory { get; init; }
+
+    public string Listen { get; init; } = DefaultListen;
+
+    public string QemuBinary { get; init; } = "qemu-system-x86_64";
+
+    public AcceleratorChoice Accelerator { get; init; } = AcceleratorChoice.Auto;
+
+    /// <summary>How long a graceful stop waits for the guest to power off before QEMU is told to quit.</summary>
+    public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    public string VmsDirectory => Path.Combine(DataDirectory, "vms");
+}

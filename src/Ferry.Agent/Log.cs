@@ -1,0 +1,27 @@
+using Microsoft.Extensions.Logging;
+
+using Ferry.Agent.Vms;
+
+namespace Ferry.Agent;
+
+/// <summary>The agent's log messages; event ids 1000-1999.</summary>
+internal static partial class Log
+{
+    [LoggerMessage(1000, LogLevel.Information, "VM {VmId}: {From} -> {To} ({Reason})")]
+    public static partial void VmStateChanged(ILogger logger, string vmId, VmState from, VmState to, string reason);
+
+    [LoggerMessage(1001, LogLevel.Information, "VM {VmId}: reattached to running QEMU pid {Pid}")]
+    public static partial void VmReattached(ILogger logger, string vmId, int pid);
+
+    [LoggerMessage(1002, LogLevel.Warning, "VM {VmId}: start failed: {Reason}")]
+    public static partial void VmStartFailed(ILogger logger, string vmId, string reason);
+
+    [LoggerMessage(1003, LogLevel.Warning, "VM {VmId}: QMP command failed during {Operation}: {Reason}")]
+    public static partial void QmpFailed(ILogger logger, string vmId, string operation, string reason);
+
+    [LoggerMessage(1004, LogLevel.Information, "accelerator chosen: {Accelerator} (asked for {Choice})")]
+    public static partial void AcceleratorChosen(ILogger logger, Hypervisor.Accelerator accelerator, Hypervisor.AcceleratorChoice choice);
+
+    [LoggerMessage(1005, LogLevel.Information, "agent listening on {Address}, data in {DataDirectory}")]
+    public static partial void Listening(ILogger logger, string address, string dataDirectory);
+}

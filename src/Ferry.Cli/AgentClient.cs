@@ -1,0 +1,142 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using Ferry.Agent.Events;
+using Ferry.Agent.Vms;
+using Ferry.Hypervisor;
+
+namespace Ferry.Cli;
+
+/// <summary>The CLI's side of the REST API: every call returns a result whose error is the agent's one-line reason.</summary>
+public sealed class AgentClient : IDisposable
+{
+    private readonly HttpClient _http;
+    private readonly Uri _server;
+
+    public AgentClient(Uri server)
+    {
+        _server = server;
+        _http = new HttpClient { BaseAddress = server, Timeout = Timeout.InfiniteTimeSpan };
+    }
+
+    public Task<Result<VmView[]>> ListVmsAsync(CancellationToken ct) => SendAsync<VmView[]>(HttpMethod.Get, "api/v1/vms", null, ct);
+
+    public Task<Result<VmView>> GetVmAsync(string name, CancellationToken ct) => SendAsync<VmView>(HttpMethod.Get, $"api/v1/vms/{Uri.EscapeDataString(name)}", null, ct);
+
+    public Task<Result<VmView>> CreateVmAsync(VmSpec spec, CancellationToken ct) => SendAsync<VmView>(HttpMethod.Post, "api/v1/vms", spec, ct);
+
+    public Task<Result<VmView>> VmActionAsync(string name, string action, CancellationToken ct, string query = "") =>
+        SendAsync<VmView>(HttpMethod.Post, $"api/v1/vms/{Uri.EscapeDataString(name)}/{action}{query}", null, ct);
+
+    public async Task<FerryError?> DeleteVmAsync(string name, CancellationToken ct) =>
+        (await SendAsync<JsonElement?>(HttpMethod.Delete, $"api/v1/vms/{Uri.EscapeDataString(name)}", null, ct).ConfigureAwait(false)).Error;
+
+    public Task<Result<FerryEvent[]>> EventsAsync(string? vm, CancellationToken ct) =>
+        SendAsync<FerryEvent[]>(HttpMethod.Get, "api/v1/events" + (vm is null ? string.Empty : $"?vm={Uri.EscapeDataString(vm)}"), null, ct);
+
+    /// <summary>Opens a streaming GET (console, followed events); the caller reads and disposes the stream.</summary>
+    public async Task<Result<Stream>> OpenStreamAsync(string path, CancellationToken ct)
+    {
+        try
+        {
+            var response = await _http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+            {
+                using (response)
+                {
+                    return await ErrorOfAsync(response, ct).ConfigureAwait(false);
+                }
+            }
+
+            return await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+        }
+        catch (HttpRequestException e)
+        {
+            return Unreachable(e);
+        }
+    }
+
+    public static async IAsyncEnumerable<FerryEvent> FollowEventsAsync(Stream stream, [EnumeratorCancellation] CancellationToken ct)
+    {
+        using var reader = new StreamReader(stream);
+        while (await reader.ReadLineAsync(ct).ConfigureAwait(false) is { } line)
+        {
+            if (line.Length > 0 && JsonSerializer.Deserialize<FerryEvent>(line, FerryJson.Options) is { } e)
+            {
+                yield return e;
+            }
+        }
+    }
+
+    private async Task<Result<T>> SendAsync<T>(HttpMethod method, string path, object? body, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(method, path);
+        if (body is not null)
+        {
+            request.Content = JsonContent.Create(body, body.GetType(), options: FerryJson.Options);
+        }
+
+        try
+        {
+            using var response = await _http.SendAsync(request, ct).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+            {
+                return await ErrorOfAsync(response, ct).ConfigureAwait(false);
+            }
+
+            if (response.StatusCode == HttpStatusCode.NoContent)
+            {
+                return Result<T>.Ok(default!);
+            }
+
+            var value = await response.Content.ReadFromJsonAsync<T>(FerryJson.Options, ct).ConfigureAwait(false);
+            return value is null ? FerryError.Unavailable($"the agent at {_server} sent an empty answer") : Result<T>.Ok(value);
+        }
+        catch (HttpRequestException e)
+        {
+            return Unreachable(e);
+        }
+        catch (JsonException e)
+        {
+            return FerryError.Unavailable($"the agent at {_server} sent an answer this CLI cannot read: {e.Message}");
+        }
+    }
+
+    private FerryError Unreachable(HttpRequestException e)
+    {
+        var why = e.InnerException is SocketException s ? s.SocketErrorCode.ToString() : e.Message;
+        return FerryError.Unavailable($"cannot reach the agent at {_server}: {why} (is 'ferry agent' running? see --server)");
+    }
+
+    /// <summary>Reads the agent's problem document; its "code" names the kind of error.</summary>
+    private static async Task<FerryError> ErrorOfAsync(HttpResponseMessage response, CancellationToken ct)
+    {
+        var text = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
+        try
+        {
+            using var problem = JsonDocument.Parse(text);
+            var root = problem.RootElement;
+            var detail = root.TryGetProperty("detail", out var d) ? d.GetString() : null;
+            var code = root.TryGetProperty("code", out var c) && Enum.TryParse<ErrorCode>(c.GetString(), out var parsed)
+                ? parsed
+                : CodeOf(response.StatusCode);
+            return new FerryError(code, detail ?? $"the agent answered {(int)response.StatusCode} {response.ReasonPhrase}");
+        }
+        catch (JsonException)
+        {
+            return new FerryError(CodeOf(response.StatusCode), $"the agent answered {(int)response.StatusCode} {response.ReasonPhrase}");
+        }
+    }
+
+    private static ErrorCode CodeOf(HttpStatusCode status) => status switch
+    {
+        HttpStatusCode.BadRequest => ErrorCode.InvalidArgument,
+        HttpStatusCode.NotFound => ErrorCode.NotFound,
+        HttpStatusCode.Conflict => ErrorCode.Conflict,
+        _ => ErrorCode.Unavailable,
+    };
+
+    public void Dispose() => _http.Dispose();
+}

@@ -1,0 +1,39 @@
+using System.CommandLine;
+using Ferry.Agent;
+using Ferry.Hypervisor;
+
+namespace Ferry.Cli.Commands;
+
+/// <summary>`ferry agent`: the daemon of a host.</summary>
+internal static class AgentCommand
+{
+    public static Command Build()
+    {
+        var data = new Option<string>("--data") { Description = "Data directory", DefaultValueFactory = _ => "/var/lib/ferry" };
+        var listen = new Option<string>("--listen") { Description = "API address", DefaultValueFactory = _ => AgentOptions.DefaultListen };
+        var qemu = new Option<string>("--qemu") { Description = "QEMU binary", DefaultValueFactory = _ => "qemu-system-x86_64" };
+        var accel = new Option<AcceleratorChoice>("--accel") { Description = "auto (KVM if a probe VM boots), kvm or tcg", DefaultValueFactory = _ => AcceleratorChoice.Auto };
+        var stopTimeout = new Option<int>("--stop-timeout") { Description = "Seconds a graceful stop waits for the guest", DefaultValueFactory = _ => 30 };
+
+        var command = new Command("agent", "Run the Ferry agent on this host") { data, listen, qemu, accel, stopTimeout };
+        command.SetAction(async (parse, ct) =>
+        {
+            if (parse.GetValue(stopTimeout) is var seconds and (< 1 or > 3600))
+            {
+                return CliContext.Fail(FerryError.InvalidArgument($"invalid --stop-timeout {seconds}: give 1 to 3600 seconds"));
+            }
+
+            var options = new AgentOptions
+            {
+                DataDirectory = Path.GetFullPath(parse.GetValue(data)!),
+                Listen = parse.GetValue(listen)!,
+                QemuBinary = parse.GetValue(qemu)!,
+                Accelerator = parse.GetValue(accel),
+                StopTimeout = TimeSpan.FromSeconds(parse.GetValue(stopTimeout)),
+            };
+            await AgentHost.RunAsync(options, ct).ConfigureAwait(false);
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+}

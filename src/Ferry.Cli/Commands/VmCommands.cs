@@ -1,0 +1,260 @@
+using System.CommandLine;
+using System.Globalization;
+using Ferry.Agent.Vms;
+using Ferry.Hypervisor;
+using Spectre.Console;
+
+namespace Ferry.Cli.Commands;
+
+/// <summary>`ferry vm ...`: create, inspect and operate VMs.</summary>
+internal static class VmCommands
+{
+    public static Command Build()
+    {
+        var vm = new Command("vm", "Create, run and inspect VMs");
+        vm.Subcommands.Add(Create());
+        vm.Subcommands.Add(List());
+        vm.Subcommands.Add(Show());
+        vm.Subcommands.Add(Action("start", "Start a VM", "start"));
+        vm.Subcommands.Add(Stop());
+        vm.Subcommands.Add(Action("restart", "Stop a VM gracefully and start it again", "restart"));
+        vm.Subcommands.Add(Action("pause", "Freeze a VM's vCPUs", "pause"));
+        vm.Subcommands.Add(Action("resume", "Continue a paused VM", "resume"));
+        vm.Subcommands.Add(Delete());
+        vm.Subcommands.Add(ConsoleCommand.Build());
+        vm.Subcommands.Add(EventsCommand.Build("events", "Show a VM's events (all events without a name)", nameRequired: false));
+        return vm;
+    }
+
+    public static Argument<string> NameArgument() => new("name") { Description = "The VM's name" };
+
+    private static Command Create()
+    {
+        var name = NameArgument();
+        var cpus = new Option<int>("--cpus") { Description = "Number of vCPUs", DefaultValueFactory = _ => 1 };
+        var memory = new Option<string>("--memory") { Description = "Memory, e.g. 256M or 2G (a plain number means MiB)", DefaultValueFactory = _ => "256M" };
+        var disks = new Option<string[]>("--disk") { Description = "A disk image file: PATH[,format=raw|qcow2][,readonly] (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var kernel = new Option<string>("--kernel") { Description = "Boot this kernel directly" };
+        var initrd = new Option<string>("--initrd") { Description = "Initial ramdisk for --kernel" };
+        var append = new Option<string>("--append") { Description = "Kernel command line for --kernel" };
+        var forwards = new Option<string[]>("--forward") { Description = "Forward a host port to the guest: [ADDR:]HOSTPORT:GUESTPORT (repeatable; user networking)" };
+        var bridge = new Option<string>("--bridge") { Description = "Attach the NIC to this host bridge instead of user networking" };
+        var noNet = new Option<bool>("--no-network") { Description = "Give the VM no NIC" };
+        var start = new Option<bool>("--start") { Description = "Start the VM once created" };
+
+        var command = new Command("create", "Create a VM") { name, cpus, memory, disks, kernel, initrd, append, forwards, bridge, noNet, start };
+        command.SetAction(CliContext.Action(async (context, parse, ct) =>
+        {
+            var spec = BuildSpec(parse, name, cpus, memory, disks, kernel, initrd, append, forwards, bridge, noNet);
+            if (!spec.TryGetValue(out var value, out var error))
+            {
+                return CliContext.Fail(error);
+            }
+
+            var created = await context.Client.CreateVmAsync(value, ct).ConfigureAwait(false);
+            if (created.IsOk && parse.GetValue(start))
+            {
+                created = await context.Client.VmActionAsync(value.Name, "start", ct).ConfigureAwait(false);
+            }
+
+            return context.Print(created, RenderVm);
+        }));
+        return command;
+    }
+
+    private static Result<VmSpec> BuildSpec(
+        ParseResult parse,
+        Argument<string> name,
+        Option<int> cpus,
+        Option<string> memory,
+        Option<string[]> disks,
+        Option<string> kernel,
+        Option<string> initrd,
+        Option<string> append,
+        Option<string[]> forwards,
+        Option<string> bridge,
+        Option<bool> noNet)
+    {
+        if (!SizeParser.ParseMiB(parse.GetValue(memory)!).TryGetValue(out var memoryMiB, out var sizeError))
+        {
+            return sizeError;
+        }
+
+        var diskSpecs = new List<DiskSpec>();
+        foreach (var text in parse.GetValue(disks) ?? [])
+        {
+            if (!SpecParser.ParseDisk(text).TryGetValue(out var disk, out var diskError))
+            {
+                return diskError;
+            }
+
+            diskSpecs.Add(disk with { Path = Path.GetFullPath(disk.Path) });
+        }
+
+        var portForwards = new List<PortForward>();
+        foreach (var text in parse.GetValue(forwards) ?? [])
+        {
+            if (!SpecParser.ParseForward(text).TryGetValue(out var forward, out var forwardError))
+            {
+                return forwardError;
+            }
+
+            portForwards.Add(forward);
+        }
+
+        var bridgeName = parse.GetValue(bridge);
+        NicSpec[] nics = parse.GetValue(noNet)
+            ? []
+            : [bridgeName is null ? new NicSpec { Forwards = portForwards } : new NicSpec { Mode = NicMode.Bridge, Bridge = bridgeName, Forwards = portForwards }];
+        var kernelPath = parse.GetValue(kernel);
+        return new VmSpec
+        {
+            Name = parse.GetValue(name)!,
+            VCpus = parse.GetValue(cpus),
+            MemoryMiB = memoryMiB,
+            Disks = diskSpecs,
+            Nics = nics,
+            Kernel = kernelPath is null ? null : new KernelBoot(Path.GetFullPath(kernelPath), parse.GetValue(initrd) is { } i ? Path.GetFullPath(i) : null, parse.GetValue(append)),
+        };
+    }
+
+    private static Command List()
+    {
+        var command = new Command("list", "List the VMs");
+        command.SetAction(CliContext.Action(async (context, _, ct) =>
+            context.Print(await context.Client.ListVmsAsync(ct).ConfigureAwait(false), RenderVmTable)));
+        return command;
+    }
+
+    private static Command Show()
+    {
+        var name = NameArgument();
+        var command = new Command("show", "Show one VM in detail") { name };
+        command.SetAction(CliContext.Action(async (context, parse, ct) =>
+            context.Print(await context.Client.GetVmAsync(parse.GetValue(name)!, ct).ConfigureAwait(false), RenderVm)));
+        return command;
+    }
+
+    private static Command Stop()
+    {
+        var name = NameArgument();
+        var force = new Option<bool>("--force") { Description = "Power off at once instead of pressing the ACPI power button" };
+        var command = new Command("stop", "Stop a VM: ACPI power-off, then quit, then kill") { name, force };
+        command.SetAction(CliContext.Action(async (context, parse, ct) =>
+            context.Print(
+                await context.Client.VmActionAsync(parse.GetValue(name)!, "stop", ct, parse.GetValue(force) ? "?force=true" : string.Empty).ConfigureAwait(false),
+                RenderVm)));
+        return command;
+    }
+
+    private static Command Action(string verb, string description, string action)
+    {
+        var name = NameArgument();
+        var command = new Command(verb, description) { name };
+        command.SetAction(CliContext.Action(async (context, parse, ct) =>
+            context.Print(await context.Client.VmActionAsync(parse.GetValue(name)!, action, ct).ConfigureAwait(false), RenderVm)));
+        return command;
+    }
+
+    private static Command Delete()
+    {
+        var name = NameArgument();
+        var command = new Command("delete", "Delete a stopped VM (its disk files are kept)") { name };
+        command.SetAction(CliContext.Action(async (context, parse, ct) =>
+        {
+            var vmName = parse.GetValue(name)!;
+            if (await context.Client.DeleteVmAsync(vmName, ct).ConfigureAwait(false) is { } error)
+            {
+                return CliContext.Fail(error);
+            }
+
+            if (context.Output == OutputFormat.Json)
+            {
+                Console.Out.WriteLine($$"""{"deleted":"{{vmName}}"}""");
+            }
+            else
+            {
+                Console.Out.WriteLine($"deleted VM '{vmName}'");
+            }
+
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    private static void RenderVmTable(VmView[] vms)
+    {
+        var table = new Table().Border(TableBorder.Simple)
+            .AddColumns("NAME", "STATE", "DESIRED", "CPUS", "MEMORY", "PID", "ACCEL", "UPTIME");
+        foreach (var vm in vms)
+        {
+            table.AddRow(
+                Markup.Escape(vm.Name),
+                StateMarkup(vm.State),
+                Lower(vm.Desired),
+                vm.Spec.VCpus.ToString(CultureInfo.InvariantCulture),
+                $"{vm.Spec.MemoryMiB} MiB",
+                vm.Pid?.ToString(CultureInfo.InvariantCulture) ?? "-",
+                vm.Accelerator is { } a ? Lower(a) : "-",
+                Uptime(vm));
+        }
+
+        CliContext.Write(table);
+    }
+
+    private static void RenderVm(VmView vm)
+    {
+        var grid = new Grid().AddColumn().AddColumn();
+        grid.AddRow("name", Markup.Escape(vm.Name));
+        grid.AddRow("state", StateMarkup(vm.State));
+        grid.AddRow("desired", Lower(vm.Desired));
+        grid.AddRow("vcpus", vm.Spec.VCpus.ToString(CultureInfo.InvariantCulture));
+        grid.AddRow("memory", $"{vm.Spec.MemoryMiB} MiB");
+        grid.AddRow("pid", vm.Pid?.ToString(CultureInfo.InvariantCulture) ?? "-");
+        grid.AddRow("accelerator", vm.Accelerator is { } a ? Lower(a) : "-");
+        grid.AddRow("uptime", Uptime(vm));
+        if (vm.LastExit is { } exit)
+        {
+            grid.AddRow("last exit", Markup.Escape(exit));
+        }
+
+        for (var i = 0; i < vm.Spec.Disks.Count; i++)
+        {
+            var disk = vm.Spec.Disks[i];
+            grid.AddRow($"disk {i}", Markup.Escape($"{disk.Path} ({disk.Format}{(disk.ReadOnly ? ", read-only" : string.Empty)})"));
+        }
+
+        foreach (var nic in vm.Spec.Nics)
+        {
+            var forwards = string.Join(", ", nic.Forwards.Select(f => $"{f.HostAddress}:{f.HostPort} -> {f.GuestPort}"));
+            grid.AddRow("nic", Markup.Escape(nic.Mode == NicMode.Bridge ? $"bridge {nic.Bridge}" : $"user {forwards}"));
+        }
+
+        if (vm.Spec.Kernel is { } kernel)
+        {
+            grid.AddRow("kernel", Markup.Escape(kernel.Kernel));
+        }
+
+        CliContext.Write(grid);
+    }
+
+    private static string StateMarkup(VmState state) => state switch
+    {
+        VmState.Running => "[green]running[/]",
+        VmState.Crashed => "[red]crashed[/]",
+        VmState.Paused => "[yellow]paused[/]",
+        _ => Lower(state),
+    };
+
+    private static string Uptime(VmView vm) =>
+        vm.StartedAt is { } started ? FormatDuration(DateTimeOffset.UtcNow - started) : "-";
+
+    private static string FormatDuration(TimeSpan span) =>
+        span.TotalDays >= 1 ? $"{(int)span.TotalDays}d{span.Hours}h"
+        : span.TotalHours >= 1 ? $"{(int)span.TotalHours}h{span.Minutes}m"
+        : span.TotalMinutes >= 1 ? $"{(int)span.TotalMinutes}m{span.Seconds}s"
+        : $"{(int)span.TotalSeconds}s";
+
+    private static string Lower<T>(T value)
+        where T : struct, Enum => value.ToString().ToLowerInvariant();
+}

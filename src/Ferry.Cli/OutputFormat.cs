@@ -1,0 +1,7 @@
+namespace Ferry.Cli;
+
+public enum OutputFormat
+{
+    Table,
+    Json,
+}

@@ -1,0 +1,26 @@
+using System.CommandLine;
+using Ferry.Cli;
+using Ferry.Cli.Commands;
+
+var root = new RootCommand("Ferry: highly available VMs on mirrored disks")
+{
+    CliContext.ServerOption,
+    CliContext.OutputOption,
+    CliContext.VerboseOption,
+};
+root.Subcommands.Add(AgentCommand.Build());
+root.Subcommands.Add(VmCommands.Build());
+
+var parse = root.Parse(args);
+if (parse.Errors.Count > 0)
+{
+    foreach (var error in parse.Errors)
+    {
+        Console.Error.WriteLine($"error: {error.Message}");
+    }
+
+    Console.Error.WriteLine("(see: ferry --help)");
+    return ExitCodes.InvalidArgument;
+}
+
+return await parse.InvokeAsync();
