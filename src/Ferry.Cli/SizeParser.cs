@@ -7,11 +7,12 @@ public static class SizeParser
 {
     public static Result<long> ParseMiB(string text)
     {
-        var trimmed = text.Trim();
+        var trimmed = text.Trim().ToUpperInvariant();
+        trimmed = trimmed.EndsWith("IB", StringComparison.Ordinal) ? trimmed[..^2] : trimmed.EndsWith('B') ? trimmed[..^1] : trimmed;
         long factor = 1;
         if (trimmed.Length > 0 && char.IsLetter(trimmed[^1]))
         {
-            factor = char.ToUpperInvariant(trimmed[^1]) switch
+            factor = trimmed[^1] switch
             {
                 'M' => 1,
                 'G' => 1024,
@@ -19,10 +20,6 @@ public static class SizeParser
                 _ => 0,
             };
             trimmed = trimmed[..^1];
-            if (trimmed.EndsWith('i'))
-            {
-                trimmed = trimmed[..^1];
-            }
         }
 
         if (factor == 0 || !long.TryParse(trimmed, NumberStyles.None, CultureInfo.InvariantCulture, out var value)

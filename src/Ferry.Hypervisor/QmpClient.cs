@@ -30,6 +30,7 @@ public sealed class QmpClient : IAsyncDisposable
     private Task _readLoop = Task.CompletedTask;
     private long _nextId;
     private int _disposed;
+    private bool _closed;
 
     private QmpClient(Socket socket, TimeProvider time)
     {
@@ -45,7 +46,7 @@ public sealed class QmpClient : IAsyncDisposable
     /// <summary>Completes when QEMU closes the connection (normally because it exited).</summary>
     public Task Completion => _readLoop;
 
-    public TimeSpan CommandTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     public static async Task<QmpClient> ConnectAsync(string socketPath, TimeProvider time, CancellationToken ct)
     {
@@ -92,6 +93,12 @@ public sealed class QmpClient : IAsyncDisposable
         var id = Interlocked.Increment(ref _nextId);
         var answer = new TaskCompletionSource<JsonElement>(TaskCreationOptions.RunContinuationsAsynchronously);
         _pending[id] = answer;
+        if (Volatile.Read(ref _closed))
+        {
+            // The read loop has already failed every pending command; this one came too late for that.
+            answer.TrySetException(new QmpException($"QMP connection closed before '{command}' could run"));
+        }
+
         try
         {
             var message = JsonSerializer.SerializeToUtf8Bytes(new QmpCommand(command, arguments, id));
@@ -108,18 +115,14 @@ public sealed class QmpClient : IAsyncDisposable
             }
 
             using var timeout = new CancellationTokenSource(CommandTimeout, _time);
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, timeout.Token, _closing.Token);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, timeout.Token);
             try
             {
                 return await answer.Task.WaitAsync(linked.Token).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+            catch (OperationCanceledException) when (timeout.IsCancellationRequested && !ct.IsCancellationRequested)
             {
-                throw new QmpException($"QMP command '{command}' timed out after {CommandTimeout.TotalSeconds:0} s");
-            }
-            catch (OperationCanceledException) when (_closing.IsCancellationRequested && !ct.IsCancellationRequested)
-            {
-                throw new QmpException($"QMP connection closed while '{command}' was running");
+                throw new QmpException($"QMP command '{command}' timed out after {CommandTimeout.TotalSeconds:0.#} s");
             }
         }
         catch (IOException e)
@@ -154,8 +157,13 @@ public sealed class QmpClient : IAsyncDisposable
         }
         finally
         {
+            Volatile.Write(ref _closed, true);
+            foreach (var pending in _pending.Values)
+            {
+                pending.TrySetException(new QmpException("QMP connection closed before QEMU answered"));
+            }
+
             _events.Writer.TryComplete();
-            await _closing.CancelAsync().ConfigureAwait(false);
         }
     }
 

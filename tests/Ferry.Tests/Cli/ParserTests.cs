@@ -1,0 +1,53 @@
+using CsCheck;
+using Ferry.Cli;
+using Ferry.Hypervisor;
+
+namespace Ferry.Tests.Cli;
+
+public class ParserTests
+{
+    [Theory]
+    [InlineData("256", 256)]
+    [InlineData("256M", 256)]
+    [InlineData("256MiB", 256)]
+    [InlineData("2G", 2048)]
+    [InlineData("2g", 2048)]
+    [InlineData("1T", 1024 * 1024)]
+    public void Sizes_parse_to_MiB(string text, long expected) => Assert.Equal(expected, SizeParser.ParseMiB(text).Value);
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("-5")]
+    [InlineData("0")]
+    [InlineData("1.5G")]
+    [InlineData("12X")]
+    [InlineData("G")]
+    [InlineData("99999999999999999999")]
+    [InlineData("9999999999999999T")]
+    public void Bad_sizes_are_invalid_arguments(string text) =>
+        Assert.Equal(ErrorCode.InvalidArgument, SizeParser.ParseMiB(text).Error?.Code);
+
+    [Fact]
+    public void Size_parsing_never_throws() =>
+        Gen.String.Sample(text => { _ = SizeParser.ParseMiB(text); });
+
+    [Fact]
+    public void Disks_parse_with_their_settings()
+    {
+        Assert.Equal(new DiskSpec("/a.raw"), SpecParser.ParseDisk("/a.raw").Value);
+        Assert.Equal(new DiskSpec("/a.qcow2", "qcow2", true), SpecParser.ParseDisk("/a.qcow2,format=qcow2,readonly").Value);
+        Assert.NotNull(SpecParser.ParseDisk("/a.raw,cache=none").Error);
+        Assert.NotNull(SpecParser.ParseDisk(",format=raw").Error);
+    }
+
+    [Fact]
+    public void Forwards_parse_with_an_optional_address()
+    {
+        Assert.Equal(new PortForward(8080, 80), SpecParser.ParseForward("8080:80").Value);
+        Assert.Equal(new PortForward(2222, 22, "0.0.0.0"), SpecParser.ParseForward("0.0.0.0:2222:22").Value);
+        Assert.NotNull(SpecParser.ParseForward("8080").Error);
+        Assert.NotNull(SpecParser.ParseForward("a:b").Error);
+        Assert.NotNull(SpecParser.ParseForward("host:1:2").Error);
+        Assert.NotNull(SpecParser.ParseForward("-1:80").Error);
+    }
+}
