@@ -131,6 +131,25 @@ public sealed partial class VmLifecycleTests : IAsyncLifetime
         Assert.True(await vm.CounterAboveAsync(before) > before);
     }
 
+    [Fact]
+    public async Task A_guest_that_powers_itself_off_is_stopped_not_crashed()
+    {
+        var vm = await GuestVm.CreateAsync(_agent, "quitter");
+        await vm.CounterAboveAsync(0);
+        var pid = await vm.PidAsync();
+
+        // The guest powers itself off on this request; the agent did not ask for it.
+        using var response = await _agent.Http.GetAsync($"http://127.0.0.1:{vm.HttpPort}/cgi-bin/poweroff");
+        Assert.True(response.IsSuccessStatusCode);
+
+        await Wait.UntilAsync(async () => await vm.StateAsync() == "stopped", TimeSpan.FromSeconds(20), "the VM to stop");
+        Assert.False(Processes.IsAlive(pid));
+        Assert.Equal("stopped", (await _agent.VmAsync("quitter")).GetProperty("desired").GetString());
+        var events = (await _agent.FerryJsonAsync("vm", "events", "quitter")).EnumerateArray().Select(e => e.GetProperty("type").GetString()).ToList();
+        Assert.Contains("vm.stopped", events);
+        Assert.DoesNotContain("vm.crashed", events);
+    }
+
     [GeneratedRegex(@"ferry-guest booted counter-start=(\d+)")]
     private static partial Regex BootLine();
 }
