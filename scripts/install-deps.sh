@@ -18,7 +18,7 @@ sudo=()
 [ "$(id -u)" -eq 0 ] || sudo=(sudo)
 
 # The test guest's kernel comes from the package lists too, so they must exist even when nothing is missing.
-if [ ${#missing[@]} -gt 0 ] || ! compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null; then
+if [ ${#missing[@]} -gt 0 ] || ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
   echo "installing: ${missing[*]:-(package lists only)}" >&2
   "${sudo[@]}" apt-get update -q >&2
 fi
