@@ -96,6 +96,23 @@ public sealed partial class VmLifecycleTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_vm_that_died_while_its_agent_was_down_is_reported_crashed()
+    {
+        var vm = await GuestVm.CreateAsync(_agent, "orphan");
+        await vm.CounterAboveAsync(0);
+        var pid = await vm.PidAsync();
+
+        await _agent.KillAsync();
+        Processes.KillHard(pid);
+        await Wait.UntilAsync(() => Task.FromResult(!Processes.IsAlive(pid)), TimeSpan.FromSeconds(10), "QEMU to die");
+        await _agent.LaunchAsync();
+
+        Assert.Equal("crashed", await vm.StateAsync());
+        var events = await _agent.FerryJsonAsync("vm", "events", "orphan");
+        Assert.Contains(events.EnumerateArray(), e => e.GetProperty("type").GetString() == "vm.crashed");
+    }
+
+    [Fact]
     public async Task Pause_freezes_the_guest_and_resume_lets_it_continue()
     {
         var vm = await GuestVm.CreateAsync(_agent, "sleeper");

@@ -40,9 +40,16 @@ public sealed class VmManager : IAsyncDisposable
             var runtime = new VmRuntime(VmState.Stopped);
             _runtimes[record.Name] = runtime;
             var instance = await QemuInstance.AttachAsync(PathsOf(record.Name), e => OnQmpEvent(record.Name, runtime, e), _time, ct).ConfigureAwait(false);
+            var status = instance is null ? null : await StatusOrNullAsync(instance, ct).ConfigureAwait(false);
+            if (instance is not null && status is null)
+            {
+                // QEMU ended between being found and answering; treat it as not found.
+                await instance.DisposeAsync().ConfigureAwait(false);
+                instance = null;
+            }
+
             if (instance is not null)
             {
-                var status = await instance.QueryStatusAsync(ct).ConfigureAwait(false);
                 lock (runtime.StateLock)
                 {
                     runtime.Instance = instance;
@@ -59,6 +66,18 @@ public sealed class VmManager : IAsyncDisposable
                 runtime.LastExit = "QEMU was not running when the agent started";
                 _events.Append("vm.crashed", record.Name, "QEMU was not running when the agent started");
             }
+        }
+    }
+
+    private static async Task<string?> StatusOrNullAsync(QemuInstance instance, CancellationToken ct)
+    {
+        try
+        {
+            return await instance.QueryStatusAsync(ct).ConfigureAwait(false);
+        }
+        catch (QmpException)
+        {
+            return null;
         }
     }
 
