@@ -1,0 +1,241 @@
+using Microsoft.Win32.SafeHandles;
+
+namespace Ferry.Storage;
+
+/// <summary>
+/// A block device over one (sparse) regular file. Reads and writes are positional (pread/pwrite), so
+/// concurrent calls need no locking; they complete synchronously, the NBD server supplies the
+/// concurrency. FLUSH and FUA are fdatasync; TRIM punches holes; allocation comes from SEEK_DATA/SEEK_HOLE.
+/// </summary>
+public sealed class FileBlockDevice : IBlockDevice, IDisposable
+{
+    // Shared source for zeroes when the file system cannot zero a range itself; never written to.
+    private static readonly byte[] ZeroBuffer = new byte[1 << 20];
+
+    private readonly SafeFileHandle _handle;
+
+    private FileBlockDevice(SafeFileHandle handle, bool readOnly)
+    {
+        _handle = handle;
+        IsReadOnly = readOnly;
+        Size = RandomAccess.GetLength(handle);
+    }
+
+    /// <summary>The size when opened; the file is not expected to change size underneath.</summary>
+    public long Size { get; }
+
+    public bool IsReadOnly { get; }
+
+    /// <summary>One file: an fdatasync through any connection covers every connection's writes.</summary>
+    public bool FlushIsGlobal => true;
+
+    /// <summary>Opens an existing file; throws <see cref="IOException"/> (or a subclass) when it cannot.</summary>
+    public static FileBlockDevice Open(string path, bool readOnly)
+    {
+        var handle = File.OpenHandle(path, FileMode.Open, readOnly ? FileAccess.Read : FileAccess.ReadWrite, FileShare.ReadWrite);
+        try
+        {
+            return new FileBlockDevice(handle, readOnly);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    public ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken ct)
+    {
+        var span = destination.Span;
+        try
+        {
+            while (!span.IsEmpty)
+            {
+                var read = RandomAccess.Read(_handle, span, offset);
+                if (read == 0)
+                {
+                    // Past the end of the file (it shrank underneath us): the rest reads as zeroes.
+                    span.Clear();
+                    break;
+                }
+
+                span = span[read..];
+                offset += read;
+            }
+        }
+        catch (IOException e)
+        {
+            return ValueTask.FromException(Translate(e, "read"));
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> source, bool fua, CancellationToken ct)
+    {
+        try
+        {
+            ThrowIfReadOnly();
+            RandomAccess.Write(_handle, source.Span, offset);
+            if (fua)
+            {
+                Sync();
+            }
+        }
+        catch (IOException e)
+        {
+            return ValueTask.FromException(Translate(e, "write"));
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask FlushAsync(CancellationToken ct)
+    {
+        try
+        {
+            Sync();
+        }
+        catch (IOException e)
+        {
+            return ValueTask.FromException(Translate(e, "flush"));
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask TrimAsync(long offset, long length, bool fua, CancellationToken ct) =>
+        WriteZeroesAsync(offset, length, fua ? WriteZeroesFlags.Fua : WriteZeroesFlags.None, ct);
+
+    public ValueTask WriteZeroesAsync(long offset, long length, WriteZeroesFlags flags, CancellationToken ct)
+    {
+        try
+        {
+            ThrowIfReadOnly();
+            ZeroRange(offset, length, flags);
+            if ((flags & WriteZeroesFlags.Fua) != 0)
+            {
+                Sync();
+            }
+        }
+        catch (IOException e)
+        {
+            return ValueTask.FromException(Translate(e, "write zeroes"));
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask<int> MapAsync(long offset, long length, Memory<AllocationExtent> extents, CancellationToken ct)
+    {
+        try
+        {
+            return ValueTask.FromResult(Map(offset, length, extents.Span));
+        }
+        catch (IOException e)
+        {
+            return ValueTask.FromException<int>(Translate(e, "map"));
+        }
+    }
+
+    public void Dispose() => _handle.Dispose();
+
+    private void ZeroRange(long offset, long length, WriteZeroesFlags flags)
+    {
+        // A punched hole reads as zeroes and frees the space; ZERO_RANGE keeps the blocks allocated.
+        if ((flags & WriteZeroesFlags.NoHole) == 0
+            && TryFallocate(LinuxFile.FallocPunchHole | LinuxFile.FallocKeepSize, offset, length))
+        {
+            return;
+        }
+
+        if (TryFallocate(LinuxFile.FallocZeroRange | LinuxFile.FallocKeepSize, offset, length))
+        {
+            return;
+        }
+
+        if ((flags & WriteZeroesFlags.FastZero) != 0)
+        {
+            throw new BlockDeviceException(BlockError.NotSupported, "the file system cannot zero a range faster than writing zeroes");
+        }
+
+        while (length > 0)
+        {
+            var chunk = (int)Math.Min(length, ZeroBuffer.Length);
+            RandomAccess.Write(_handle, ZeroBuffer.AsSpan(0, chunk), offset);
+            offset += chunk;
+            length -= chunk;
+        }
+    }
+
+    /// <summary>True when fallocate did it, false when the file system does not support the mode.</summary>
+    private bool TryFallocate(int mode, long offset, long length)
+    {
+        var errno = LinuxFile.Fallocate(_handle, mode, offset, length);
+        return errno switch
+        {
+            0 => true,
+            LinuxFile.EOpNotSupp => false,
+            _ => throw Failure(errno, "fallocate"),
+        };
+    }
+
+    private int Map(long offset, long length, Span<AllocationExtent> extents)
+    {
+        var end = Math.Min(offset + length, Size);
+        var count = 0;
+        while (offset < end && count < extents.Length)
+        {
+            var data = LinuxFile.Lseek(_handle, offset, LinuxFile.SeekData);
+            if (data == -LinuxFile.ENxio)
+            {
+                data = end; // no data from here to the end of the file
+            }
+            else if (data < 0)
+            {
+                // The file system cannot tell (EINVAL): report data, which is always safe.
+                extents[count++] = new AllocationExtent(end - offset, AllocationFlags.Data);
+                break;
+            }
+
+            if (data > offset)
+            {
+                var holeEnd = Math.Min(data, end);
+                extents[count++] = new AllocationExtent(holeEnd - offset, AllocationFlags.Hole | AllocationFlags.Zero);
+                offset = holeEnd;
+                continue;
+            }
+
+            var hole = LinuxFile.Lseek(_handle, offset, LinuxFile.SeekHole);
+            var dataEnd = hole < 0 ? end : Math.Min(hole, end);
+            extents[count++] = new AllocationExtent(dataEnd - offset, AllocationFlags.Data);
+            offset = dataEnd;
+        }
+
+        return count;
+    }
+
+    private void Sync()
+    {
+        var errno = LinuxFile.Fdatasync(_handle);
+        if (errno != 0)
+        {
+            throw Failure(errno, "fdatasync");
+        }
+    }
+
+    private void ThrowIfReadOnly()
+    {
+        if (IsReadOnly)
+        {
+            throw new BlockDeviceException(BlockError.ReadOnly, "the device is read-only");
+        }
+    }
+
+    private static BlockDeviceException Failure(int errno, string operation) =>
+        new(LinuxFile.ToBlockError(errno), $"{operation} failed: errno {errno}");
+
+    // .NET reports the errno of a failed pread/pwrite as the IOException's HResult on Linux.
+    private static BlockDeviceException Translate(IOException e, string operation) =>
+        e as BlockDeviceException ?? new BlockDeviceException(LinuxFile.ToBlockError(e.HResult), $"{operation} failed: {e.Message}");
+}
