@@ -1,6 +1,7 @@
 using Ferry.Agent.Api;
 using Ferry.Agent.Events;
 using Ferry.Agent.Vms;
+using Ferry.Storage.Volumes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http.Json;
@@ -34,6 +35,7 @@ public static class AgentHost
         builder.Services.AddSingleton(sp => new EventLog(Path.Combine(options.DataDirectory, "events.jsonl"), sp.GetRequiredService<TimeProvider>()));
         builder.Services.AddSingleton(_ => FileVmRegistry.Load(options.VmsDirectory));
         builder.Services.AddSingleton<IVmRegistry>(sp => sp.GetRequiredService<FileVmRegistry>());
+        builder.Services.AddSingleton(sp => VolumeStore.Open(options.VolumesDirectory, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("Ferry.Storage")));
         builder.Services.AddSingleton<VmManager>();
 
         await using var app = builder.Build();
@@ -41,6 +43,7 @@ public static class AgentHost
         app.UseStatusCodePages();
         app.MapOpenApi();
         VmEndpoints.Map(app);
+        VolumeEndpoints.Map(app);
 
         var manager = app.Services.GetRequiredService<VmManager>();
         await manager.InitializeAsync(ct).ConfigureAwait(false);

@@ -19,4 +19,12 @@ public sealed record AgentOptions
     public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     public string VmsDirectory => Path.Combine(DataDirectory, "vms");
+
+    public string VolumesDirectory => Path.Combine(DataDirectory, "volumes");
+
+    /// <summary>The NBD socket local QEMU processes attach volumes through (export name = volume name).</summary>
+    public string NbdSocket => Path.Combine(DataDirectory, "nbd.sock");
+
+    /// <summary>An optional TCP address for NBD clients on other hosts or tools (host:port); none by default.</summary>
+    public string? NbdListen { get; init; }
 }

@@ -3,9 +3,11 @@ using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
+using Ferry.Agent.Api;
 using Ferry.Agent.Events;
 using Ferry.Agent.Vms;
 using Ferry.Hypervisor;
+using Ferry.Storage.Volumes;
 
 namespace Ferry.Cli;
 
@@ -32,6 +34,20 @@ public sealed class AgentClient : IDisposable
 
     public async Task<FerryError?> DeleteVmAsync(string name, CancellationToken ct) =>
         (await SendAsync<JsonElement?>(HttpMethod.Delete, $"api/v1/vms/{Uri.EscapeDataString(name)}", null, ct).ConfigureAwait(false)).Error;
+
+    public Task<Result<VolumeInfo[]>> ListVolumesAsync(CancellationToken ct) => SendAsync<VolumeInfo[]>(HttpMethod.Get, "api/v1/volumes", null, ct);
+
+    public Task<Result<VolumeInfo>> GetVolumeAsync(string name, CancellationToken ct) =>
+        SendAsync<VolumeInfo>(HttpMethod.Get, $"api/v1/volumes/{Uri.EscapeDataString(name)}", null, ct);
+
+    public Task<Result<VolumeInfo>> CreateVolumeAsync(CreateVolumeRequest request, CancellationToken ct) =>
+        SendAsync<VolumeInfo>(HttpMethod.Post, "api/v1/volumes", request, ct);
+
+    public Task<Result<VolumeInfo>> ResizeVolumeAsync(string name, ResizeVolumeRequest request, CancellationToken ct) =>
+        SendAsync<VolumeInfo>(HttpMethod.Post, $"api/v1/volumes/{Uri.EscapeDataString(name)}/resize", request, ct);
+
+    public async Task<FerryError?> DeleteVolumeAsync(string name, CancellationToken ct) =>
+        (await SendAsync<JsonElement?>(HttpMethod.Delete, $"api/v1/volumes/{Uri.EscapeDataString(name)}", null, ct).ConfigureAwait(false)).Error;
 
     public Task<Result<FerryEvent[]>> EventsAsync(string? vm, CancellationToken ct) =>
         SendAsync<FerryEvent[]>(HttpMethod.Get, "api/v1/events" + (vm is null ? string.Empty : $"?vm={Uri.EscapeDataString(vm)}"), null, ct);

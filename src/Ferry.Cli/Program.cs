@@ -10,6 +10,7 @@ var root = new RootCommand("Ferry: highly available VMs on mirrored disks")
 };
 root.Subcommands.Add(AgentCommand.Build());
 root.Subcommands.Add(VmCommands.Build());
+root.Subcommands.Add(VolumeCommands.Build());
 
 var parse = root.Parse(args);
 if (parse.Errors.Count > 0)

@@ -7,7 +7,9 @@ namespace Ferry.Cli;
 /// <summary>Parses the compact forms of disks and port forwards given on the command line.</summary>
 public static class SpecParser
 {
-    /// <summary>PATH[,format=raw|qcow2][,readonly]</summary>
+    public const string VolumePrefix = "volume:";
+
+    /// <summary>PATH[,format=raw|qcow2][,readonly] or volume:NAME[,readonly]</summary>
     public static Result<DiskSpec> ParseDisk(string text)
     {
         var parts = text.Split(',');
@@ -16,7 +18,9 @@ public static class SpecParser
             return FerryError.InvalidArgument($"invalid --disk '{text}': give a file path, e.g. --disk /srv/vm1.raw");
         }
 
-        var disk = new DiskSpec(parts[0]);
+        var disk = parts[0].StartsWith(VolumePrefix, StringComparison.Ordinal)
+            ? DiskSpec.ForVolume(parts[0][VolumePrefix.Length..])
+            : new DiskSpec(parts[0]);
         foreach (var part in parts.AsSpan(1))
         {
             if (part == "readonly")

@@ -6,7 +6,8 @@ namespace Ferry.Hypervisor;
 /// <summary>Builds QEMU's arguments from a VM spec. Pure, so every option can be checked in unit tests.</summary>
 public static class QemuCommandLine
 {
-    public static IReadOnlyList<string> Build(VmSpec spec, VmRunPaths paths, Accelerator accelerator)
+    /// <param name="volumeSocket">The local agent's NBD socket, for disks that are Ferry volumes.</param>
+    public static IReadOnlyList<string> Build(VmSpec spec, VmRunPaths paths, Accelerator accelerator, string? volumeSocket = null)
     {
         var args = new List<string>
         {
@@ -45,7 +46,7 @@ public static class QemuCommandLine
 
         for (var i = 0; i < spec.Disks.Count; i++)
         {
-            AddDisk(args, i, spec.Disks[i], bootIndex: spec.Kernel is null && i == 0);
+            AddDisk(args, i, spec.Disks[i], volumeSocket, bootIndex: spec.Kernel is null && i == 0);
         }
 
         for (var i = 0; i < spec.Nics.Count; i++)
@@ -59,13 +60,18 @@ public static class QemuCommandLine
     /// <summary>The CPU model a VM gets; the KVM probe boots with the same one, since that is what must work.</summary>
     public static string CpuModel(Accelerator accelerator) => accelerator == Accelerator.Kvm ? "host" : "max";
 
-    private static void AddDisk(List<string> args, int index, DiskSpec disk, bool bootIndex)
+    /// <summary>How long QEMU keeps retrying a lost NBD connection before failing guest I/O; covers an agent restart.</summary>
+    public const int NbdReconnectDelaySeconds = 30;
+
+    private static void AddDisk(List<string> args, int index, DiskSpec disk, string? volumeSocket, bool bootIndex)
     {
         var file = $"disk{index}-file";
         var node = $"disk{index}";
         var readOnly = disk.ReadOnly ? "on" : "off";
         args.Add("-blockdev");
-        args.Add($"driver=file,node-name={file},filename={Escape(disk.Path)},read-only={readOnly},cache.direct=off,cache.no-flush=off");
+        args.Add(disk.Volume is { } volume
+            ? $"driver=nbd,node-name={file},server.type=unix,server.path={Escape(volumeSocket ?? throw new ArgumentException("a volume disk needs the agent's NBD socket", nameof(volumeSocket)))},export={volume},reconnect-delay={NbdReconnectDelaySeconds},read-only={readOnly}"
+            : $"driver=file,node-name={file},filename={Escape(disk.Path!)},read-only={readOnly},cache.direct=off,cache.no-flush=off");
         args.Add("-blockdev");
         args.Add($"driver={disk.Format},node-name={node},file={file},read-only={readOnly}");
         args.Add("-device");

@@ -36,6 +36,7 @@ public sealed class QemuInstance : IAsyncDisposable
         VmSpec spec,
         VmRunPaths paths,
         Accelerator accelerator,
+        string? volumeSocket,
         Action<QmpEvent> onEvent,
         TimeProvider time,
         CancellationToken ct)
@@ -56,7 +57,7 @@ public sealed class QemuInstance : IAsyncDisposable
             File.Delete(stale);
         }
 
-        var args = QemuCommandLine.Build(spec, paths, accelerator);
+        var args = QemuCommandLine.Build(spec, paths, accelerator, volumeSocket);
         var result = await ProcessRunner.RunAsync(binary, args, LaunchTimeout, time, ct).ConfigureAwait(false);
         if (result.TimedOut || result.ExitCode != 0)
         {

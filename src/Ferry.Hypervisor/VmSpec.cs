@@ -17,8 +17,14 @@ public sealed record VmSpec
     public KernelBoot? Kernel { get; init; }
 }
 
-/// <summary>A disk backed by a local file (raw or qcow2). Volumes come later as another source.</summary>
-public sealed record DiskSpec(string Path, string Format = "raw", bool ReadOnly = false);
+/// <summary>
+/// A disk: a local image file (raw or qcow2) at <paramref name="Path"/>, or a Ferry volume named by
+/// <paramref name="Volume"/>, attached over NBD from the local agent. Exactly one of the two is set.
+/// </summary>
+public sealed record DiskSpec(string? Path, string Format = "raw", bool ReadOnly = false, string? Volume = null)
+{
+    public static DiskSpec ForVolume(string volume, bool readOnly = false) => new(null, "raw", readOnly, volume);
+}
 
 public enum NicMode
 {

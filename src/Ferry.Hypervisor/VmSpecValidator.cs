@@ -11,17 +11,11 @@ public static partial class VmSpecValidator
     public const int MaxVCpus = 256;
     public const long MinMemoryMiB = 16;
 
-    [GeneratedRegex("^[a-z0-9][a-z0-9-]{0,62}$")]
-    private static partial Regex NameRegex();
-
-    public static bool IsValidName(string name) => NameRegex().IsMatch(name);
-
-    public static FerryError? Validate(VmSpec spec, Func<string, bool> fileExists, long hostMemoryMiB)
+    public static FerryError? Validate(VmSpec spec, Func<string, bool> fileExists, Func<string, bool> volumeExists, long hostMemoryMiB)
     {
-        if (!IsValidName(spec.Name))
+        if (!ResourceName.IsValid(spec.Name))
         {
-            return FerryError.InvalidArgument(
-                $"invalid VM name '{spec.Name}': use 1-63 lower-case letters, digits and '-', starting with a letter or digit");
+            return FerryError.InvalidArgument($"invalid VM name '{spec.Name}': {ResourceName.Rule}");
         }
 
         if (spec.VCpus < 1 || spec.VCpus > MaxVCpus)
@@ -43,6 +37,26 @@ public static partial class VmSpecValidator
         for (var i = 0; i < spec.Disks.Count; i++)
         {
             var disk = spec.Disks[i];
+            if (disk.Volume is { } volume)
+            {
+                if (disk.Path is not null)
+                {
+                    return FerryError.InvalidArgument($"disk {i} of VM '{spec.Name}': give a file or a volume, not both");
+                }
+
+                if (!volumeExists(volume))
+                {
+                    return FerryError.InvalidArgument($"disk {i} of VM '{spec.Name}': no volume named '{volume}' (see: ferry volume list)");
+                }
+
+                if (disk.Format != "raw")
+                {
+                    return FerryError.InvalidArgument($"disk {i} of VM '{spec.Name}': a volume is a raw disk (format '{disk.Format}' cannot apply)");
+                }
+
+                continue;
+            }
+
             if (string.IsNullOrWhiteSpace(disk.Path) || !fileExists(disk.Path))
             {
                 return FerryError.InvalidArgument($"disk {i} of VM '{spec.Name}': file '{disk.Path}' does not exist");

@@ -35,25 +35,10 @@ internal static class VmEndpoints
         api.MapGet("/events", EventsAsync).WithTags("Events").Produces<FerryEvent[]>();
     }
 
-    private static async Task<IResult> CreateAsync(HttpRequest request, VmManager manager, CancellationToken ct)
-    {
-        VmSpec? spec;
-        try
-        {
-            spec = await JsonSerializer.DeserializeAsync<VmSpec>(request.Body, FerryJson.Options, ct);
-        }
-        catch (JsonException e)
-        {
-            return ApiResults.Problem(FerryError.InvalidArgument($"invalid VM spec: {e.Message}"));
-        }
-
-        if (spec is null)
-        {
-            return ApiResults.Problem(FerryError.InvalidArgument("invalid VM spec: the body is empty"));
-        }
-
-        return ApiResults.From(await manager.CreateAsync(spec, ct), StatusCodes.Status201Created);
-    }
+    private static async Task<IResult> CreateAsync(HttpRequest request, VmManager manager, CancellationToken ct) =>
+        (await JsonBody.ReadAsync<VmSpec>(request, "VM spec", ct)).TryGetValue(out var spec, out var error)
+            ? ApiResults.From(await manager.CreateAsync(spec, ct), StatusCodes.Status201Created)
+            : ApiResults.Problem(error);
 
     /// <summary>The serial console's log; with follow, new output as it comes until the client leaves.</summary>
     private static async Task ConsoleAsync(HttpContext context, string name, bool? follow, long? tail, VmManager manager, CancellationToken ct)

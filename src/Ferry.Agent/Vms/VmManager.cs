@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Ferry.Agent.Events;
 using Ferry.Hypervisor;
+using Ferry.Storage.Volumes;
 using Microsoft.Extensions.Logging;
 
 namespace Ferry.Agent.Vms;
@@ -14,6 +15,7 @@ public sealed class VmManager : IAsyncDisposable
     private static readonly TimeSpan QuitTimeout = TimeSpan.FromSeconds(10);
 
     private readonly IVmRegistry _registry;
+    private readonly VolumeStore _volumes;
     private readonly EventLog _events;
     private readonly AgentOptions _options;
     private readonly TimeProvider _time;
@@ -23,9 +25,10 @@ public sealed class VmManager : IAsyncDisposable
     private readonly CancellationTokenSource _shutdown = new();
     private Accelerator? _accelerator;
 
-    public VmManager(IVmRegistry registry, EventLog events, AgentOptions options, TimeProvider time, ILogger<VmManager> logger)
+    public VmManager(IVmRegistry registry, VolumeStore volumes, EventLog events, AgentOptions options, TimeProvider time, ILogger<VmManager> logger)
     {
         _registry = registry;
+        _volumes = volumes;
         _events = events;
         _options = options;
         _time = time;
@@ -81,6 +84,10 @@ public sealed class VmManager : IAsyncDisposable
         }
     }
 
+    /// <summary>The VMs whose disks include this volume.</summary>
+    public IReadOnlyList<string> UsersOf(string volume) =>
+        [.. _registry.List().Where(r => r.Spec.Disks.Any(d => d.Volume == volume)).Select(r => r.Name)];
+
     public IReadOnlyList<VmView> List() => [.. _registry.List().Select(View)];
 
     public Result<VmView> Get(string name) =>
@@ -91,7 +98,7 @@ public sealed class VmManager : IAsyncDisposable
 
     public async Task<Result<VmView>> CreateAsync(VmSpec spec, CancellationToken ct)
     {
-        if (VmSpecValidator.Validate(spec, File.Exists, HostProcess.TotalMemoryMiB()) is { } invalid)
+        if (VmSpecValidator.Validate(spec, File.Exists, v => _volumes.TryGet(v, out _), HostProcess.TotalMemoryMiB()) is { } invalid)
         {
             return invalid;
         }
@@ -218,7 +225,7 @@ public sealed class VmManager : IAsyncDisposable
         var accelerator = await AcceleratorAsync(ct).ConfigureAwait(false);
         _events.Append("vm.starting", name, $"starting with {accelerator.ToString().ToUpperInvariant()}");
         var launched = await QemuInstance.LaunchAsync(
-            _options.QemuBinary, record.Spec, PathsOf(name), accelerator, e => OnQmpEvent(name, runtime, e), _time, ct).ConfigureAwait(false);
+            _options.QemuBinary, record.Spec, PathsOf(name), accelerator, _options.NbdSocket, e => OnQmpEvent(name, runtime, e), _time, ct).ConfigureAwait(false);
         if (!launched.TryGetValue(out var instance, out var error))
         {
             lock (runtime.StateLock)

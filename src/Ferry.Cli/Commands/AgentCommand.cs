@@ -13,14 +13,20 @@ internal static class AgentCommand
         var listen = new Option<string>("--listen") { Description = "API address", DefaultValueFactory = _ => AgentOptions.DefaultListen };
         var qemu = new Option<string>("--qemu") { Description = "QEMU binary", DefaultValueFactory = _ => "qemu-system-x86_64" };
         var accel = new Option<AcceleratorChoice>("--accel") { Description = "auto (KVM if a probe VM boots), kvm or tcg", DefaultValueFactory = _ => AcceleratorChoice.Auto };
+        var nbdListen = new Option<string?>("--nbd-listen") { Description = "Also serve volumes over NBD on this TCP address (e.g. 127.0.0.1:10809)" };
         var stopTimeout = new Option<int>("--stop-timeout") { Description = "Seconds a graceful stop waits for the guest", DefaultValueFactory = _ => 30 };
 
-        var command = new Command("agent", "Run the Ferry agent on this host") { data, listen, qemu, accel, stopTimeout };
+        var command = new Command("agent", "Run the Ferry agent on this host") { data, listen, qemu, accel, nbdListen, stopTimeout };
         command.SetAction(async (parse, ct) =>
         {
             if (parse.GetValue(stopTimeout) is var seconds and (< 1 or > 3600))
             {
                 return CliContext.Fail(FerryError.InvalidArgument($"invalid --stop-timeout {seconds}: give 1 to 3600 seconds"));
+            }
+
+            if (parse.GetValue(nbdListen) is { } address && !System.Net.IPEndPoint.TryParse(address, out _))
+            {
+                return CliContext.Fail(FerryError.InvalidArgument($"invalid --nbd-listen '{address}': give ADDRESS:PORT, e.g. 127.0.0.1:10809"));
             }
 
             var options = new AgentOptions
@@ -30,6 +36,7 @@ internal static class AgentCommand
                 QemuBinary = parse.GetValue(qemu)!,
                 Accelerator = parse.GetValue(accel),
                 StopTimeout = TimeSpan.FromSeconds(parse.GetValue(stopTimeout)),
+                NbdListen = parse.GetValue(nbdListen),
             };
             await AgentHost.RunAsync(options, ct).ConfigureAwait(false);
             return ExitCodes.Ok;

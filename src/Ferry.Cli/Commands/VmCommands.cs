@@ -33,7 +33,7 @@ internal static class VmCommands
         var name = NameArgument();
         var cpus = new Option<int>("--cpus") { Description = "Number of vCPUs", DefaultValueFactory = _ => 1 };
         var memory = new Option<string>("--memory") { Description = "Memory, e.g. 256M or 2G (a plain number means MiB)", DefaultValueFactory = _ => "256M" };
-        var disks = new Option<string[]>("--disk") { Description = "A disk image file: PATH[,format=raw|qcow2][,readonly] (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var disks = new Option<string[]>("--disk") { Description = "A disk: an image file PATH[,format=raw|qcow2][,readonly], or a Ferry volume volume:NAME[,readonly] (repeatable)" };
         var kernel = new Option<string>("--kernel") { Description = "Boot this kernel directly" };
         var initrd = new Option<string>("--initrd") { Description = "Initial ramdisk for --kernel" };
         var append = new Option<string>("--append") { Description = "Kernel command line for --kernel" };
@@ -88,7 +88,7 @@ internal static class VmCommands
                 return diskError;
             }
 
-            diskSpecs.Add(disk with { Path = Path.GetFullPath(disk.Path) });
+            diskSpecs.Add(disk.Path is null ? disk : disk with { Path = Path.GetFullPath(disk.Path) });
         }
 
         var portForwards = new List<PortForward>();
@@ -221,7 +221,8 @@ internal static class VmCommands
         for (var i = 0; i < vm.Spec.Disks.Count; i++)
         {
             var disk = vm.Spec.Disks[i];
-            grid.AddRow($"disk {i}", Markup.Escape($"{disk.Path} ({disk.Format}{(disk.ReadOnly ? ", read-only" : string.Empty)})"));
+            var source = disk.Volume is { } volume ? $"volume {volume}" : $"{disk.Path} ({disk.Format})";
+            grid.AddRow($"disk {i}", Markup.Escape(source + (disk.ReadOnly ? ", read-only" : string.Empty)));
         }
 
         foreach (var nic in vm.Spec.Nics)

@@ -27,15 +27,27 @@ public class ParserTests
     public void Bad_sizes_are_invalid_arguments(string text) =>
         Assert.Equal(ErrorCode.InvalidArgument, SizeParser.ParseMiB(text).Error?.Code);
 
+    [Theory]
+    [InlineData("4096", 4096)]
+    [InlineData("4K", 4096)]
+    [InlineData("64M", 64L << 20)]
+    [InlineData("10GiB", 10L << 30)]
+    [InlineData("2T", 2L << 40)]
+    public void Byte_sizes_parse_with_binary_units(string text, long expected) => Assert.Equal(expected, SizeParser.ParseBytes(text).Value);
+
+    [Fact]
+    public void Memory_must_be_whole_MiB() => Assert.NotNull(SizeParser.ParseMiB("1536K").Error);
+
     [Fact]
     public void Size_parsing_never_throws() =>
-        Gen.String.Sample(text => { _ = SizeParser.ParseMiB(text); });
+        Gen.String.Sample(text => { _ = SizeParser.ParseMiB(text); _ = SizeParser.ParseBytes(text); });
 
     [Fact]
     public void Disks_parse_with_their_settings()
     {
         Assert.Equal(new DiskSpec("/a.raw"), SpecParser.ParseDisk("/a.raw").Value);
         Assert.Equal(new DiskSpec("/a.qcow2", "qcow2", true), SpecParser.ParseDisk("/a.qcow2,format=qcow2,readonly").Value);
+        Assert.Equal(DiskSpec.ForVolume("vol1", readOnly: true), SpecParser.ParseDisk("volume:vol1,readonly").Value);
         Assert.NotNull(SpecParser.ParseDisk("/a.raw,cache=none").Error);
         Assert.NotNull(SpecParser.ParseDisk(",format=raw").Error);
     }

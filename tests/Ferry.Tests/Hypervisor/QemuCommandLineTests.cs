@@ -65,6 +65,16 @@ public class QemuCommandLineTests
     }
 
     [Fact]
+    public void Volume_disks_attach_over_the_agents_nbd_socket_and_reconnect()
+    {
+        var args = QemuCommandLine.Build(Spec with { Disks = [DiskSpec.ForVolume("vol1")] }, Paths, Accelerator.Tcg, "/var/lib/ferry/nbd.sock");
+        Assert.Equal(
+            $"driver=nbd,node-name=disk0-file,server.type=unix,server.path=/var/lib/ferry/nbd.sock,export=vol1,reconnect-delay={QemuCommandLine.NbdReconnectDelaySeconds},read-only=off",
+            ValueAfter(args, "-blockdev", 0));
+        Assert.Equal("driver=raw,node-name=disk0,file=disk0-file,read-only=off", ValueAfter(args, "-blockdev", 1));
+    }
+
+    [Fact]
     public void Kernel_boot_replaces_the_disk_boot_index()
     {
         var args = QemuCommandLine.Build(Spec with { Kernel = new KernelBoot("/k", "/i", "console=ttyS0 quiet") }, Paths, Accelerator.Tcg);

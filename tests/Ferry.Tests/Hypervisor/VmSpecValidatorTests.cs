@@ -15,7 +15,7 @@ public class VmSpecValidatorTests
         Nics = [new NicSpec { Forwards = [new PortForward(8080, 80)] }],
     };
 
-    private static FerryError? Validate(VmSpec spec) => VmSpecValidator.Validate(spec, Files.Contains, HostMemoryMiB);
+    private static FerryError? Validate(VmSpec spec) => VmSpecValidator.Validate(spec, Files.Contains, v => v == "vol1", HostMemoryMiB);
 
     [Fact]
     public void A_valid_spec_passes() => Assert.Null(Validate(Valid));
@@ -64,6 +64,15 @@ public class VmSpecValidatorTests
         Assert.NotNull(Validate(Valid with { Kernel = new KernelBoot("/boot/none") }));
         Assert.NotNull(Validate(Valid with { Kernel = new KernelBoot("/boot/vmlinuz", "/boot/none") }));
         Assert.Null(Validate(Valid with { Kernel = new KernelBoot("/boot/vmlinuz", "/boot/initrd", "console=ttyS0") }));
+    }
+
+    [Fact]
+    public void A_volume_disk_must_exist_be_raw_and_not_also_name_a_file()
+    {
+        Assert.Null(Validate(Valid with { Disks = [DiskSpec.ForVolume("vol1")] }));
+        Assert.Contains("no volume named 'vol2'", Validate(Valid with { Disks = [DiskSpec.ForVolume("vol2")] })!.Message, StringComparison.Ordinal);
+        Assert.NotNull(Validate(Valid with { Disks = [new DiskSpec(null, "qcow2", Volume: "vol1")] }));
+        Assert.NotNull(Validate(Valid with { Disks = [new DiskSpec("/images/disk.raw", Volume: "vol1")] }));
     }
 
     [Fact]

@@ -1,0 +1,23 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+
+namespace Ferry.Agent.Api;
+
+/// <summary>Reads a request body so that malformed JSON becomes a one-line 400, not an empty one.</summary>
+internal static class JsonBody
+{
+    public static async Task<Result<T>> ReadAsync<T>(HttpRequest request, string what, CancellationToken ct)
+        where T : class
+    {
+        try
+        {
+            return await JsonSerializer.DeserializeAsync<T>(request.Body, FerryJson.Options, ct) is { } value
+                ? value
+                : FerryError.InvalidArgument($"invalid {what}: the body is empty");
+        }
+        catch (JsonException e)
+        {
+            return FerryError.InvalidArgument($"invalid {what}: {e.Message}");
+        }
+    }
+}

@@ -1,0 +1,70 @@
+using Microsoft.Win32.SafeHandles;
+
+namespace Ferry.Storage.Volumes;
+
+/// <summary>A volume copy's metadata file: the two superblock slots, updated durably and never in place.</summary>
+public sealed class MetadataFile : IDisposable
+{
+    private readonly SafeFileHandle _handle;
+    private readonly byte[] _slot = new byte[Superblock.SlotSize];
+    private readonly Lock _lock = new();
+
+    private MetadataFile(SafeFileHandle handle, Superblock current)
+    {
+        _handle = handle;
+        Current = current;
+    }
+
+    public Superblock Current { get; private set; }
+
+    public static MetadataFile Create(string path, Superblock initial)
+    {
+        var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+        try
+        {
+            RandomAccess.SetLength(handle, Superblock.SlotSize * Superblock.Slots);
+            var file = new MetadataFile(handle, initial with { Sequence = 0 });
+            file.Write(initial with { Sequence = 1 });
+            return file;
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Opens an existing metadata file; an error when no slot holds a valid superblock.</summary>
+    public static Result<MetadataFile> Open(string path)
+    {
+        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+        var head = new byte[Superblock.SlotSize * Superblock.Slots];
+        var read = RandomAccess.Read(handle, head, 0);
+        if (Superblock.Newest(head.AsSpan(0, read)) is not { } newest)
+        {
+            handle.Dispose();
+            return FerryError.Environment($"metadata file '{path}' has no valid superblock (damaged or not a Ferry volume)");
+        }
+
+        return new MetadataFile(handle, newest);
+    }
+
+    /// <summary>Writes the next version to the other slot and syncs it, so a crash keeps the old or the new one.</summary>
+    public void Update(Func<Superblock, Superblock> change)
+    {
+        lock (_lock)
+        {
+            Write(change(Current) with { Sequence = Current.Sequence + 1 });
+        }
+    }
+
+    private void Write(Superblock next)
+    {
+        next.Encode(_slot);
+        RandomAccess.Write(_handle, _slot, (long)Superblock.SlotFor(next.Sequence) * Superblock.SlotSize);
+        RandomAccess.FlushToDisk(_handle);
+        Current = next;
+    }
+
+    public void Dispose() => _handle.Dispose();
+}

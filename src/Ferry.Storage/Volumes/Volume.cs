@@ -1,0 +1,121 @@
+namespace Ferry.Storage.Volumes;
+
+/// <summary>
+/// One local copy of a volume: its data file and metadata. It is the block device its NBD export
+/// serves; the size comes from the superblock (the data file may briefly differ during a resize).
+/// </summary>
+public sealed class Volume : IBlockDevice, IDisposable
+{
+    private readonly FileBlockDevice _data;
+    private volatile bool _closed;
+
+    internal Volume(string directory, MetadataFile metadata, FileBlockDevice data)
+    {
+        Directory = directory;
+        Metadata = metadata;
+        _data = data;
+    }
+
+    public string Directory { get; }
+
+    public string Name => Metadata.Current.Name;
+
+    public MetadataFile Metadata { get; }
+
+    public string DataPath => Path.Combine(Directory, VolumeStore.DataFileName);
+
+    public long Size => Metadata.Current.Size;
+
+    public bool IsReadOnly => false;
+
+    public bool FlushIsGlobal => _data.FlushIsGlobal;
+
+    public ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken ct)
+    {
+        ThrowIfClosed();
+        return _data.ReadAsync(offset, destination, ct);
+    }
+
+    public ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> source, bool fua, CancellationToken ct)
+    {
+        ThrowIfClosed();
+        return _data.WriteAsync(offset, source, fua, ct);
+    }
+
+    public ValueTask FlushAsync(CancellationToken ct)
+    {
+        ThrowIfClosed();
+        return _data.FlushAsync(ct);
+    }
+
+    public ValueTask TrimAsync(long offset, long length, bool fua, CancellationToken ct)
+    {
+        ThrowIfClosed();
+        return _data.TrimAsync(offset, length, fua, ct);
+    }
+
+    public ValueTask WriteZeroesAsync(long offset, long length, WriteZeroesFlags flags, CancellationToken ct)
+    {
+        ThrowIfClosed();
+        return _data.WriteZeroesAsync(offset, length, flags, ct);
+    }
+
+    public ValueTask<int> MapAsync(long offset, long length, Memory<AllocationExtent> extents, CancellationToken ct)
+    {
+        ThrowIfClosed();
+        return _data.MapAsync(offset, length, extents, ct);
+    }
+
+    /// <summary>Bytes stored in the data file, summed over its allocated extents.</summary>
+    public async Task<long> AllocatedBytesAsync(CancellationToken ct)
+    {
+        var extents = new AllocationExtent[256];
+        long allocated = 0;
+        for (long offset = 0; offset < Size;)
+        {
+            var count = await _data.MapAsync(offset, Size - offset, extents, ct).ConfigureAwait(false);
+            for (var i = 0; i < count; i++)
+            {
+                if ((extents[i].Flags & AllocationFlags.Hole) == 0)
+                {
+                    allocated += extents[i].Length;
+                }
+
+                offset += extents[i].Length;
+            }
+
+            if (count == 0)
+            {
+                break;
+            }
+        }
+
+        return allocated;
+    }
+
+    /// <summary>Grows or shrinks the sparse data file (growing allocates nothing).</summary>
+    internal void SetDataLength(long length)
+    {
+        using var handle = File.OpenHandle(DataPath, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
+        RandomAccess.SetLength(handle, length);
+        RandomAccess.FlushToDisk(handle);
+    }
+
+    private void ThrowIfClosed()
+    {
+        if (_closed)
+        {
+            ThrowClosed();
+        }
+    }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private void ThrowClosed() => throw new BlockDeviceException(BlockError.Io, $"volume '{Name}' has been deleted or closed");
+
+    public void Dispose()
+    {
+        _closed = true;
+        _data.Dispose();
+        Metadata.Dispose();
+    }
+}
