@@ -31,4 +31,28 @@ internal static class NbdReplyWriter
         BinaryPrimitives.WriteUInt64BigEndian(span[8..], cookie);
         BinaryPrimitives.WriteUInt32BigEndian(span[16..], length);
     }
+
+    /// <summary>
+    /// An NBD_REPLY_TYPE_BLOCK_STATUS payload: context id, then a (length, flags) pair per extent, stopping at an
+    /// empty extent. Returns the bytes written, or 0 when there was no extent to describe.
+    /// </summary>
+    public static int WriteBlockStatus(Span<byte> span, uint contextId, ReadOnlySpan<AllocationExtent> extents)
+    {
+        BinaryPrimitives.WriteUInt32BigEndian(span, contextId);
+        var written = 4;
+        foreach (var extent in extents)
+        {
+            if (extent.Length <= 0)
+            {
+                break;
+            }
+
+            // AllocationFlags has base:allocation's bit values; a request length is 32 bits, so is every extent in range.
+            BinaryPrimitives.WriteUInt32BigEndian(span[written..], (uint)Math.Min(extent.Length, uint.MaxValue));
+            BinaryPrimitives.WriteUInt32BigEndian(span[(written + 4)..], (uint)extent.Flags & (NbdWire.StateHole | NbdWire.StateZero));
+            written += 8;
+        }
+
+        return written == 4 ? 0 : written;
+    }
 }
