@@ -1,6 +1,8 @@
 using Ferry.Agent.Api;
 using Ferry.Agent.Events;
 using Ferry.Agent.Vms;
+using Ferry.Agent.Volumes;
+using Ferry.Storage.Nbd;
 using Ferry.Storage.Volumes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -37,6 +39,9 @@ public static class AgentHost
         builder.Services.AddSingleton<IVmRegistry>(sp => sp.GetRequiredService<FileVmRegistry>());
         builder.Services.AddSingleton(sp => VolumeStore.Open(options.VolumesDirectory, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("Ferry.Storage")));
         builder.Services.AddSingleton<VmManager>();
+        builder.Services.AddSingleton<INbdExportProvider, VolumeExports>();
+        builder.Services.AddSingleton<NbdServer>();
+        builder.Services.AddHostedService<NbdService>();
 
         await using var app = builder.Build();
         app.UseExceptionHandler();

@@ -20,13 +20,15 @@ public sealed class GuestVm
 
     public int HttpPort { get; }
 
-    public static async Task<GuestVm> CreateAsync(AgentProcess agent, string name, bool start = true)
+    /// <param name="disk">The --disk argument; by default a new 16 MiB raw file.</param>
+    public static async Task<GuestVm> CreateAsync(AgentProcess agent, string name, bool start = true, string? disk = null)
     {
         var guest = await TestGuest.DirectoryAsync();
-        var disk = Path.Combine(agent.DataDirectory, $"{name}.raw");
-        Directory.CreateDirectory(agent.DataDirectory);
-        await using (var file = File.Create(disk))
+        if (disk is null)
         {
+            disk = Path.Combine(agent.DataDirectory, $"{name}.raw");
+            Directory.CreateDirectory(agent.DataDirectory);
+            await using var file = File.Create(disk);
             file.SetLength(16 * 1024 * 1024);
         }
 

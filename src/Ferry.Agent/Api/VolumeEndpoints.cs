@@ -1,3 +1,4 @@
+using Ferry.Agent.Events;
 using Ferry.Agent.Vms;
 using Ferry.Storage.Volumes;
 using Microsoft.AspNetCore.Builder;
@@ -19,18 +20,40 @@ internal static class VolumeEndpoints
         volumes.MapDelete("/{name}", DeleteAsync);
     }
 
-    private static async Task<IResult> CreateAsync(HttpRequest request, VolumeStore store, CancellationToken ct) =>
-        (await JsonBody.ReadAsync<CreateVolumeRequest>(request, "volume request", ct)).TryGetValue(out var body, out var error)
-            ? ApiResults.From(await store.CreateAsync(body.Name, body.Size, ct), StatusCodes.Status201Created)
-            : ApiResults.Problem(error);
+    private static async Task<IResult> CreateAsync(HttpRequest request, VolumeStore store, EventLog events, CancellationToken ct)
+    {
+        if (!(await JsonBody.ReadAsync<CreateVolumeRequest>(request, "volume request", ct)).TryGetValue(out var body, out var error))
+        {
+            return ApiResults.Problem(error);
+        }
 
-    private static async Task<IResult> ResizeAsync(string name, HttpRequest request, VolumeStore store, CancellationToken ct) =>
-        (await JsonBody.ReadAsync<ResizeVolumeRequest>(request, "resize request", ct)).TryGetValue(out var body, out var error)
-            ? ApiResults.From(await store.ResizeAsync(name, body.Size, body.Shrink, ct))
-            : ApiResults.Problem(error);
+        var created = await store.CreateAsync(body.Name, body.Size, ct);
+        if (created.IsOk)
+        {
+            events.Append("volume.created", null, $"volume '{body.Name}' created, {body.Size} bytes");
+        }
+
+        return ApiResults.From(created, StatusCodes.Status201Created);
+    }
+
+    private static async Task<IResult> ResizeAsync(string name, HttpRequest request, VolumeStore store, EventLog events, CancellationToken ct)
+    {
+        if (!(await JsonBody.ReadAsync<ResizeVolumeRequest>(request, "resize request", ct)).TryGetValue(out var body, out var error))
+        {
+            return ApiResults.Problem(error);
+        }
+
+        var resized = await store.ResizeAsync(name, body.Size, body.Shrink, ct);
+        if (resized.IsOk)
+        {
+            events.Append("volume.resized", null, $"volume '{name}' resized to {body.Size} bytes");
+        }
+
+        return ApiResults.From(resized);
+    }
 
     /// <summary>A volume a VM uses is not deleted under it.</summary>
-    private static async Task<IResult> DeleteAsync(string name, VolumeStore store, VmManager vms, CancellationToken ct)
+    private static async Task<IResult> DeleteAsync(string name, VolumeStore store, VmManager vms, EventLog events, CancellationToken ct)
     {
         if (vms.UsersOf(name) is [var first, ..] users)
         {
@@ -38,6 +61,12 @@ internal static class VolumeEndpoints
                 $"cannot delete volume '{name}': VM{(users.Count > 1 ? "s" : string.Empty)} {string.Join(", ", users.Select(u => $"'{u}'"))} use{(users.Count > 1 ? string.Empty : "s")} it (delete {(users.Count > 1 ? "them" : $"'{first}'")} first)"));
         }
 
-        return await store.DeleteAsync(name, ct) is { } error ? ApiResults.Problem(error) : Results.NoContent();
+        if (await store.DeleteAsync(name, ct) is { } error)
+        {
+            return ApiResults.Problem(error);
+        }
+
+        events.Append("volume.deleted", null, $"volume '{name}' deleted");
+        return Results.NoContent();
     }
 }
