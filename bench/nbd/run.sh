@@ -41,10 +41,12 @@ jobs=(
   "1M sequential write|write|1M|8"
 )
 
-fio_nbd() { fio --output-format=json --name=j --ioengine=nbd --uri="$1" --rw="$2" --bs="$3" --iodepth="$4" --size="$size" --time_based --runtime="$runtime" --group_reporting; }
-fio_file() { fio --output-format=json --name=j --ioengine=psync --filename="$1" --rw="$2" --bs="$3" --size="$size" --time_based --runtime="$runtime"; }
-# IOPS for 4k jobs, MiB/s for 1M jobs, mean completion latency in microseconds.
-metric() { jq -r --arg k "$1" '.jobs[0] | (if .read.io_bytes > 0 then .read else .write end) | if $k == "bw" then .bw / 1024 elif $k == "lat" then .clat_ns.mean / 1000 else .iops end'; }
+# fio's nbd engine prints a line of its own on stdout, so the JSON goes through a file.
+fio_json() { fio --output-format=json --output="$work/fio.json" --name=j "$@" >/dev/null && cat "$work/fio.json"; }
+fio_nbd() { fio_json --ioengine=nbd --uri="$1" --rw="$2" --bs="$3" --iodepth="$4" --size="$size" --time_based --runtime="$runtime"; }
+fio_file() { fio_json --ioengine=psync --filename="$1" --rw="$2" --bs="$3" --size="$size" --time_based --runtime="$runtime"; }
+# IOPS for 4k jobs, MiB/s for 1M jobs, mean total latency (submission to completion) in microseconds.
+metric() { jq -r --arg k "$1" '.jobs[0] | (if .read.io_bytes > 0 then .read else .write end) | if $k == "bw" then .bw / 1024 elif $k == "lat" then .lat_ns.mean / 1000 else .iops end'; }
 
 # Fill every target first, so that reads read data and not holes.
 for uri in "$ferry_uri" "$qemu_uri"; do fio_nbd "$uri" write 1M 8 | jq -e '.jobs[0].error == 0' >/dev/null; done
