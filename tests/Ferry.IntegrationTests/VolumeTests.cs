@@ -116,4 +116,23 @@ public sealed class VolumeTests : IAsyncLifetime
         var after = await vm.CounterAboveAsync(before);
         Assert.True(after > before, string.Create(CultureInfo.InvariantCulture, $"{after} after restart, {before} before"));
     }
+
+    [Fact]
+    public async Task A_guest_on_a_volume_keeps_counting_across_an_agent_restart()
+    {
+        await _agent.FerryJsonAsync("volume", "create", "steady", "--size", "16M");
+        var vm = await GuestVm.CreateAsync(_agent, "steady", start: true, disk: "volume:steady");
+        var before = await vm.CounterAboveAsync(5);
+        var pid = await vm.PidAsync();
+
+        // The agent (and with it the NBD server) dies; QEMU waits and reconnects when it is back.
+        await _agent.KillAsync();
+        await _agent.LaunchAsync();
+
+        var after = await vm.CounterAboveAsync(before + 10);
+        Assert.Equal(pid, await vm.PidAsync());
+        Assert.Equal("running", await vm.StateAsync());
+        Assert.DoesNotContain("ferry-counter-error", vm.SerialLog, StringComparison.Ordinal);
+        Assert.True(after > before);
+    }
 }
