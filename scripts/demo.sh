@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Ferry's demo: a local agent running the test guest as VM "demo", left running for you to explore.
+# Ferry's demo: a local agent running the test guest as VM "demo" on a Ferry volume, left running for you to explore.
 #   scripts/demo.sh        bring it up (again)
 #   scripts/demo.sh down   stop the VM and the agent
 set -euo pipefail
@@ -44,9 +44,9 @@ if ! agent_running; then
 fi
 
 if ! ./ferry vm show demo >/dev/null 2>&1; then
-  echo "==> creating VM 'demo' (the test guest, counting on its own disk)"
-  truncate -s 64M "$demo/demo.raw"
-  ./ferry vm create demo --memory 256M --disk "$demo/demo.raw" \
+  echo "==> creating volume 'demo-disk' and VM 'demo' (the test guest, counting on that volume)"
+  ./ferry volume show demo-disk >/dev/null 2>&1 || ./ferry volume create demo-disk --size 64M >/dev/null
+  ./ferry vm create demo --memory 256M --disk volume:demo-disk \
     --kernel "$guest/vmlinuz" --initrd "$guest/initrd.img" --append "$(cat "$guest/cmdline")" \
     --forward "$http_port:80" >/dev/null
 fi
@@ -62,9 +62,11 @@ echo
 ./ferry vm list
 cat <<MSG
 
-The demo VM is running and counts on its disk ($count so far). Try:
+The demo VM is running and counts on its disk, the Ferry volume 'demo-disk' served to QEMU over
+NBD ($count so far). Try:
   ./ferry vm show demo                    its details (add -o json for scripts)
-  curl http://127.0.0.1:$http_port/counter        its health check: the counter
+  ./ferry volume show demo-disk           the volume: size, space allocated, NBD export
+  curl http://127.0.0.1:$http_port/counter  its health check: the counter
   ./ferry vm console demo --follow        its serial console (Ctrl-C to leave)
   ./ferry vm events --follow              what happens, as it happens
   ./ferry vm restart demo                 stop and start it: the count continues
