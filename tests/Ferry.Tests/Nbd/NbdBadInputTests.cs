@@ -73,8 +73,7 @@ public sealed class NbdBadInputTests : IAsyncLifetime
     public async Task A_transmission_request_instead_of_negotiation_is_disconnected()
     {
         await using var client = await _host.ConnectAsync();
-        await client.SendAsync(NbdTestWire.Encode(Request(NbdCommand.Write, 4096, 512)));
-        await client.SendAsync(new byte[512]);
+        await client.SendAsync([.. NbdTestWire.Encode(Request(NbdCommand.Write, 4096, 512)), .. new byte[512]]);
 
         await client.ReadGreetingAsync();
         await AssertDisconnectedAsync(client);
@@ -84,8 +83,7 @@ public sealed class NbdBadInputTests : IAsyncLifetime
     public async Task A_request_during_option_haggling_is_disconnected()
     {
         await using var client = await NegotiatingAsync();
-        await client.SendAsync(NbdTestWire.Encode(Request(NbdCommand.Write, 4096, 16)));
-        await client.SendAsync(new byte[16]);
+        await client.SendAsync([.. NbdTestWire.Encode(Request(NbdCommand.Write, 4096, 16)), .. new byte[16]]);
 
         await AssertDisconnectedAsync(client);
     }
