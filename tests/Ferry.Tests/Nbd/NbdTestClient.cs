@@ -1,5 +1,8 @@
 using System.Buffers.Binary;
+using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Ferry.Storage.Nbd;
 
@@ -11,17 +14,12 @@ internal sealed record TestReply(ulong Cookie, uint Error, byte[]? Data = null, 
 /// <summary>A raw NBD client that sends exactly the bytes a test asks for and decodes what comes back, with deadlines.</summary>
 internal sealed class NbdTestClient : IAsyncDisposable
 {
-    private readonly Socket _socket;
-    private readonly NetworkStream _stream;
+    private Stream _stream;
     private readonly CancellationTokenSource _deadline = new(TimeSpan.FromSeconds(20));
     private readonly Dictionary<ulong, uint> _reads = [];
     private readonly Dictionary<ulong, TestReply> _partial = [];
 
-    private NbdTestClient(Socket socket)
-    {
-        _socket = socket;
-        _stream = new NetworkStream(socket, ownsSocket: true);
-    }
+    private NbdTestClient(Socket socket) => _stream = new NetworkStream(socket, ownsSocket: true);
 
     public bool Structured { get; private set; }
 
@@ -36,6 +34,21 @@ internal sealed class NbdTestClient : IAsyncDisposable
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath));
         return new NbdTestClient(socket);
+    }
+
+    public static async Task<NbdTestClient> ConnectAsync(IPEndPoint endpoint)
+    {
+        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(endpoint);
+        return new NbdTestClient(socket);
+    }
+
+    /// <summary>After STARTTLS was acknowledged: TLS over the same connection, trusting the server's certificate as given.</summary>
+    public async Task UpgradeToTlsAsync(X509Certificate2 expected)
+    {
+        var ssl = new SslStream(_stream, leaveInnerStreamOpen: false, (_, certificate, _, _) => certificate is not null && certificate.GetCertHashString() == expected.GetCertHashString());
+        await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "localhost" }, Ct);
+        _stream = ssl;
     }
 
     /// <summary>Connects and negotiates up to transmission with NBD_OPT_GO.</summary>
