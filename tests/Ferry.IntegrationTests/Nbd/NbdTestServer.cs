@@ -1,4 +1,5 @@
 using System.Net;
+using System.Security.Cryptography.X509Certificates;
 using Ferry.Storage;
 using Ferry.Storage.Nbd;
 using Microsoft.Extensions.Logging;
@@ -38,7 +39,7 @@ public sealed class NbdTestServer : IAsyncDisposable
 
     public string TcpUri => $"nbd://127.0.0.1:{Port}/{ExportName}";
 
-    public static async Task<NbdTestServer> StartAsync(ITestOutputHelper output, long size = 64 << 20, bool readOnly = false)
+    public static async Task<NbdTestServer> StartAsync(ITestOutputHelper output, long size = 64 << 20, bool readOnly = false, X509Certificate2? tls = null)
     {
         var directory = Path.Combine(Path.GetTempPath(), "ferry-nbd-" + Guid.NewGuid().ToString("N")[..12]);
         System.IO.Directory.CreateDirectory(directory);
@@ -50,7 +51,7 @@ public sealed class NbdTestServer : IAsyncDisposable
 
         var device = FileBlockDevice.Open(image, readOnly);
         var exports = new NbdExportList(new NbdExport(ExportName, "test export", device), new NbdExport("second", string.Empty, device));
-        var server = new NbdServer(exports, new TestLogger<NbdServer>(output));
+        var server = new NbdServer(exports, new TestLogger<NbdServer>(output), new NbdServerOptions { TlsCertificate = tls, RequireTls = tls is not null });
         var test = new NbdTestServer(directory, device, server);
         try
         {
