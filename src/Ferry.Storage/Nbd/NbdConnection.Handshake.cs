@@ -77,8 +77,8 @@ internal sealed partial class NbdConnection
                 continue;
             }
 
-            var outcome = OptionOutcome.Continue;
-            NbdExport? export = null;
+            OptionOutcome outcome;
+            NbdExport? export;
             if (header.Length == 0)
             {
                 outcome = HandleOption(header, ReadOnlySequence<byte>.Empty, out export);
@@ -131,7 +131,7 @@ internal sealed partial class NbdConnection
         switch (option)
         {
             case NbdOption.ExportName:
-                if (!TryDecode(data, out var name) || !_exports.TryOpen(name, out export))
+                if (ParseExportName(data, out var name) != OperationStatus.Done || !_exports.TryOpen(name, out export))
                 {
                     NbdLog.Closed(_logger, _id, "NBD_OPT_EXPORT_NAME for an unknown export");
                     return OptionOutcome.Close;
@@ -429,23 +429,9 @@ internal sealed partial class NbdConnection
         return NbdOptionParser.TryParseMetaContextQuery(ref reader, out query, out _);
     }
 
-    /// <summary>NBD_OPT_EXPORT_NAME's data: the whole option is the name.</summary>
-    private static bool TryDecode(ReadOnlySequence<byte> data, out string name)
+    private static OperationStatus ParseExportName(ReadOnlySequence<byte> data, out string name)
     {
-        name = string.Empty;
-        if (data.Length > NbdWire.MaxStringLength)
-        {
-            return false;
-        }
-
-        try
-        {
-            name = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(data);
-            return true;
-        }
-        catch (DecoderFallbackException)
-        {
-            return false;
-        }
+        var reader = new SequenceReader<byte>(data);
+        return NbdOptionParser.TryParseExportName(ref reader, out name, out _);
     }
 }

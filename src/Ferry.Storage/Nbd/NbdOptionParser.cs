@@ -35,6 +35,21 @@ internal static class NbdOptionParser
         return OperationStatus.Done;
     }
 
+    /// <summary>NBD_OPT_EXPORT_NAME data: the whole option is the name.</summary>
+    public static OperationStatus TryParseExportName(ref SequenceReader<byte> reader, out string name, out NbdParseError error)
+    {
+        name = string.Empty;
+        error = NbdParseError.None;
+        var length = (int)Math.Min(reader.Remaining, NbdWire.MaxStringLength + 1);
+        if (length > NbdWire.MaxStringLength || !TryDecode(ref reader, length, out name))
+        {
+            error = NbdParseError.BadString;
+            return OperationStatus.InvalidData;
+        }
+
+        return OperationStatus.Done;
+    }
+
     /// <summary>NBD_OPT_INFO / NBD_OPT_GO data: name length, name, count of information requests, the requests.</summary>
     public static OperationStatus TryParseExportQuery(ref SequenceReader<byte> reader, out NbdExportQuery query, out NbdParseError error)
     {
@@ -119,6 +134,14 @@ internal static class NbdOptionParser
             return false;
         }
 
+        var decoded = TryDecode(ref reader, length, out value);
+        error = decoded ? NbdParseError.None : NbdParseError.BadString;
+        return decoded;
+    }
+
+    /// <summary>Decodes the next <paramref name="length"/> bytes as strict UTF-8 and moves past them.</summary>
+    private static bool TryDecode(ref SequenceReader<byte> reader, int length, out string value)
+    {
         bool decoded;
         if (reader.UnreadSpan.Length >= length)
         {
@@ -134,7 +157,6 @@ internal static class NbdOptionParser
         }
 
         reader.Advance(length);
-        error = decoded ? NbdParseError.None : NbdParseError.BadString;
         return decoded;
     }
 

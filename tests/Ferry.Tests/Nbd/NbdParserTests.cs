@@ -176,4 +176,23 @@ public sealed class NbdParserTests
             reader = new SequenceReader<byte>(new ReadOnlySequence<byte>(bytes));
             NbdOptionParser.TryParseMetaContextQuery(ref reader, out _, out _);
         });
+
+    [Fact]
+    public void Export_name_is_the_whole_option_data() =>
+        Gen.Select(NbdGen.Name, Gen.Int[0, 40].Array[0, 3]).Sample((name, cuts) =>
+        {
+            var reader = new SequenceReader<byte>(NbdTestWire.Split(System.Text.Encoding.UTF8.GetBytes(name), cuts));
+            return NbdOptionParser.TryParseExportName(ref reader, out var parsed, out _) == OperationStatus.Done && parsed == name && reader.End;
+        });
+
+    [Fact]
+    public void Export_names_that_are_not_utf8_or_too_long_are_invalid()
+    {
+        foreach (var bytes in new[] { new byte[] { 0xff, 0xfe }, new byte[NbdWire.MaxStringLength + 1] })
+        {
+            var reader = new SequenceReader<byte>(new ReadOnlySequence<byte>(bytes));
+            Assert.Equal(OperationStatus.InvalidData, NbdOptionParser.TryParseExportName(ref reader, out _, out var error));
+            Assert.Equal(NbdParseError.BadString, error);
+        }
+    }
 }
