@@ -43,7 +43,7 @@ internal sealed partial class NbdConnection
         if ((clientFlags & ~NbdWire.KnownClientFlags) != 0 || (clientFlags & NbdWire.ClientFlagFixedNewstyle) == 0)
         {
             // Old style or non-fixed newstyle clients, or unknown flags: proto.md says drop the connection.
-            NbdLog.ProtocolViolation(_logger, _id, $"client flags 0x{clientFlags:x} are not fixed newstyle");
+            NbdLog.NotFixedNewstyle(_logger, _id, clientFlags);
             return null;
         }
 
@@ -68,7 +68,7 @@ internal sealed partial class NbdConnection
             {
                 if (header.Option == NbdOption.ExportName || !await SkipAsync(header.Length, ct).ConfigureAwait(false))
                 {
-                    NbdLog.ProtocolViolation(_logger, _id, $"option {header.Option} with {header.Length} bytes of data");
+                    NbdLog.OptionTooLong(_logger, _id, header.Option, header.Length);
                     return null;
                 }
 

@@ -43,4 +43,10 @@ internal static partial class NbdLog
 
     [LoggerMessage(3012, LogLevel.Warning, "NBD connection {ConnectionId} failed")]
     public static partial void ConnectionFailed(ILogger logger, long connectionId, Exception exception);
+
+    [LoggerMessage(3013, LogLevel.Information, "NBD connection {ConnectionId}: client flags {ClientFlags} are not fixed newstyle, disconnecting")]
+    public static partial void NotFixedNewstyle(ILogger logger, long connectionId, uint clientFlags);
+
+    [LoggerMessage(3014, LogLevel.Information, "NBD connection {ConnectionId}: option {Option} with {Length} bytes of data, disconnecting")]
+    public static partial void OptionTooLong(ILogger logger, long connectionId, NbdOption option, uint length);
 }
