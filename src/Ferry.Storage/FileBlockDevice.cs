@@ -13,16 +13,17 @@ public sealed class FileBlockDevice : IBlockDevice, IDisposable
     private static readonly byte[] ZeroBuffer = new byte[1 << 20];
 
     private readonly SafeFileHandle _handle;
+    private long _size;
 
     private FileBlockDevice(SafeFileHandle handle, bool readOnly)
     {
         _handle = handle;
         IsReadOnly = readOnly;
-        Size = RandomAccess.GetLength(handle);
+        _size = RandomAccess.GetLength(handle);
     }
 
-    /// <summary>The size when opened; the file is not expected to change size underneath.</summary>
-    public long Size { get; }
+    /// <summary>The file's size, as opened or as last set through <see cref="SetLength"/>.</summary>
+    public long Size => Volatile.Read(ref _size);
 
     public bool IsReadOnly { get; }
 
@@ -136,6 +137,14 @@ public sealed class FileBlockDevice : IBlockDevice, IDisposable
         {
             return ValueTask.FromException<int>(Translate(e, "map"));
         }
+    }
+
+    /// <summary>Grows (sparsely) or shrinks the file, durably; connections negotiated before keep their size.</summary>
+    public void SetLength(long length)
+    {
+        RandomAccess.SetLength(_handle, length);
+        Sync();
+        Volatile.Write(ref _size, length);
     }
 
     public void Dispose() => _handle.Dispose();

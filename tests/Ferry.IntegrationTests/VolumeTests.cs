@@ -38,6 +38,8 @@ public sealed class VolumeTests : IAsyncLifetime
 
         var grown = await _agent.FerryJsonAsync("volume", "resize", "data1", "--size", "128M");
         Assert.Equal(128L << 20, grown.GetProperty("size").GetInt64());
+        var info = await Processes.RunAsync("qemu-img", ["info", "--output=json", NbdUri("data1")], TimeSpan.FromMinutes(1));
+        Assert.Contains($"\"virtual-size\": {128L << 20}", info.StandardOutput, StringComparison.Ordinal);
         Assert.Equal(2, (await _agent.FerryAsync("volume", "resize", "data1", "--size", "64M")).ExitCode);
         Assert.Equal(0, (await _agent.FerryAsync("volume", "resize", "data1", "--size", "64M", "--shrink")).ExitCode);
 

@@ -94,12 +94,7 @@ public sealed class Volume : IBlockDevice, IDisposable
     }
 
     /// <summary>Grows or shrinks the sparse data file (growing allocates nothing).</summary>
-    internal void SetDataLength(long length)
-    {
-        using var handle = File.OpenHandle(DataPath, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
-        RandomAccess.SetLength(handle, length);
-        RandomAccess.FlushToDisk(handle);
-    }
+    internal void SetDataLength(long length) => _data.SetLength(length);
 
     private void ThrowIfClosed()
     {

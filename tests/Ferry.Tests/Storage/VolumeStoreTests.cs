@@ -87,6 +87,12 @@ public sealed class VolumeStoreTests : IDisposable
         var read = new byte[3];
         await volume.ReadAsync(0, read, default);
         Assert.Equal(new byte[] { 1, 2, 3 }, read);
+
+        // The allocation map follows the new size: grown space is one hole up to the new end.
+        await store.ResizeAsync("vol", 8L << 20, allowShrink: false, default);
+        var extents = new AllocationExtent[4];
+        var count = await volume.MapAsync(1 << 20, 7L << 20, extents, default);
+        Assert.Equal(7L << 20, extents.Take(count).Sum(e => e.Length));
         Assert.Equal(ErrorCode.NotFound, (await store.ResizeAsync("nope", 4096, false, default)).Error?.Code);
     }
 
