@@ -15,7 +15,7 @@ internal sealed partial class NbdConnection
     /// <summary>Most base:allocation descriptors in one reply; clients ask again from where it ends.</summary>
     private const int MaxExtents = 1024;
 
-    private readonly SemaphoreSlim _slots;
+    private readonly NbdSlotGate _slots;
     private readonly Lock _freeLock = new();
     private readonly Stack<NbdRequestContext> _free = new();
 
@@ -50,6 +50,7 @@ internal sealed partial class NbdConnection
         using var transmission = CancellationTokenSource.CreateLinkedTokenSource(ct);
         _transmission = transmission;
         _ct = transmission.Token;
+        using var cancelWait = _ct.UnsafeRegister(static (state, token) => ((NbdSlotGate)state!).Cancel(token), _slots);
         _replies = Channel.CreateUnbounded<NbdReply>(new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = false });
         var sender = SendLoopAsync();
         string reason;
@@ -73,7 +74,7 @@ internal sealed partial class NbdConnection
             // Every reply holds a slot until it is written: holding them all means every request was answered.
             for (var i = 0; i < _options.MaxRequestsInFlight; i++)
             {
-                await _slots.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+                await _slots.TakeAsync().ConfigureAwait(false);
             }
 
             _replies.Writer.Complete();
@@ -91,7 +92,7 @@ internal sealed partial class NbdConnection
             {
                 if (!_slotHeld)
                 {
-                    await _slots.WaitAsync(_ct).ConfigureAwait(false);
+                    await _slots.TakeAsync().ConfigureAwait(false);
                     _slotHeld = true;
                 }
 
@@ -162,7 +163,7 @@ internal sealed partial class NbdConnection
 
             if (!_slotHeld)
             {
-                if (!_slots.Wait(0))
+                if (!_slots.TryTake())
                 {
                     return ReadStep.NeedSlot;
                 }

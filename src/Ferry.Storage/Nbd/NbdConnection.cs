@@ -37,7 +37,7 @@ internal sealed partial class NbdConnection : IAsyncDisposable
         _stream = new NetworkStream(socket, ownsSocket: false);
         _input = PipeReader.Create(_stream, ReaderOptions);
         _output = PipeWriter.Create(_stream, WriterOptions);
-        _slots = new SemaphoreSlim(options.MaxRequestsInFlight, options.MaxRequestsInFlight);
+        _slots = new NbdSlotGate(options.MaxRequestsInFlight);
     }
 
     /// <summary>Serves the client until it leaves, breaks the protocol, or <paramref name="ct"/> is cancelled. Never throws for peer behaviour.</summary>
@@ -81,7 +81,6 @@ internal sealed partial class NbdConnection : IAsyncDisposable
 
         await _stream.DisposeAsync().ConfigureAwait(false);
         _socket.Dispose();
-        _slots.Dispose();
     }
 
     private static bool IsDisconnect(Exception e) =>
