@@ -40,7 +40,6 @@ public static class AgentHost
         builder.Services.AddSingleton(sp => VolumeStore.Open(options.VolumesDirectory, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("Ferry.Storage")));
         builder.Services.AddSingleton<VmManager>();
         builder.Services.AddSingleton<INbdExportProvider, VolumeExports>();
-        builder.Services.AddSingleton<NbdServer>();
         builder.Services.AddHostedService<NbdService>();
 
         await using var app = builder.Build();

@@ -27,4 +27,10 @@ public sealed record AgentOptions
 
     /// <summary>An optional TCP address for NBD clients on other hosts or tools (host:port); none by default.</summary>
     public string? NbdListen { get; init; }
+
+    /// <summary>PEM certificate for NBD over TCP; when given, TCP clients must use TLS.</summary>
+    public string? NbdTlsCertificate { get; init; }
+
+    /// <summary>PEM private key of <see cref="NbdTlsCertificate"/> (null: the key is in the certificate file).</summary>
+    public string? NbdTlsKey { get; init; }
 }

@@ -14,9 +14,11 @@ internal static class AgentCommand
         var qemu = new Option<string>("--qemu") { Description = "QEMU binary", DefaultValueFactory = _ => "qemu-system-x86_64" };
         var accel = new Option<AcceleratorChoice>("--accel") { Description = "auto (KVM if a probe VM boots), kvm or tcg", DefaultValueFactory = _ => AcceleratorChoice.Auto };
         var nbdListen = new Option<string?>("--nbd-listen") { Description = "Also serve volumes over NBD on this TCP address (e.g. 127.0.0.1:10809)" };
+        var nbdCert = new Option<string?>("--nbd-tls-cert") { Description = "PEM certificate for NBD over TCP; TCP clients must then use TLS" };
+        var nbdKey = new Option<string?>("--nbd-tls-key") { Description = "PEM private key for --nbd-tls-cert (if not in the same file)" };
         var stopTimeout = new Option<int>("--stop-timeout") { Description = "Seconds a graceful stop waits for the guest", DefaultValueFactory = _ => 30 };
 
-        var command = new Command("agent", "Run the Ferry agent on this host") { data, listen, qemu, accel, nbdListen, stopTimeout };
+        var command = new Command("agent", "Run the Ferry agent on this host") { data, listen, qemu, accel, nbdListen, nbdCert, nbdKey, stopTimeout };
         command.SetAction(async (parse, ct) =>
         {
             if (parse.GetValue(stopTimeout) is var seconds and (< 1 or > 3600))
@@ -29,6 +31,14 @@ internal static class AgentCommand
                 return CliContext.Fail(FerryError.InvalidArgument($"invalid --nbd-listen '{address}': give ADDRESS:PORT, e.g. 127.0.0.1:10809"));
             }
 
+            foreach (var file in new[] { parse.GetValue(nbdCert), parse.GetValue(nbdKey) })
+            {
+                if (file is not null && !File.Exists(file))
+                {
+                    return CliContext.Fail(FerryError.InvalidArgument($"TLS file '{file}' does not exist"));
+                }
+            }
+
             var options = new AgentOptions
             {
                 DataDirectory = Path.GetFullPath(parse.GetValue(data)!),
@@ -37,6 +47,8 @@ internal static class AgentCommand
                 Accelerator = parse.GetValue(accel),
                 StopTimeout = TimeSpan.FromSeconds(parse.GetValue(stopTimeout)),
                 NbdListen = parse.GetValue(nbdListen),
+                NbdTlsCertificate = parse.GetValue(nbdCert) is { } c ? Path.GetFullPath(c) : null,
+                NbdTlsKey = parse.GetValue(nbdKey) is { } k ? Path.GetFullPath(k) : null,
             };
             await AgentHost.RunAsync(options, ct).ConfigureAwait(false);
             return ExitCodes.Ok;

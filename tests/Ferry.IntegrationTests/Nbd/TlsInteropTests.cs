@@ -1,6 +1,3 @@
-using System.Net;
-using System.Security.Cryptography;
-using System.Security.Cryptography.X509Certificates;
 using Xunit.Abstractions;
 
 namespace Ferry.IntegrationTests.Nbd;
@@ -11,7 +8,7 @@ public sealed class TlsInteropTests(ITestOutputHelper output)
     [Fact]
     public async Task Nbdinfo_and_qemu_io_negotiate_tls()
     {
-        using var certificate = CreateCertificate();
+        using var certificate = TestCertificates.SelfSigned();
         await using var server = await NbdTestServer.StartAsync(output, size: 4 << 20, tls: certificate);
 
         // Both clients read the CA certificate as ca-cert.pem in a directory; the certificate is its own CA.
@@ -27,20 +24,5 @@ public sealed class TlsInteropTests(ITestOutputHelper output)
             "--image-opts", $"driver=nbd,host=127.0.0.1,port={server.Port},export={NbdTestServer.ExportName},tls-creds=tls0",
             "-c", "write -P 0x5a 0 64k", "-c", "read -P 0x5a 0 64k");
         Assert.All((await File.ReadAllBytesAsync(server.ImagePath))[..65536], b => Assert.Equal(0x5a, b));
-    }
-
-    private static X509Certificate2 CreateCertificate()
-    {
-        using var key = RSA.Create(2048);
-        var request = new CertificateRequest("CN=localhost", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        var san = new SubjectAlternativeNameBuilder();
-        san.AddDnsName("localhost");
-        san.AddIpAddress(IPAddress.Loopback);
-        request.CertificateExtensions.Add(san.Build());
-        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(certificateAuthority: true, hasPathLengthConstraint: false, pathLengthConstraint: 0, critical: true));
-        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment | X509KeyUsageFlags.KeyCertSign, critical: true));
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], critical: false));
-        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddHours(1));
-        return X509CertificateLoader.LoadPkcs12(certificate.Export(X509ContentType.Pkcs12), null);
     }
 }
