@@ -1,3 +1,4 @@
+using Ferry.Hypervisor;
 using System.Diagnostics;
 using System.Text.Json;
 
@@ -148,7 +149,7 @@ public sealed class AgentProcess : IAsyncDisposable
                 && File.Exists($"/proc/{pid}/cmdline")
                 && File.ReadAllText($"/proc/{pid}/cmdline").Contains(pidFile, StringComparison.Ordinal))
             {
-                Processes.KillHard(pid);
+                HostProcess.Kill(pid);
             }
         }
     }

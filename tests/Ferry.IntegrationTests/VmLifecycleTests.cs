@@ -1,3 +1,4 @@
+using Ferry.Hypervisor;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 
@@ -56,7 +57,7 @@ public sealed partial class VmLifecycleTests : IAsyncLifetime
         await vm.CounterAboveAsync(0);
         var pid = await vm.PidAsync();
 
-        Processes.KillHard(pid);
+        HostProcess.Kill(pid);
 
         await Wait.UntilAsync(async () => await vm.StateAsync() == "crashed", TimeSpan.FromSeconds(15), "the VM to be reported crashed");
         var events = await _agent.FerryJsonAsync("vm", "events", "victim");
@@ -78,7 +79,7 @@ public sealed partial class VmLifecycleTests : IAsyncLifetime
         var pid = await vm.PidAsync();
 
         await _agent.KillAsync();
-        Assert.True(Processes.IsAlive(pid), "QEMU must outlive its agent");
+        Assert.True(HostProcess.IsAlive(pid), "QEMU must outlive its agent");
         var whileAgentDown = await vm.CounterAboveAsync(before);
 
         await _agent.LaunchAsync();
@@ -92,7 +93,7 @@ public sealed partial class VmLifecycleTests : IAsyncLifetime
         // The new agent controls the VM it found: a graceful stop works through the re-attached QMP.
         var stop = await _agent.FerryAsync("vm", "stop", "survivor");
         Assert.True(stop.ExitCode == 0, stop.StandardError);
-        Assert.False(Processes.IsAlive(pid));
+        Assert.False(HostProcess.IsAlive(pid));
     }
 
     [Fact]
@@ -103,8 +104,8 @@ public sealed partial class VmLifecycleTests : IAsyncLifetime
         var pid = await vm.PidAsync();
 
         await _agent.KillAsync();
-        Processes.KillHard(pid);
-        await Wait.UntilAsync(() => Task.FromResult(!Processes.IsAlive(pid)), TimeSpan.FromSeconds(10), "QEMU to die");
+        HostProcess.Kill(pid);
+        await Wait.UntilAsync(() => Task.FromResult(!HostProcess.IsAlive(pid)), TimeSpan.FromSeconds(10), "QEMU to die");
         await _agent.LaunchAsync();
 
         Assert.Equal("crashed", await vm.StateAsync());
@@ -160,7 +161,7 @@ public sealed partial class VmLifecycleTests : IAsyncLifetime
         Assert.True(response.IsSuccessStatusCode);
 
         await Wait.UntilAsync(async () => await vm.StateAsync() == "stopped", TimeSpan.FromSeconds(20), "the VM to stop");
-        Assert.False(Processes.IsAlive(pid));
+        Assert.False(HostProcess.IsAlive(pid));
         Assert.Equal("stopped", (await _agent.VmAsync("quitter")).GetProperty("desired").GetString());
         var events = (await _agent.FerryJsonAsync("vm", "events", "quitter")).EnumerateArray().Select(e => e.GetProperty("type").GetString()).ToList();
         Assert.Contains("vm.stopped", events);
