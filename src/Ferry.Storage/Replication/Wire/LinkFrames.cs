@@ -1,0 +1,75 @@
+using Ferry.Storage.Volumes;
+
+namespace Ferry.Storage.Replication.Wire;
+
+public readonly record struct LinkFrameHeader(LinkFrameType Type, LinkFrameFlags Flags, int BodyLength);
+
+/// <summary>Disk states as the link reports them (DESIGN §4).</summary>
+public enum DiskState : byte
+{
+    Diskless = 0,
+    Inconsistent = 1,
+    Outdated = 2,
+    UpToDate = 3,
+}
+
+public enum CopyRole : byte
+{
+    Secondary = 0,
+    Primary = 1,
+}
+
+/// <summary>When a write is acknowledged to the application (DESIGN §2).</summary>
+public enum ReplicationProtocol : byte
+{
+    /// <summary>After the local write; the peer's copy follows asynchronously.</summary>
+    A = (byte)'A',
+
+    /// <summary>After every connected up-to-date peer has received it.</summary>
+    B = (byte)'B',
+
+    /// <summary>After every connected up-to-date peer has it on disk.</summary>
+    C = (byte)'C',
+}
+
+/// <summary>What each side says about its copy when the link comes up; the sync decision works from this.</summary>
+public readonly record struct HelloFrame(
+    Guid VolumeId,
+    long Size,
+    GenerationIds Generations,
+    ulong Epoch,
+    ulong DirtyBlocks,
+    DiskState Disk,
+    CopyRole Role,
+    ReplicationProtocol Protocol,
+    bool CrashedPrimary);
+
+/// <summary>A write from the primary. Its data follows; the epoch lets a copy refuse a stale primary (invariant 2).</summary>
+public readonly record struct WriteFrame(ulong Sequence, ulong Epoch, long Offset, int Length, bool Fua);
+
+public readonly record struct ZeroFrame(ulong Sequence, ulong Epoch, long Offset, long Length, bool Fua, bool MayTrim);
+
+/// <summary>Every write before it (by sequence) must be durable before it is acknowledged.</summary>
+public readonly record struct FlushFrame(ulong Sequence, ulong Epoch);
+
+public enum AckKind : byte
+{
+    /// <summary>The peer has the data in memory (protocol B).</summary>
+    Received = 1,
+
+    /// <summary>The peer has the data on disk (protocol C, FUA, flush).</summary>
+    Durable = 2,
+}
+
+public enum AckStatus : byte
+{
+    Ok = 0,
+    IoError = 1,
+    NoSpace = 2,
+
+    /// <summary>The frame's epoch is lower than the highest this copy has seen: the sender is a stale primary.</summary>
+    StaleEpoch = 3,
+    Invalid = 4,
+}
+
+public readonly record struct AckFrame(ulong Sequence, AckKind Kind, AckStatus Status);
