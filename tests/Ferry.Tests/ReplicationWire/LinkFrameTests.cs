@@ -136,7 +136,7 @@ public class LinkFrameTests
     [Fact]
     public void Bad_field_values_are_refused()
     {
-        var ack = Encode(new LinkFrame { Header = new(LinkFrameType.Ack, 0, LinkWire.AckSize), Ack = new AckFrame(1, AckKind.Durable, AckStatus.Ok) });
+        var ack = Encode(new LinkFrame { Header = new(LinkFrameType.Ack, 0, LinkWire.AckSize), Ack = new AckFrame(1, AckKind.Written, AckStatus.Ok) });
         ack[^2] = 9; // no such ack kind
         Assert.Equal(OperationStatus.InvalidData, Parse(new ReadOnlySequence<byte>(ack), out _, out var error, out _));
         Assert.Equal(LinkWireError.BadValue, error);

@@ -110,7 +110,7 @@ public static class LinkFrameParser
                 var sequence = U64(ref reader);
                 reader.TryRead(out var kind);
                 reader.TryRead(out var status);
-                error = kind is (byte)AckKind.Received or (byte)AckKind.Durable && status <= (byte)AckStatus.Invalid ? LinkWireError.None : LinkWireError.BadValue;
+                error = kind is (byte)AckKind.Received or (byte)AckKind.Written && status <= (byte)AckStatus.Invalid ? LinkWireError.None : LinkWireError.BadValue;
                 return new LinkFrame { Header = header, Ack = new AckFrame(sequence, (AckKind)kind, (AckStatus)status) };
 
             case LinkFrameType.Error:

@@ -57,8 +57,11 @@ public enum AckKind : byte
     /// <summary>The peer has the data in memory (protocol B).</summary>
     Received = 1,
 
-    /// <summary>The peer has the data on disk (protocol C, FUA, flush).</summary>
-    Durable = 2,
+    /// <summary>
+    /// The peer has written the data to its copy (protocol C), as durable as a local write: made durable
+    /// by FUA or a following Flush, which the peer syncs before acknowledging them.
+    /// </summary>
+    Written = 2,
 }
 
 public enum AckStatus : byte

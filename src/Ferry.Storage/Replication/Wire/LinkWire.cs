@@ -42,11 +42,23 @@ public enum LinkFrameFlags : ushort
 {
     None = 0,
 
-    /// <summary>Write, Zero: durable before the Durable ack.</summary>
+    /// <summary>Write, Zero: synced to disk before it is acknowledged.</summary>
     Fua = 1,
 
     /// <summary>Zero: the range may become a hole (trim); without it the blocks stay allocated.</summary>
     MayTrim = 2,
+}
+
+/// <summary>The codes of Error frames: why a side ends the link.</summary>
+public enum LinkErrorCode : uint
+{
+    ProtocolViolation = 1,
+    WrongVolume = 2,
+    WrongSize = 3,
+
+    /// <summary>The sender's epoch is below the highest this copy has seen: it is a stale primary (invariant 2).</summary>
+    StaleEpoch = 4,
+    ShuttingDown = 5,
 }
 
 /// <summary>Why a frame was refused; the link answers with an Error frame and closes.</summary>

@@ -1,0 +1,193 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using Ferry.Storage.Replication;
+using Ferry.Storage.Replication.Wire;
+using Ferry.Storage.Volumes;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Ferry.Tests.ReplicationWire;
+
+/// <summary>The secondary's side of the link, driven frame by frame through in-memory pipes.</summary>
+public sealed class ReplicaSessionTests : IAsyncLifetime, IDisposable
+{
+    private const long Size = 1 << 20;
+
+    private readonly TempDirectory _dir = new();
+    private readonly Pipe _toReplica = new();
+    private readonly Pipe _fromReplica = new();
+    private VolumeStore _store = null!;
+    private Volume _volume = null!;
+    private Task<ReplicaSessionEnd> _session = null!;
+
+    public async Task InitializeAsync()
+    {
+        _store = VolumeStore.Open(_dir.Path, TimeProvider.System, NullLogger.Instance);
+        await _store.CreateAsync("vol", Size, default);
+        _store.TryGet("vol", out var volume);
+        _volume = volume!;
+        _volume.Metadata.Update(s => s with { HighestEpoch = 5 });
+        _session = new ReplicaSession(_volume, _toReplica.Reader, _fromReplica.Writer, NullLogger.Instance).RunAsync(CancellationToken.None);
+    }
+
+    public Task DisposeAsync()
+    {
+        _store.Dispose();
+        return Task.CompletedTask;
+    }
+
+    public void Dispose() => _dir.Dispose();
+
+    private HelloFrame PrimaryHello(ulong epoch = 5, long size = Size, Guid? id = null) =>
+        new(id ?? _volume.Metadata.Current.VolumeId, size, _volume.Metadata.Current.Generations, epoch, 0, DiskState.UpToDate, CopyRole.Primary, ReplicationProtocol.C, false);
+
+    private async Task SendAsync(Action<IBufferWriter<byte>> write)
+    {
+        write(_toReplica.Writer);
+        await _toReplica.Writer.FlushAsync();
+    }
+
+    private async Task SendWriteAsync(ulong sequence, ulong epoch, long offset, byte value, int length = 4096)
+    {
+        LinkFrameWriter.WriteWrite(_toReplica.Writer, new WriteFrame(sequence, epoch, offset, length, Fua: false));
+        var data = _toReplica.Writer.GetSpan(length)[..length];
+        data.Fill(value);
+        _toReplica.Writer.Advance(length);
+        await _toReplica.Writer.FlushAsync();
+    }
+
+    private async Task<LinkFrame> ReceiveAsync()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        while (true)
+        {
+            var result = await _fromReplica.Reader.ReadAsync(timeout.Token);
+            var reader = new SequenceReader<byte>(result.Buffer);
+            if (LinkFrameParser.TryParse(ref reader, out var frame, out var error) == OperationStatus.Done)
+            {
+                _fromReplica.Reader.AdvanceTo(reader.Position);
+                return frame;
+            }
+
+            Assert.Equal(LinkWireError.None, error);
+            Assert.False(result.IsCompleted, "the replica closed the link without a frame");
+            _fromReplica.Reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+        }
+    }
+
+    private async Task<byte[]> ReadVolumeAsync(long offset, int length)
+    {
+        var data = new byte[length];
+        await _volume.ReadAsync(offset, data, default);
+        return data;
+    }
+
+    private async Task<ReplicaSessionEnd> EndedAsync() => await _session.WaitAsync(TimeSpan.FromSeconds(10));
+
+    [Fact]
+    public async Task Writes_zeroes_and_flushes_are_applied_in_order_and_acknowledged()
+    {
+        await SendAsync(w => LinkFrameWriter.WriteHello(w, PrimaryHello()));
+        var hello = (await ReceiveAsync()).Hello;
+        Assert.Equal(CopyRole.Secondary, hello.Role);
+        Assert.Equal(5UL, hello.Epoch);
+
+        await SendWriteAsync(1, 5, 8192, 0xAB);
+        await SendAsync(w => LinkFrameWriter.WriteZero(w, new ZeroFrame(2, 5, 8192, 1024, Fua: false, MayTrim: false)));
+        await SendAsync(w => LinkFrameWriter.WriteFlush(w, new FlushFrame(3, 5)));
+        Assert.Equal(new AckFrame(1, AckKind.Written, AckStatus.Ok), (await ReceiveAsync()).Ack);
+        Assert.Equal(new AckFrame(2, AckKind.Written, AckStatus.Ok), (await ReceiveAsync()).Ack);
+        Assert.Equal(new AckFrame(3, AckKind.Written, AckStatus.Ok), (await ReceiveAsync()).Ack);
+
+        var data = await ReadVolumeAsync(8192, 4096);
+        Assert.All(data[..1024], b => Assert.Equal(0, b));
+        Assert.All(data[1024..], b => Assert.Equal(0xAB, b));
+
+        _toReplica.Writer.Complete();
+        Assert.Null((await EndedAsync()).Error);
+    }
+
+    [Fact]
+    public async Task A_newer_epoch_is_recorded_durably_before_its_write()
+    {
+        await SendAsync(w => LinkFrameWriter.WriteHello(w, PrimaryHello(epoch: 6)));
+        await ReceiveAsync();
+        await SendWriteAsync(1, 7, 0, 0x11);
+        Assert.Equal(AckStatus.Ok, (await ReceiveAsync()).Ack.Status);
+        Assert.Equal(7UL, _volume.Metadata.Current.HighestEpoch);
+
+        // On disk too: a reopened store reads the new epoch.
+        _toReplica.Writer.Complete();
+        await EndedAsync();
+        _store.Dispose();
+        _store = VolumeStore.Open(_dir.Path, TimeProvider.System, NullLogger.Instance);
+        Assert.Equal(7UL, (await _store.InfoAsync("vol", default)).Value.HighestEpoch);
+    }
+
+    [Fact]
+    public async Task A_stale_primarys_write_is_refused_and_nothing_is_written()
+    {
+        await SendAsync(w => LinkFrameWriter.WriteHello(w, PrimaryHello()));
+        await ReceiveAsync();
+        await SendWriteAsync(1, 4, 0, 0x66);
+        var error = await ReceiveAsync();
+        Assert.Equal(LinkFrameType.Error, error.Header.Type);
+        Assert.Equal((uint)LinkErrorCode.StaleEpoch, error.ErrorCode);
+        Assert.Equal(LinkErrorCode.StaleEpoch, (await EndedAsync()).Error);
+        Assert.All(await ReadVolumeAsync(0, 4096), b => Assert.Equal(0, b));
+        Assert.Equal(5UL, _volume.Metadata.Current.HighestEpoch);
+    }
+
+    [Fact]
+    public async Task A_stale_primary_is_refused_at_hello()
+    {
+        await SendAsync(w => LinkFrameWriter.WriteHello(w, PrimaryHello(epoch: 4)));
+        Assert.Equal((uint)LinkErrorCode.StaleEpoch, (await ReceiveAsync()).ErrorCode);
+        Assert.Equal(LinkErrorCode.StaleEpoch, (await EndedAsync()).Error);
+    }
+
+    [Fact]
+    public async Task The_wrong_volume_or_size_is_refused_at_hello()
+    {
+        await SendAsync(w => LinkFrameWriter.WriteHello(w, PrimaryHello(id: Guid.NewGuid())));
+        Assert.Equal((uint)LinkErrorCode.WrongVolume, (await ReceiveAsync()).ErrorCode);
+        Assert.Equal(LinkErrorCode.WrongVolume, (await EndedAsync()).Error);
+    }
+
+    [Fact]
+    public async Task The_wrong_size_is_refused_at_hello()
+    {
+        await SendAsync(w => LinkFrameWriter.WriteHello(w, PrimaryHello(size: Size * 2)));
+        Assert.Equal((uint)LinkErrorCode.WrongSize, (await ReceiveAsync()).ErrorCode);
+    }
+
+    [Fact]
+    public async Task Garbage_ends_the_link_with_an_error_and_writes_nothing()
+    {
+        await SendAsync(w => LinkFrameWriter.WriteHello(w, PrimaryHello()));
+        await ReceiveAsync();
+        await SendAsync(w => { w.GetSpan(64)[..64].Fill(0x5A); w.Advance(64); });
+        Assert.Equal((uint)LinkErrorCode.ProtocolViolation, (await ReceiveAsync()).ErrorCode);
+        Assert.Equal(LinkErrorCode.ProtocolViolation, (await EndedAsync()).Error);
+        Assert.Equal(0, (await _store.InfoAsync("vol", default)).Value.Allocated);
+    }
+
+    [Fact]
+    public async Task A_write_past_the_end_is_refused_and_the_link_stays_up()
+    {
+        await SendAsync(w => LinkFrameWriter.WriteHello(w, PrimaryHello()));
+        await ReceiveAsync();
+        await SendWriteAsync(1, 5, Size - 1024, 0x22);
+        Assert.Equal(AckStatus.Invalid, (await ReceiveAsync()).Ack.Status);
+        await SendWriteAsync(2, 5, 0, 0x33);
+        Assert.Equal(AckStatus.Ok, (await ReceiveAsync()).Ack.Status);
+        Assert.All(await ReadVolumeAsync(Size - 1024, 1024), b => Assert.Equal(0, b));
+    }
+
+    [Fact]
+    public async Task Data_before_hello_is_a_protocol_violation()
+    {
+        await SendWriteAsync(1, 5, 0, 0x44);
+        Assert.Equal((uint)LinkErrorCode.ProtocolViolation, (await ReceiveAsync()).ErrorCode);
+        Assert.All(await ReadVolumeAsync(0, 4096), b => Assert.Equal(0, b));
+    }
+}
