@@ -412,10 +412,29 @@ public sealed class VmManager : IAsyncDisposable
         }
 
         _events.Append("vm.stopped", name, requested ? "stopped" : $"the guest powered off ({exit.Reason})");
-        if (!requested && _registry.Find(name) is { } record)
+
+        // A guest that shut itself down stays down, as on real hardware. An operation running right now
+        // (a stop waiting for this very exit, or a start) settles the desired state itself, so the
+        // watcher only writes it when it can take the gate at once.
+        if (!requested && await runtime.Gate.WaitAsync(0).ConfigureAwait(false))
         {
-            // A guest that shut itself down stays down, as on real hardware.
-            await SetDesiredAsync(record, DesiredState.Stopped, _shutdown.Token).ConfigureAwait(false);
+            try
+            {
+                bool stillStopped;
+                lock (runtime.StateLock)
+                {
+                    stillStopped = runtime.State == VmState.Stopped;
+                }
+
+                if (stillStopped && _registry.Find(name) is { } record)
+                {
+                    await SetDesiredAsync(record, DesiredState.Stopped, _shutdown.Token).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                runtime.Gate.Release();
+            }
         }
     }
 
