@@ -23,19 +23,36 @@ public static class GenerationRules
     public static bool IsFresh(GenerationIds ids) => ids.Current == 0;
 
     /// <summary>
+    /// Whether a write the peer will not receive must first start a new generation
+    /// (<see cref="StartNewGeneration"/>): when the current id is one the copy shared with its peer, the
+    /// peer may hold it (as its current id, or as its bitmap id or in history after moving on), and writes
+    /// under it would be invisible when the copies compare ids. A generation this copy started since is
+    /// its alone, so later writes, restarts and reconnections without a resync need no new one; starting
+    /// one anyway would only push history out.
+    /// </summary>
+    /// <param name="lastShared">The current id the copy last shared with its peer, persisted with its metadata:
+    /// recorded when a handshake finds equal current ids, and by both ends at the end of a resync, the
+    /// source before it sends the end; 0 if unknown.</param>
+    public static bool NeedsNewGeneration(GenerationIds ids, ulong lastShared) =>
+        lastShared == 0 || lastShared == ids.Current;
+
+    /// <summary>
     /// Starts a new data generation: call it, and persist the result, before the first write the peer
-    /// will not receive — the first write after the connection to the peer was lost, or the first write
-    /// of a copy promoted without its peer (and after a restart, whose memory of that is gone). DRBD
-    /// creates a new current UUID when a primary loses its peer or a disconnected node is promoted; we
-    /// do it at the first write, as DRBD 9 does, so that a copy that was promoted but wrote nothing
-    /// still holds the generation its peer has, and reconnecting needs no split-brain resolution.
+    /// will not receive, when <see cref="NeedsNewGeneration"/> says so — typically the first write after
+    /// the connection was lost, or of a copy promoted without its peer. DRBD creates a new current UUID
+    /// when a primary loses its peer or a disconnected node is promoted; we do it at the first write, as
+    /// DRBD 9 does, so that a copy that was promoted but wrote nothing still holds its peer's generation,
+    /// and reconnecting needs no split-brain resolution.
     /// </summary>
     /// <remarks>
     /// The old current id becomes the bitmap id: the dirty bitmap now records every block changed since
     /// that generation, which is what the peer still holds. If the bitmap id is already set, the bitmap
-    /// already covers all changes since an older generation, so it keeps that id and the old current id
-    /// goes to history (DRBD 8.4 overwrote the bitmap id here, losing the generation the bitmap is
-    /// really relative to).
+    /// already covers every change since an older generation, so it keeps that id and the old current id
+    /// goes to history (DRBD 8.4 overwrote the bitmap id, losing the generation the bitmap is relative
+    /// to). The new generation is needed even then: a peer can hold this copy's current generation while
+    /// its bitmap id is set (it recorded the end of a resync this copy did not, or this copy recorded the
+    /// start of a resync within one generation and the peer did not), and without a new id this copy's
+    /// writes would look like none.
     /// </remarks>
     public static GenerationIds StartNewGeneration(GenerationIds ids, ulong fresh)
     {
@@ -47,10 +64,11 @@ public static class GenerationRules
 
     /// <summary>
     /// The sync source at the start of a resync (bitmap or full; for a full sync it has set every bit).
-    /// As in DRBD, the source's bitmap id moves to history and a new sync id takes its place; the target
-    /// then takes the sync id as its current id (<see cref="BeginSyncAsTarget"/>). Should the resync be
-    /// interrupted, the target's current id equals the source's bitmap id, which makes the next
-    /// connection resume it as a bitmap sync of the blocks still marked.
+    /// The target will take the source's bitmap id as its current id (<see cref="BeginSyncAsTarget"/>), so
+    /// that, should the resync be interrupted, the next connection resumes it as a bitmap sync of the
+    /// blocks still marked. A source without a bitmap id (a full sync, or a resync within one generation)
+    /// takes a new sync id for it, as DRBD does; one that has a bitmap id keeps it, since its marks
+    /// already cover every block the target may lack.
     /// </summary>
     /// <remarks>
     /// The source merges the target's bitmap into its own before persisting this, so that the marks of
@@ -60,9 +78,7 @@ public static class GenerationRules
     public static GenerationIds BeginSyncAsSource(GenerationIds source, ulong syncId)
     {
         RequireNew(source, syncId, nameof(syncId));
-        return source.Bitmap == 0
-            ? source with { Bitmap = syncId }
-            : new GenerationIds(source.Current, syncId, source.Bitmap, source.History1);
+        return source.Bitmap == 0 ? source with { Bitmap = syncId } : source;
     }
 
     /// <summary>
@@ -90,9 +106,9 @@ public static class GenerationRules
     public static GenerationIds FinishSyncAsTarget(GenerationIds source) => FinishSyncAsSource(source);
 
     /// <summary>
-    /// The sync source once the target has recorded the end: the bitmap id (the sync id) moves to history
-    /// and is cleared, as DRBD clears the bitmap UUID when a resync finishes; the copies are identical
-    /// again and the bitmap tracks nothing.
+    /// The sync source once the target has recorded the end: the bitmap id moves to history and is
+    /// cleared, as DRBD clears the bitmap UUID when a resync finishes; the copies are identical again and
+    /// the bitmap tracks nothing.
     /// </summary>
     public static GenerationIds FinishSyncAsSource(GenerationIds source) =>
         source.Bitmap == 0 ? source : new GenerationIds(source.Current, 0, source.Bitmap, source.History1);

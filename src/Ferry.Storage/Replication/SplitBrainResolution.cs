@@ -7,11 +7,12 @@ namespace Ferry.Storage.Replication;
 public static class SplitBrainResolution
 {
     /// <summary>
-    /// The automatic resolution, DRBD's discard-zero-changes and nothing more: both copies started a
-    /// new generation from the same one (equal bitmap ids), and one of them has no marked block, which
-    /// proves it took no write since; it becomes the target of a bitmap sync from the other. If neither
-    /// wrote, an empty resync from the copy with the larger current id aligns the ids. Returns null
-    /// when the split must stay: both wrote, or the copy to keep is inconsistent.
+    /// The automatic resolution, DRBD's discard-zero-changes and nothing more: both copies started a new
+    /// generation from the same one (equal bitmap ids), and one of them has no marked block, which proves
+    /// it took no write since; it becomes the target of a bitmap sync from the other. If neither wrote, an
+    /// empty resync from the copy with the larger current id aligns the ids. Returns null when the split
+    /// must stay: both wrote, the bitmaps do not start from the same generation, or the copy to keep is
+    /// inconsistent.
     /// </summary>
     /// <remarks>
     /// DRBD's other policies (discard the younger or older primary, the secondary, the copy with fewer

@@ -146,16 +146,18 @@ public sealed partial record SyncDecision
 
         if (l.Bitmap != 0 && l.Bitmap == p.Bitmap)
         {
-            return SplitBrainResolution.TryAutoResolve(local, peer) ?? new(SyncOutcome.SplitBrain, SyncRule.SplitBrainSharedBitmap, l.Bitmap,
-                $"both copies took writes since generation {Id(l.Bitmap)}; an operator must choose the copy whose writes are discarded");
+            return SplitBrainResolution.TryAutoResolve(local, peer)
+                ?? Split(SyncRule.SplitBrainSharedBitmap, l.Bitmap, $"both copies took writes since generation {Id(l.Bitmap)}");
         }
 
         var common = NewestShared(l, p);
         return common != 0
-            ? new(SyncOutcome.SplitBrain, SyncRule.SplitBrainSharedHistory, common,
-                $"both copies moved on from generation {Id(common)}; an operator must choose the copy whose writes are discarded")
+            ? Split(SyncRule.SplitBrainSharedHistory, common, $"both copies moved on from generation {Id(common)}")
             : new(SyncOutcome.Unrelated, SyncRule.Unrelated, 0, "the copies share no generation: they are not copies of the same data");
     }
+
+    private static SyncDecision Split(SyncRule rule, ulong common, string what) =>
+        new(SyncOutcome.SplitBrain, rule, common, $"{what}; an operator must choose the copy whose writes are discarded");
 
     // An Inconsistent copy is a resync target that has not finished, or a new copy: its blocks are not
     // one generation's data, and it never served writes as such, so it can only ever receive. As DRBD

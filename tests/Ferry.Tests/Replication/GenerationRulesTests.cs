@@ -22,6 +22,13 @@ public class GenerationRulesTests
         Assert.Equal(new GenerationIds(F, 0, 0, 0), GenerationRules.StartNewGeneration(GenerationRules.Fresh, F));
 
     [Theory]
+    [InlineData(0UL, true)] // never shared, or forgotten
+    [InlineData(Y, true)] // the peer may hold the current generation
+    [InlineData(X, false)] // the copy started its current generation since it last shared one
+    public void A_new_generation_is_needed_while_the_peer_may_hold_the_current_one(ulong lastShared, bool needed) =>
+        Assert.Equal(needed, GenerationRules.NeedsNewGeneration(new(Y, X, H1, H2), lastShared));
+
+    [Theory]
     [InlineData(0UL)]
     [InlineData(Y)]
     [InlineData(X)]
@@ -35,12 +42,15 @@ public class GenerationRulesTests
     }
 
     [Fact]
-    public void A_resync_start_gives_the_source_a_sync_id_and_the_target_takes_it_as_current()
+    public void A_resync_start_makes_the_target_current_at_the_sources_bitmap_generation()
     {
-        Assert.Equal(new GenerationIds(Y, S, H1, H2), GenerationRules.BeginSyncAsSource(new(Y, 0, H1, H2), S));
-        var source = GenerationRules.BeginSyncAsSource(new(Y, X, H1, H2), S);
-        Assert.Equal(new GenerationIds(Y, S, X, H1), source);
-        Assert.Equal(new GenerationIds(S, 0, X, H1), GenerationRules.BeginSyncAsTarget(source));
+        var source = GenerationRules.BeginSyncAsSource(new(Y, 0, H1, H2), S);
+        Assert.Equal(new GenerationIds(Y, S, H1, H2), source);
+        Assert.Equal(new GenerationIds(S, 0, H1, H2), GenerationRules.BeginSyncAsTarget(source));
+
+        source = GenerationRules.BeginSyncAsSource(new(Y, X, H1, H2), S);
+        Assert.Equal(new GenerationIds(Y, X, H1, H2), source);
+        Assert.Equal(new GenerationIds(X, 0, H1, H2), GenerationRules.BeginSyncAsTarget(source));
         Assert.Throws<ArgumentException>(() => GenerationRules.BeginSyncAsTarget(new(Y, 0, X, H1)));
     }
 
@@ -66,8 +76,8 @@ public class GenerationRulesTests
                     && SyncDecision.Decide(View(source), View(target)).Outcome == SyncOutcome.NoSync;
             });
 
-    // Ids only move towards the history end: the old current id is still in the tuple, so a peer that
-    // holds it is recognised as behind.
+    // Ids only move towards the history end: the old current id stays in the tuple, so a peer that still
+    // holds it is recognised as behind, and the copy that moved on as the source.
     [Fact]
     public void A_new_generation_keeps_the_old_one_in_reach() =>
         Gen.Select(Gen.ULong[1, 1000], Gen.ULong[0, 1000], Gen.ULong[0, 1000], Gen.ULong[0, 1000], Gen.ULong[1001, ulong.MaxValue])
