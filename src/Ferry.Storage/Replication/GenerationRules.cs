@@ -83,8 +83,8 @@ public static class GenerationRules
 
     /// <summary>
     /// The sync target at the start of a resync, from the source's ids after <see cref="BeginSyncAsSource"/>.
-    /// The target's data is from now on a partial copy of the source's, so it takes the source's
-    /// lineage with the sync id as its current id, and is Inconsistent until <see cref="FinishSyncAsTarget"/>.
+    /// The target's data is from now on a partial copy of the source's, so it takes the source's lineage,
+    /// with the source's bitmap id as its current id, and is Inconsistent until <see cref="FinishSyncAsTarget"/>.
     /// </summary>
     public static GenerationIds BeginSyncAsTarget(GenerationIds sourceAfterBegin)
     {

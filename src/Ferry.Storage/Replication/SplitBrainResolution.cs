@@ -60,8 +60,7 @@ public static class SplitBrainResolution
             return FerryError.WrongState($"cannot discard a copy: the copies are not split ({decision.Reason})");
         }
 
-        var (victim, kept) = discarded == CopySide.Local ? (local, peer) : (peer, local);
-        var keptSide = discarded == CopySide.Local ? CopySide.Peer : CopySide.Local;
+        var (victim, kept, keptSide) = discarded == CopySide.Local ? (local, peer, CopySide.Peer) : (peer, local, CopySide.Local);
         if (!kept.IsConsistent)
         {
             return FerryError.WrongState("cannot keep the other copy: its data is inconsistent (discard it instead, or repair it)");

@@ -36,9 +36,10 @@ public sealed partial record SyncDecision
             : NoSource(0, "the only copy that ever held data is inconsistent");
     }
 
-    // Equal current ids: the same generation, whose writes both copies have. What can still differ are
-    // writes in flight when a primary crashed and blocks a resync had not finished, and both are marked
-    // in a bitmap; so the direction is free as far as acknowledged data goes, and is chosen not to
+    // Equal current ids: the same generation, whose writes both copies have (a copy that wrote without
+    // the other would have started a new one, GenerationRules.NeedsNewGeneration). What can still differ
+    // are writes in flight when a primary crashed and blocks a resync had not finished, and both are
+    // marked in a bitmap; so the direction is free as far as acknowledged data goes, and is chosen not to
     // disturb the copy the cluster trusts or the VM running on it.
     private static SyncDecision DecideSameGeneration(CopyView local, CopyView peer)
     {

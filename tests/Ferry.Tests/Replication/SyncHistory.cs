@@ -133,7 +133,6 @@ internal sealed class SyncHistory
             // crashed copy's activity log covers its block and is folded into the bitmap at restart.
             var block = arg % Blocks;
             var write = ++_writesIssued;
-            _blockOfWrite[write] = block;
             if ((arg / Blocks & 1) != 0)
             {
                 copy.Data[block] = write;
