@@ -151,7 +151,8 @@ public sealed class AgentClient : IDisposable
         HttpStatusCode.BadRequest => ErrorCode.InvalidArgument,
         HttpStatusCode.NotFound => ErrorCode.NotFound,
         HttpStatusCode.Conflict => ErrorCode.Conflict,
-        _ => ErrorCode.Unavailable,
+        HttpStatusCode.ServiceUnavailable or HttpStatusCode.BadGateway or HttpStatusCode.GatewayTimeout => ErrorCode.Unavailable,
+        _ => ErrorCode.Internal,
     };
 
     public void Dispose() => _http.Dispose();

@@ -9,4 +9,7 @@ public enum ErrorCode
     WrongState,
     Unavailable,
     Environment,
+
+    /// <summary>A bug or an unexpected failure on the other side; details are in its log.</summary>
+    Internal,
 }

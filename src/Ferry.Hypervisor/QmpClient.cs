@@ -133,6 +133,11 @@ public sealed class QmpClient : IAsyncDisposable
         {
             throw new QmpException($"QMP connection failed while sending '{command}'", e);
         }
+        catch (ObjectDisposedException e)
+        {
+            // QEMU ended (say, on this very "quit") and the client was let go while the command was in flight.
+            throw new QmpException($"QMP connection closed while '{command}' was running", e);
+        }
         finally
         {
             _pending.TryRemove(id, out _);
@@ -264,7 +269,9 @@ public sealed class QmpClient : IAsyncDisposable
         await _stream.DisposeAsync().ConfigureAwait(false);
         _socket.Dispose();
         _closing.Dispose();
-        _writeLock.Dispose();
+
+        // _writeLock is not disposed: a command still finishing on another thread may release it, and
+        // a SemaphoreSlim whose wait handle was never used holds nothing that needs disposing.
     }
 
     private sealed record QmpCommand(
