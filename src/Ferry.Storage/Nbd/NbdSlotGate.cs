@@ -4,15 +4,20 @@ namespace Ferry.Storage.Nbd;
 
 /// <summary>
 /// Counts a connection's free request slots. Only the connection's reader takes slots, so at most one
-/// waiter exists, and it waits on one reusable value-task source: unlike SemaphoreSlim.WaitAsync, a
-/// wait allocates nothing, which keeps a saturated connection's hot path allocation-free.
+/// waiter exists, and it waits on one reusable value-task source. Waking it queues the gate itself as
+/// the thread-pool work item that completes the wait, so neither a wait nor a wake-up allocates
+/// (SemaphoreSlim.WaitAsync allocates a task per wait; queuing a continuation allocates a work item).
 /// </summary>
-internal sealed class NbdSlotGate : IValueTaskSource
+internal sealed class NbdSlotGate : IValueTaskSource, IThreadPoolWorkItem
 {
     private readonly Lock _lock = new();
-    private ManualResetValueTaskSourceCore<bool> _waiter = new() { RunContinuationsAsynchronously = true };
+
+    // Continuations run on the work item's thread: SetResult is never called under the lock or on the
+    // releasing thread (the reply writer), which must not be taken over by the reader.
+    private ManualResetValueTaskSourceCore<bool> _waiter = new() { RunContinuationsAsynchronously = false };
     private int _free;
     private bool _waiting;
+    private OperationCanceledException? _cancellation;
 
     public NbdSlotGate(int slots) => _free = slots;
 
@@ -42,6 +47,7 @@ internal sealed class NbdSlotGate : IValueTaskSource
             }
 
             _waiter.Reset();
+            _cancellation = null;
             _waiting = true;
             return new ValueTask(this, _waiter.Version);
         }
@@ -52,15 +58,16 @@ internal sealed class NbdSlotGate : IValueTaskSource
     {
         lock (_lock)
         {
-            if (_waiting)
+            if (!_waiting)
             {
-                _waiting = false;
-                _waiter.SetResult(true);
+                _free++;
                 return;
             }
 
-            _free++;
+            _waiting = false;
         }
+
+        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
     }
 
     /// <summary>Ends a pending wait with <see cref="OperationCanceledException"/> (the connection is closing).</summary>
@@ -68,11 +75,28 @@ internal sealed class NbdSlotGate : IValueTaskSource
     {
         lock (_lock)
         {
-            if (_waiting)
+            if (!_waiting)
             {
-                _waiting = false;
-                _waiter.SetException(new OperationCanceledException(ct));
+                return;
             }
+
+            _waiting = false;
+            _cancellation = new OperationCanceledException(ct);
+        }
+
+        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+    }
+
+    /// <summary>Completes the wait that <see cref="Release"/> or <see cref="Cancel"/> ended.</summary>
+    void IThreadPoolWorkItem.Execute()
+    {
+        if (_cancellation is { } cancelled)
+        {
+            _waiter.SetException(cancelled);
+        }
+        else
+        {
+            _waiter.SetResult(true);
         }
     }
 
