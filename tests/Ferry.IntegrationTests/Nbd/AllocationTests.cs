@@ -17,7 +17,7 @@ public sealed class AllocationTests
     private const int LongRun = 45_000;
 
     [ReleaseFact]
-    public async Task Steady_state_requests_allocate_no_buffers_tasks_or_state_machines()
+    public async Task Steady_state_requests_allocate_nothing()
     {
         var directory = Path.Combine(Path.GetTempPath(), "ferry-alloc-" + Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(directory);
@@ -46,16 +46,17 @@ public sealed class AllocationTests
                 return GC.GetTotalAllocatedBytes(precise: true) - before;
             }
 
-            // The first run warms the buffer pool, the work items and the JIT.
+            // The first run warms the buffer pool, the work items and the JIT. The long run is measured
+            // twice and the smaller count taken: a one-time cost (a tier-up compilation, a queue growing)
+            // lands in one of them, a per-request cost in both.
             await AllocatedDuringAsync(ShortRun);
             var shortRun = await AllocatedDuringAsync(ShortRun);
-            var longRun = await AllocatedDuringAsync(LongRun);
+            var longRun = Math.Min(await AllocatedDuringAsync(LongRun), await AllocatedDuringAsync(LongRun));
             var perRequest = (double)(longRun - shortRun) / (LongRun - ShortRun);
 
-            // A buffer per request would be 4 KiB or more, a Task or async state machine per request over
-            // 100 bytes. What remains is a thread-pool work item (about 40-60 bytes) allocated when an idle
-            // reply writer or a waiting reader is woken, which happens for a fraction of the requests.
-            Assert.True(perRequest < 48, string.Create(CultureInfo.InvariantCulture, $"{perRequest:0.00} bytes allocated per request ({shortRun} bytes for {ShortRun} requests, {longRun} for {LongRun})"));
+            // Even one small object per request would be 24 bytes or more; the few bytes a request may show
+            // on average are incidental one-time costs (a thread starting, a timer) spread over 40,000 requests.
+            Assert.True(perRequest < 4, string.Create(CultureInfo.InvariantCulture, $"{perRequest:0.00} bytes allocated per request ({shortRun} bytes for {ShortRun} requests, {longRun} for {LongRun})"));
         }
         finally
         {
