@@ -16,6 +16,10 @@ public readonly record struct CopyView(GenerationIds Ids, DiskState Disk, bool P
 {
     public bool IsFresh => GenerationRules.IsFresh(Ids);
 
+    /// <summary>The view a peer's Hello frame gives of its copy.</summary>
+    public static CopyView From(in HelloFrame hello) =>
+        new(hello.Generations, hello.Disk, hello.Role == CopyRole.Primary, hello.CrashedPrimary, hello.DirtyBlocks);
+
     /// <summary>A fresh copy holds no data whatever its disk state says.</summary>
     internal bool IsConsistent => !IsFresh && Disk is DiskState.UpToDate or DiskState.Outdated;
 }

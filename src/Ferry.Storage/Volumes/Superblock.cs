@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
+using Ferry.Storage.Replication.Wire;
 
 namespace Ferry.Storage.Volumes;
 
@@ -43,6 +44,15 @@ public sealed record Superblock
     /// <summary>True while the volume may have writes not reflected in the on-disk bitmap (cleared on clean shutdown).</summary>
     public bool Dirty { get; init; }
 
+    /// <summary>The current generation id this copy last knew its peer to hold (0: none); decides when a new generation starts.</summary>
+    public ulong LastSharedCurrent { get; init; }
+
+    /// <summary>The copy's disk state, persisted so that an Inconsistent copy stays so across a crash.</summary>
+    public DiskState Disk { get; init; } = DiskState.UpToDate;
+
+    /// <summary>Set while the copy is primary; still set after a crash, it says writes in flight may differ between copies.</summary>
+    public bool CrashedPrimary { get; init; }
+
     public void Encode(Span<byte> slot)
     {
         if (slot.Length != SlotSize)
@@ -67,6 +77,9 @@ public sealed record Superblock
         w[96] = Dirty ? (byte)1 : (byte)0;
         var nameLength = Encoding.UTF8.GetBytes(Name, w[98..(98 + MaxNameBytes)]);
         w[97] = (byte)nameLength;
+        BinaryPrimitives.WriteUInt64LittleEndian(w[168..], LastSharedCurrent);
+        w[176] = (byte)Disk;
+        w[177] = CrashedPrimary ? (byte)1 : (byte)0;
         BinaryPrimitives.WriteUInt32LittleEndian(w[ChecksumOffset..], Crc32C.Compute(w[..ChecksumOffset]));
     }
 
@@ -78,7 +91,8 @@ public sealed record Superblock
             || BinaryPrimitives.ReadUInt64LittleEndian(slot) != Magic
             || BinaryPrimitives.ReadUInt32LittleEndian(slot[ChecksumOffset..]) != Crc32C.Compute(slot[..ChecksumOffset])
             || BinaryPrimitives.ReadUInt32LittleEndian(slot[8..]) != CurrentVersion
-            || slot[97] > MaxNameBytes)
+            || slot[97] > MaxNameBytes
+            || slot[176] > (byte)DiskState.UpToDate)
         {
             return false;
         }
@@ -98,6 +112,9 @@ public sealed record Superblock
             CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(BinaryPrimitives.ReadInt64LittleEndian(slot[88..])),
             Dirty = slot[96] != 0,
             Name = Encoding.UTF8.GetString(slot.Slice(98, slot[97])),
+            LastSharedCurrent = BinaryPrimitives.ReadUInt64LittleEndian(slot[168..]),
+            Disk = (DiskState)slot[176],
+            CrashedPrimary = slot[177] != 0,
         };
         return true;
     }

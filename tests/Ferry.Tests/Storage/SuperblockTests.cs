@@ -1,4 +1,5 @@
 using CsCheck;
+using Ferry.Storage.Replication.Wire;
 using Ferry.Storage.Volumes;
 
 namespace Ferry.Tests.Storage;
@@ -7,7 +8,7 @@ public class SuperblockTests
 {
     private static readonly Gen<Superblock> AnySuperblock =
         Gen.Select(Gen.Guid, Gen.String[Gen.Char['a', 'z'], 1, 63], Gen.Long[1, long.MaxValue], Gen.ULong, Gen.ULong, Gen.ULong, Gen.ULong, Gen.Bool)
-            .Select(Gen.ULong, Gen.ULong, (t, sequence, epoch) => new Superblock
+            .Select(Gen.ULong, Gen.ULong, Gen.ULong, Gen.Enum<DiskState>(), Gen.Bool, (t, sequence, epoch, shared, disk, crashed) => new Superblock
             {
                 VolumeId = t.Item1,
                 Name = t.Item2,
@@ -17,6 +18,9 @@ public class SuperblockTests
                 Dirty = t.Item8,
                 Sequence = sequence,
                 HighestEpoch = epoch,
+                LastSharedCurrent = shared,
+                Disk = disk,
+                CrashedPrimary = crashed,
             });
 
     [Fact]
