@@ -172,14 +172,3 @@ public class LinkFrameTests
         }
     }
 }
-
-public class CopyViewFromHelloTests
-{
-    [Fact]
-    public void A_hello_gives_the_peers_view_for_the_sync_decision()
-    {
-        var ids = new GenerationIds(4, 3, 2, 1);
-        var hello = new HelloFrame(Guid.NewGuid(), 4096, ids, 9, 17, DiskState.Outdated, CopyRole.Primary, ReplicationProtocol.C, CrashedPrimary: true);
-        Assert.Equal(new Ferry.Storage.Replication.CopyView(ids, DiskState.Outdated, Primary: true, CrashedPrimary: true, DirtyBlocks: 17), Ferry.Storage.Replication.CopyView.From(hello));
-    }
-}
