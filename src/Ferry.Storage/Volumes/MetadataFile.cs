@@ -17,12 +17,15 @@ public sealed class MetadataFile : IDisposable
 
     public Superblock Current { get; private set; }
 
+    /// <summary>The dirty bitmap follows the superblock slots.</summary>
+    public const long BitmapOffset = Superblock.SlotSize * Superblock.Slots;
+
     public static MetadataFile Create(string path, Superblock initial)
     {
         var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
         try
         {
-            RandomAccess.SetLength(handle, Superblock.SlotSize * Superblock.Slots);
+            RandomAccess.SetLength(handle, BitmapOffset + BitmapBytes(initial));
             var file = new MetadataFile(handle, initial with { Sequence = 0 });
             file.Write(initial with { Sequence = 1 });
             return file;
@@ -56,6 +59,44 @@ public sealed class MetadataFile : IDisposable
         {
             Write(change(Current) with { Sequence = Current.Sequence + 1 });
         }
+    }
+
+    /// <summary>
+    /// Reads the dirty bitmap region (a file from before the region existed reads as clean). The words
+    /// are stored little-endian, the byte order of every host Ferry runs on (x86-64, arm64).
+    /// </summary>
+    public DirtyBitmap ReadBitmap()
+    {
+        var current = Current;
+        var bitmap = new DirtyBitmap(current.Size, current.BitmapBlockSize);
+        var bytes = new byte[bitmap.Words.Length * sizeof(ulong)];
+        RandomAccess.Read(_handle, bytes, BitmapOffset);
+        bitmap.Load(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(bytes));
+        return bitmap;
+    }
+
+    /// <summary>Writes the whole bitmap and syncs it (on clean shutdown and when the activity log lets go of extents).</summary>
+    public void WriteBitmap(DirtyBitmap bitmap)
+    {
+        var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(bitmap.Words).ToArray();
+        lock (_lock)
+        {
+            if (RandomAccess.GetLength(_handle) < BitmapOffset + BitmapBytes(Current))
+            {
+                RandomAccess.SetLength(_handle, BitmapOffset + BitmapBytes(Current));
+            }
+
+            RandomAccess.Write(_handle, bytes, BitmapOffset);
+            RandomAccess.FlushToDisk(_handle);
+        }
+    }
+
+    /// <summary>Bytes of the bitmap region for a volume, whole 4 KiB pages.</summary>
+    private static long BitmapBytes(Superblock superblock)
+    {
+        var blocks = (superblock.Size + superblock.BitmapBlockSize - 1) / superblock.BitmapBlockSize;
+        var bytes = (blocks + 63) / 64 * sizeof(ulong);
+        return (bytes + Superblock.SlotSize - 1) / Superblock.SlotSize * Superblock.SlotSize;
     }
 
     private void Write(Superblock next)

@@ -129,6 +129,30 @@ public sealed class VolumeStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task The_dirty_bitmap_survives_a_reopen_and_a_grow()
+    {
+        using (var store = Open())
+        {
+            await store.CreateAsync("vol", 64L << 20, default);
+            store.TryGet("vol", out var volume);
+            var bitmap = volume!.Metadata.ReadBitmap();
+            Assert.Equal(0, bitmap.CountDirty());
+            bitmap.Mark(0, 4096);
+            bitmap.Mark((64L << 20) - 1, 1);
+            volume.Metadata.WriteBitmap(bitmap);
+            await store.ResizeAsync("vol", 128L << 20, allowShrink: false, default);
+        }
+
+        using var reopened = Open();
+        reopened.TryGet("vol", out var again);
+        var loaded = again!.Metadata.ReadBitmap();
+        Assert.Equal((128L << 20) / 4096, loaded.Blocks);
+        Assert.Equal(2, loaded.CountDirty());
+        Assert.True(loaded.IsDirty(0));
+        Assert.True(loaded.IsDirty(((64L << 20) / 4096) - 1));
+    }
+
+    [Fact]
     public void A_directory_without_metadata_or_with_a_damaged_one_is_skipped()
     {
         Directory.CreateDirectory(Path.Combine(_dir.Path, "half-made"));
