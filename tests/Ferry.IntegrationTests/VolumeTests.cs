@@ -20,6 +20,10 @@ public sealed class VolumeTests : IAsyncLifetime
         var created = await _agent.FerryJsonAsync("volume", "create", "data1", "--size", "64M");
         Assert.Equal(64L << 20, created.GetProperty("size").GetInt64());
         Assert.Equal(0, created.GetProperty("allocated").GetInt64());
+        var copy = created.GetProperty("copy");
+        Assert.Equal("up-to-date", copy.GetProperty("disk").GetString());
+        Assert.Equal("primary", copy.GetProperty("role").GetString());
+        Assert.Equal("stand-alone", copy.GetProperty("connection").GetString());
 
         var list = await _agent.FerryJsonAsync("volume", "list");
         Assert.Equal("data1", Assert.Single(list.EnumerateArray()).GetProperty("name").GetString());

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Ferry.Storage.Replication.Wire;
 using Microsoft.Extensions.Logging;
 
 namespace Ferry.Storage.Volumes;
@@ -230,7 +231,9 @@ public sealed partial class VolumeStore : IDisposable
     private static async Task<VolumeInfo> InfoAsync(Volume volume, CancellationToken ct)
     {
         var s = volume.Metadata.Current;
-        return new VolumeInfo(s.Name, s.VolumeId, s.Size, await volume.AllocatedBytesAsync(ct).ConfigureAwait(false), s.Generations, s.HighestEpoch, s.CreatedAt, volume.DataPath);
+        return new VolumeInfo(
+            s.Name, s.VolumeId, s.Size, await volume.AllocatedBytesAsync(ct).ConfigureAwait(false), s.Generations, s.HighestEpoch, s.CreatedAt, volume.DataPath,
+            new CopyState(s.Disk, CopyRole.Primary, ConnectionState.StandAlone));
     }
 
     private static FerryError? CheckSize(string name, long size) =>
