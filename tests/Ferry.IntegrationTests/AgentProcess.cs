@@ -1,6 +1,6 @@
-using Ferry.Hypervisor;
 using System.Diagnostics;
 using System.Text.Json;
+using Ferry.Hypervisor;
 
 namespace Ferry.IntegrationTests;
 
@@ -146,8 +146,7 @@ public sealed class AgentProcess : IAsyncDisposable
         foreach (var pidFile in Directory.EnumerateFiles(vms, "qemu.pid", SearchOption.AllDirectories))
         {
             if (int.TryParse(File.ReadAllText(pidFile).Trim(), out var pid)
-                && File.Exists($"/proc/{pid}/cmdline")
-                && File.ReadAllText($"/proc/{pid}/cmdline").Contains(pidFile, StringComparison.Ordinal))
+                && HostProcess.CommandLine(pid) is { } cmdline && cmdline.Contains(pidFile))
             {
                 HostProcess.Kill(pid);
             }

@@ -191,11 +191,11 @@ internal static class VmCommands
             table.AddRow(
                 Markup.Escape(vm.Name),
                 StateMarkup(vm.State),
-                Lower(vm.Desired),
+                Display.Name(vm.Desired),
                 vm.Spec.VCpus.ToString(CultureInfo.InvariantCulture),
                 $"{vm.Spec.MemoryMiB} MiB",
                 vm.Pid?.ToString(CultureInfo.InvariantCulture) ?? "-",
-                vm.Accelerator is { } a ? Lower(a) : "-",
+                vm.Accelerator is { } a ? Display.Name(a) : "-",
                 Uptime(vm));
         }
 
@@ -207,11 +207,11 @@ internal static class VmCommands
         var grid = new Grid().AddColumn().AddColumn();
         grid.AddRow("name", Markup.Escape(vm.Name));
         grid.AddRow("state", StateMarkup(vm.State));
-        grid.AddRow("desired", Lower(vm.Desired));
+        grid.AddRow("desired", Display.Name(vm.Desired));
         grid.AddRow("vcpus", vm.Spec.VCpus.ToString(CultureInfo.InvariantCulture));
         grid.AddRow("memory", $"{vm.Spec.MemoryMiB} MiB");
         grid.AddRow("pid", vm.Pid?.ToString(CultureInfo.InvariantCulture) ?? "-");
-        grid.AddRow("accelerator", vm.Accelerator is { } a ? Lower(a) : "-");
+        grid.AddRow("accelerator", vm.Accelerator is { } a ? Display.Name(a) : "-");
         grid.AddRow("uptime", Uptime(vm));
         if (vm.LastExit is { } exit)
         {
@@ -244,7 +244,7 @@ internal static class VmCommands
         VmState.Running => "[green]running[/]",
         VmState.Crashed => "[red]crashed[/]",
         VmState.Paused => "[yellow]paused[/]",
-        _ => Lower(state),
+        _ => Display.Name(state),
     };
 
     private static string Uptime(VmView vm) =>
@@ -255,7 +255,4 @@ internal static class VmCommands
         : span.TotalHours >= 1 ? $"{(int)span.TotalHours}h{span.Minutes}m"
         : span.TotalMinutes >= 1 ? $"{(int)span.TotalMinutes}m{span.Seconds}s"
         : $"{(int)span.TotalSeconds}s";
-
-    private static string Lower<T>(T value)
-        where T : struct, Enum => value.ToString().ToLowerInvariant();
 }

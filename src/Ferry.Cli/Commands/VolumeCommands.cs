@@ -101,7 +101,7 @@ internal static class VolumeCommands
         foreach (var v in volumes)
         {
             table.AddRow(
-                Markup.Escape(v.Name), Bytes(v.Size), Bytes(v.Allocated), Lower(v.Copy.Disk), Lower(v.Copy.Role), Lower(v.Copy.Connection),
+                Markup.Escape(v.Name), Bytes(v.Size), Bytes(v.Allocated), Display.Name(v.Copy.Disk), Display.Name(v.Copy.Role), Display.Name(v.Copy.Connection),
                 v.HighestEpoch.ToString(CultureInfo.InvariantCulture));
         }
 
@@ -115,19 +115,15 @@ internal static class VolumeCommands
         grid.AddRow("id", v.Id.ToString());
         grid.AddRow("size", $"{Bytes(v.Size)} ({v.Size} bytes)");
         grid.AddRow("allocated", Bytes(v.Allocated));
-        grid.AddRow("disk", Lower(v.Copy.Disk));
-        grid.AddRow("role", Lower(v.Copy.Role));
-        grid.AddRow("connection", Lower(v.Copy.Connection));
+        grid.AddRow("disk", Display.Name(v.Copy.Disk));
+        grid.AddRow("role", Display.Name(v.Copy.Role));
+        grid.AddRow("connection", Display.Name(v.Copy.Connection));
         grid.AddRow("epoch", v.HighestEpoch.ToString(CultureInfo.InvariantCulture));
         grid.AddRow("generation", v.Generations.Current.ToString("X16", CultureInfo.InvariantCulture));
         grid.AddRow("nbd export", Markup.Escape(v.Name));
         grid.AddRow("data file", Markup.Escape(v.DataPath));
         CliContext.Write(grid);
     }
-
-    /// <summary>Enum values as the JSON output spells them (up-to-date, stand-alone).</summary>
-    private static string Lower<T>(T value)
-        where T : struct, Enum => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
 
     private static string Bytes(long bytes)
     {
