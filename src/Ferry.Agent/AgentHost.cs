@@ -40,6 +40,8 @@ public static class AgentHost
         builder.Services.AddSingleton(sp => VolumeStore.Open(options.VolumesDirectory, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("Ferry.Storage")));
         builder.Services.AddSingleton<VmManager>();
         builder.Services.AddSingleton<INbdExportProvider, VolumeExports>();
+        builder.Services.AddSingleton<VolumeReplication>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<VolumeReplication>());
         builder.Services.AddHostedService<NbdService>();
 
         await using var app = builder.Build();

@@ -31,6 +31,20 @@ public sealed record AgentOptions
     /// <summary>PEM certificate for NBD over TCP; when given, TCP clients must use TLS.</summary>
     public string? NbdTlsCertificate { get; init; }
 
+    /// <summary>This host's name among the hosts holding copies of a volume.</summary>
+    public string HostName { get; init; } = Environment.MachineName;
+
+    /// <summary>Where primaries on other hosts connect to replicate volumes (host:port); none by default.</summary>
+    public string? ReplicationListen { get; init; }
+
+    /// <summary>
+    /// The durable record of granted epochs and Outdated copies (until the cluster state owns them).
+    /// Hosts that share it share the authority.
+    /// </summary>
+    public string? ReplicationAuthority { get; init; }
+
+    public string AuthorityFile => ReplicationAuthority ?? Path.Combine(DataDirectory, "replication-authority.json");
+
     /// <summary>PEM private key of <see cref="NbdTlsCertificate"/> (null: the key is in the certificate file).</summary>
     public string? NbdTlsKey { get; init; }
 }

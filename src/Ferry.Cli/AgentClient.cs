@@ -43,6 +43,13 @@ public sealed class AgentClient : IDisposable
     public Task<Result<VolumeInfo>> CreateVolumeAsync(CreateVolumeRequest request, CancellationToken ct) =>
         SendAsync<VolumeInfo>(HttpMethod.Post, "api/v1/volumes", request, ct);
 
+    public Task<Result<VolumeInfo>> ReplicateVolumeAsync(string name, ReplicationRequest request, CancellationToken ct) =>
+        SendAsync<VolumeInfo>(HttpMethod.Put, $"api/v1/volumes/{Uri.EscapeDataString(name)}/replication", request, ct);
+
+    /// <summary>promote, demote, resolve, connect, disconnect.</summary>
+    public Task<Result<T>> VolumeActionAsync<T>(string name, string action, object? request, CancellationToken ct) =>
+        SendAsync<T>(HttpMethod.Post, $"api/v1/volumes/{Uri.EscapeDataString(name)}/{action}", request, ct);
+
     public Task<Result<VolumeInfo>> ResizeVolumeAsync(string name, ResizeVolumeRequest request, CancellationToken ct) =>
         SendAsync<VolumeInfo>(HttpMethod.Post, $"api/v1/volumes/{Uri.EscapeDataString(name)}/resize", request, ct);
 

@@ -28,6 +28,8 @@ public readonly struct Result<T>
 
     public static implicit operator Result<T>(FerryError error) => Fail(error);
 
+    public Result<TOut> Map<TOut>(Func<T, TOut> map) => Error is null ? map(_value!) : Result<TOut>.Fail(Error);
+
     public bool TryGetValue([MaybeNullWhen(false)] out T value, [MaybeNullWhen(true)] out FerryError error)
     {
         value = _value;

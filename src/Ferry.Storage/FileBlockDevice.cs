@@ -47,48 +47,73 @@ public sealed class FileBlockDevice : IBlockDevice, IDisposable
 
     public ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken ct)
     {
-        var span = destination.Span;
         try
         {
-            while (!span.IsEmpty)
-            {
-                var read = RandomAccess.Read(_handle, span, offset);
-                if (read == 0)
-                {
-                    // Past the end of the file (it shrank underneath us): the rest reads as zeroes.
-                    span.Clear();
-                    break;
-                }
-
-                span = span[read..];
-                offset += read;
-            }
+            Read(offset, destination.Span);
         }
-        catch (IOException e)
+        catch (BlockDeviceException e)
         {
-            return ValueTask.FromException(Translate(e, "read"));
+            return ValueTask.FromException(e);
         }
 
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Reads synchronously (pread); replication reads under its ordering lock with this.</summary>
+    public void Read(long offset, Span<byte> destination)
+    {
+        try
+        {
+            while (!destination.IsEmpty)
+            {
+                var read = RandomAccess.Read(_handle, destination, offset);
+                if (read == 0)
+                {
+                    // Past the end of the file (it shrank underneath us): the rest reads as zeroes.
+                    destination.Clear();
+                    break;
+                }
+
+                destination = destination[read..];
+                offset += read;
+            }
+        }
+        catch (IOException e) when (e is not BlockDeviceException)
+        {
+            throw Translate(e, "read");
+        }
     }
 
     public ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> source, bool fua, CancellationToken ct)
     {
         try
         {
+            Write(offset, source.Span, fua);
+        }
+        catch (BlockDeviceException e)
+        {
+            return ValueTask.FromException(e);
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Writes synchronously (pwrite, fdatasync for FUA); replication writes under its ordering lock with this.</summary>
+    public void Write(long offset, ReadOnlySpan<byte> source, bool fua)
+    {
+        try
+        {
             ThrowIfReadOnly();
-            RandomAccess.Write(_handle, source.Span, offset);
+            RandomAccess.Write(_handle, source, offset);
             if (fua)
             {
                 Sync();
             }
         }
-        catch (IOException e)
+        catch (IOException e) when (e is not BlockDeviceException)
         {
-            return ValueTask.FromException(Translate(e, "write"));
+            throw Translate(e, "write");
         }
-
-        return ValueTask.CompletedTask;
     }
 
     public ValueTask FlushAsync(CancellationToken ct)
@@ -112,6 +137,20 @@ public sealed class FileBlockDevice : IBlockDevice, IDisposable
     {
         try
         {
+            WriteZeroes(offset, length, flags);
+        }
+        catch (BlockDeviceException e)
+        {
+            return ValueTask.FromException(e);
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    public void WriteZeroes(long offset, long length, WriteZeroesFlags flags)
+    {
+        try
+        {
             ThrowIfReadOnly();
             ZeroRange(offset, length, flags);
             if ((flags & WriteZeroesFlags.Fua) != 0)
@@ -119,12 +158,10 @@ public sealed class FileBlockDevice : IBlockDevice, IDisposable
                 Sync();
             }
         }
-        catch (IOException e)
+        catch (IOException e) when (e is not BlockDeviceException)
         {
-            return ValueTask.FromException(Translate(e, "write zeroes"));
+            throw Translate(e, "write zeroes");
         }
-
-        return ValueTask.CompletedTask;
     }
 
     public ValueTask<int> MapAsync(long offset, long length, Memory<AllocationExtent> extents, CancellationToken ct)

@@ -16,9 +16,12 @@ internal static class AgentCommand
         var nbdListen = new Option<string?>("--nbd-listen") { Description = "Also serve volumes over NBD on this TCP address (e.g. 127.0.0.1:10809)" };
         var nbdCert = new Option<string?>("--nbd-tls-cert") { Description = "PEM certificate for NBD over TCP; TCP clients must then use TLS" };
         var nbdKey = new Option<string?>("--nbd-tls-key") { Description = "PEM private key for --nbd-tls-cert (if not in the same file)" };
+        var hostName = new Option<string>("--host-name") { Description = "This host's name among the hosts holding volume copies", DefaultValueFactory = _ => Environment.MachineName };
+        var replicationListen = new Option<string?>("--replication-listen") { Description = "Accept replication links from primaries on this TCP address (e.g. 0.0.0.0:7481)" };
+        var authority = new Option<string?>("--replication-authority") { Description = "File recording granted epochs and Outdated copies (default: in the data directory)" };
         var stopTimeout = new Option<int>("--stop-timeout") { Description = "Seconds a graceful stop waits for the guest", DefaultValueFactory = _ => 30 };
 
-        var command = new Command("agent", "Run the Ferry agent on this host") { data, listen, qemu, accel, nbdListen, nbdCert, nbdKey, stopTimeout };
+        var command = new Command("agent", "Run the Ferry agent on this host") { data, listen, qemu, accel, nbdListen, nbdCert, nbdKey, hostName, replicationListen, authority, stopTimeout };
         command.SetAction(async (parse, ct) =>
         {
             if (parse.GetValue(stopTimeout) is var seconds and (< 1 or > 3600))
@@ -49,6 +52,9 @@ internal static class AgentCommand
                 NbdListen = parse.GetValue(nbdListen),
                 NbdTlsCertificate = parse.GetValue(nbdCert) is { } c ? Path.GetFullPath(c) : null,
                 NbdTlsKey = parse.GetValue(nbdKey) is { } k ? Path.GetFullPath(k) : null,
+                HostName = parse.GetValue(hostName)!,
+                ReplicationListen = parse.GetValue(replicationListen),
+                ReplicationAuthority = parse.GetValue(authority) is { } a ? Path.GetFullPath(a) : null,
             };
             await AgentHost.RunAsync(options, ct).ConfigureAwait(false);
             return ExitCodes.Ok;

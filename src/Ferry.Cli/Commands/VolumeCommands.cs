@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using Ferry.Agent.Api;
+using Ferry.Storage.Replication;
+using Ferry.Storage.Replication.Wire;
 using Ferry.Storage.Volumes;
 using Spectre.Console;
 
@@ -17,6 +19,13 @@ internal static class VolumeCommands
         volume.Subcommands.Add(Show());
         volume.Subcommands.Add(Resize());
         volume.Subcommands.Add(Delete());
+        volume.Subcommands.Add(Replicate());
+        volume.Subcommands.Add(Promote());
+        volume.Subcommands.Add(Demote());
+        volume.Subcommands.Add(Resolve());
+        volume.Subcommands.Add(Connection("connect", "Let the primary connect to its peers again (after disconnect)"));
+        volume.Subcommands.Add(Connection("disconnect", "Stop replicating to the peers; they are marked Outdated"));
+        volume.Subcommands.Add(WaitSync());
         return volume;
     }
 
@@ -28,7 +37,8 @@ internal static class VolumeCommands
     {
         var name = NameArgument();
         var size = SizeOption();
-        var command = new Command("create", "Create a volume (allocates nothing until written)") { name, size };
+        var copyOf = new Option<Guid?>("--copy-of") { Description = "Create an empty copy of an existing volume (its id, from `volume show` on its primary); a resync fills it" };
+        var command = new Command("create", "Create a volume (allocates nothing until written)") { name, size, copyOf };
         command.SetAction(CliContext.Action(async (context, parse, ct) =>
         {
             if (!SizeParser.ParseBytes(parse.GetValue(size)!).TryGetValue(out var bytes, out var error))
@@ -36,7 +46,7 @@ internal static class VolumeCommands
                 return CliContext.Fail(error);
             }
 
-            return context.Print(await context.Client.CreateVolumeAsync(new CreateVolumeRequest(parse.GetValue(name)!, bytes), ct).ConfigureAwait(false), Render);
+            return context.Print(await context.Client.CreateVolumeAsync(new CreateVolumeRequest(parse.GetValue(name)!, bytes, parse.GetValue(copyOf)), ct).ConfigureAwait(false), Render);
         }));
         return command;
     }
@@ -95,6 +105,157 @@ internal static class VolumeCommands
         return command;
     }
 
+    private static Command Replicate()
+    {
+        var name = NameArgument();
+        var peers = new Option<string[]>("--peer") { Description = "Another host's copy: HOST=ADDRESS:PORT (its agent's --replication-listen); once per peer, at most 2", AllowMultipleArgumentsPerToken = false };
+        var protocol = new Option<ReplicationProtocol>("--protocol") { Description = "C: a write completes when every copy has it; B: when they received it; A: after the local write", DefaultValueFactory = _ => ReplicationProtocol.C };
+        var checksum = new Option<bool>("--checksum-resync") { Description = "Compare checksums during a resync and skip identical blocks" };
+        var rate = new Option<string?>("--resync-rate") { Description = "Most a resync sends per second, e.g. 200M (default: no limit)" };
+        var command = new Command("replicate", "Set the other copies of a volume and the replication protocol") { name, peers, protocol, checksum, rate };
+        command.SetAction(CliContext.Action(async (context, parse, ct) =>
+        {
+            var list = new List<PeerAddress>();
+            foreach (var peer in parse.GetValue(peers) ?? [])
+            {
+                var at = peer.IndexOf('=', StringComparison.Ordinal);
+                if (at <= 0 || at == peer.Length - 1)
+                {
+                    return CliContext.Fail(FerryError.InvalidArgument($"invalid --peer '{peer}': expected HOST=ADDRESS:PORT"));
+                }
+
+                list.Add(new PeerAddress(peer[..at], peer[(at + 1)..]));
+            }
+
+            long limit = 0;
+            if (parse.GetValue(rate) is { } text && !SizeParser.ParseBytes(text).TryGetValue(out limit, out var error))
+            {
+                return CliContext.Fail(error);
+            }
+
+            var request = new ReplicationRequest(list, parse.GetValue(protocol), parse.GetValue(checksum), limit);
+            return context.Print(await context.Client.ReplicateVolumeAsync(parse.GetValue(name)!, request, ct).ConfigureAwait(false), Render);
+        }));
+        return command;
+    }
+
+    private static Command Promote()
+    {
+        var name = NameArgument();
+        var epoch = new Option<ulong>("--epoch") { Description = "The new epoch: above every epoch any copy has seen", Required = true };
+        var force = new Option<bool>("--force") { Description = "Promote an Outdated copy; the writes it lacks are lost (the answer says which)" };
+        var command = new Command("promote", "Make this host's copy the primary") { name, epoch, force };
+        command.SetAction(CliContext.Action(async (context, parse, ct) =>
+            context.Print(
+                await context.Client.VolumeActionAsync<VolumeActionResult>(parse.GetValue(name)!, "promote", new PromoteRequest(parse.GetValue(epoch), parse.GetValue(force)), ct).ConfigureAwait(false),
+                r => CliContext.Write(new Markup(Markup.Escape($"{r.Volume}: {r.Message}"))))));
+        return command;
+    }
+
+    private static Command Demote()
+    {
+        var name = NameArgument();
+        var command = new Command("demote", "Make this host's copy secondary (no VM may be running on it)") { name };
+        command.SetAction(CliContext.Action(async (context, parse, ct) =>
+            context.Print(await context.Client.VolumeActionAsync<VolumeInfo>(parse.GetValue(name)!, "demote", null, ct).ConfigureAwait(false), Render)));
+        return command;
+    }
+
+    private static Command Resolve()
+    {
+        var name = NameArgument();
+        var discard = new Option<string>("--discard") { Description = "The host whose copy's writes are discarded (a peer of this primary)", Required = true };
+        var command = new Command("resolve", "Resolve a split brain: overwrite a peer's copy from this primary's") { name, discard };
+        command.SetAction(CliContext.Action(async (context, parse, ct) =>
+            context.Print(
+                await context.Client.VolumeActionAsync<VolumeActionResult>(parse.GetValue(name)!, "resolve", new ResolveRequest(parse.GetValue(discard)!), ct).ConfigureAwait(false),
+                r => CliContext.Write(new Markup(Markup.Escape($"{r.Volume}: {r.Message}"))))));
+        return command;
+    }
+
+    private static Command Connection(string action, string description)
+    {
+        var name = NameArgument();
+        var command = new Command(action, description) { name };
+        command.SetAction(CliContext.Action(async (context, parse, ct) =>
+            context.Print(await context.Client.VolumeActionAsync<VolumeInfo>(parse.GetValue(name)!, action, null, ct).ConfigureAwait(false), Render)));
+        return command;
+    }
+
+    /// <summary>A progress bar until every peer is connected and in sync.</summary>
+    private static Command WaitSync()
+    {
+        var name = NameArgument();
+        var timeout = new Option<int>("--timeout") { Description = "Seconds to wait (0: no limit)", DefaultValueFactory = _ => 0 };
+        var command = new Command("wait-sync", "Show resync progress until every peer copy is connected and in sync") { name, timeout };
+        command.SetAction(CliContext.Action(async (context, parse, ct) =>
+        {
+            using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            if (parse.GetValue(timeout) > 0)
+            {
+                limit.CancelAfter(TimeSpan.FromSeconds(parse.GetValue(timeout)));
+            }
+
+            VolumeInfo? last = null;
+            try
+            {
+                await AnsiConsole.Progress().AutoClear(false).Columns(
+                    new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
+                    .StartAsync(async progress =>
+                    {
+                        var bars = new Dictionary<string, ProgressTask>(StringComparer.Ordinal);
+                        while (true)
+                        {
+                            if (!(await context.Client.GetVolumeAsync(parse.GetValue(name)!, limit.Token).ConfigureAwait(false)).TryGetValue(out last, out var error))
+                            {
+                                throw new FerryErrorException(error);
+                            }
+
+                            foreach (var peer in last.Copy.Peers)
+                            {
+                                var bar = bars.TryGetValue(peer.Host, out var b) ? b : bars[peer.Host] = progress.AddTask(Markup.Escape(peer.Host), maxValue: 1);
+                                if (peer.Resync is { } r)
+                                {
+                                    bar.MaxValue = Math.Max(1, r.TotalBytes);
+                                    bar.Value = r.DoneBytes;
+                                }
+
+                                bar.Description = Markup.Escape($"{peer.Host} {Display.Name(peer.Connection)}");
+                            }
+
+                            if (last.Copy.Peers.Count > 0 && last.Copy.Peers.All(p => p.Connection == ConnectionState.Connected))
+                            {
+                                foreach (var bar in bars.Values)
+                                {
+                                    bar.Value = bar.MaxValue;
+                                }
+
+                                return;
+                            }
+
+                            await Task.Delay(TimeSpan.FromMilliseconds(250), limit.Token).ConfigureAwait(false);
+                        }
+                    }).ConfigureAwait(false);
+            }
+            catch (FerryErrorException e)
+            {
+                return CliContext.Fail(e.Error);
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                return CliContext.Fail(FerryError.Unavailable($"the peers of '{parse.GetValue(name)}' were not in sync within {parse.GetValue(timeout)} s"));
+            }
+
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    private sealed class FerryErrorException(FerryError error) : Exception(error.Message)
+    {
+        public FerryError Error { get; } = error;
+    }
+
     private static void RenderTable(VolumeInfo[] volumes)
     {
         var table = new Table().Border(TableBorder.Simple).AddColumns("NAME", "SIZE", "ALLOCATED", "DISK", "ROLE", "CONNECTION", "EPOCH");
@@ -120,6 +281,39 @@ internal static class VolumeCommands
         grid.AddRow("connection", Display.Name(v.Copy.Connection));
         grid.AddRow("epoch", v.HighestEpoch.ToString(CultureInfo.InvariantCulture));
         grid.AddRow("generation", v.Generations.Current.ToString("X16", CultureInfo.InvariantCulture));
+        grid.AddRow("protocol", v.Copy.Protocol.ToString());
+        grid.AddRow("out of sync", Bytes(v.Copy.DirtyBytes));
+        if (v.Copy.FencedReason is { } fenced)
+        {
+            grid.AddRow("fenced", Markup.Escape(fenced));
+        }
+
+        if (v.Copy.Incoming is { } incoming)
+        {
+            grid.AddRow("primary link", Markup.Escape($"from {incoming.From}, {Display.Name(incoming.Connection)}, epoch {incoming.PrimaryEpoch}, resync received {Bytes(incoming.ResyncBytesReceived)}"
+                + (incoming.LastError is { } e ? $" ({e})" : "")));
+        }
+
+        foreach (var peer in v.Copy.Peers)
+        {
+            var line = $"{peer.Address}: {Display.Name(peer.Connection)}" + (peer.Disk is { } d ? $", disk {Display.Name(d)}" : "") + (peer.Outdated ? ", marked Outdated" : "");
+            if (peer.Resync is { FinishedAt: null } r)
+            {
+                line += string.Create(CultureInfo.InvariantCulture, $", resync {r.Percent:0.0}% of {Bytes(r.TotalBytes)}, {Bytes((long)r.BytesPerSecond)}/s, {r.TimeLeft?.TotalSeconds ?? 0:0} s left");
+            }
+
+            grid.AddRow(Markup.Escape($"peer {peer.Host}"), Markup.Escape(line));
+            if (peer.Reason is { } reason)
+            {
+                grid.AddRow(string.Empty, Markup.Escape(reason));
+            }
+
+            if (peer.Decision is { } decision)
+            {
+                grid.AddRow(string.Empty, Markup.Escape($"last handshake: {decision}"));
+            }
+        }
+
         grid.AddRow("nbd export", Markup.Escape(v.Name));
         grid.AddRow("data file", Markup.Escape(v.DataPath));
         CliContext.Write(grid);

@@ -9,54 +9,115 @@ namespace Ferry.Storage.Replication;
 /// <summary>How a replica session ended.</summary>
 public readonly record struct ReplicaSessionEnd(LinkErrorCode? Error, string Reason);
 
+/// <summary>A secondary's link from its primary, for <c>ferry volume show</c>.</summary>
+public sealed record IncomingStatus(string From, ConnectionState Connection, ulong PrimaryEpoch, long ResyncBytesReceived, string? LastError);
+
 /// <summary>
 /// The secondary's side of one replication link: checks the primary's Hello against this copy (same
-/// volume, same size, an epoch not below the highest seen), then applies its writes in order and
-/// acknowledges each. A frame carrying an epoch below the highest this copy has seen is refused
-/// and the link closed, with nothing written (DESIGN invariant 2); a higher epoch is recorded durably
-/// before the write it came with is applied. Peer bytes never throw: bad input ends the link with an
-/// Error frame.
+/// volume, same size, an epoch not below the highest seen), answers with its own state, then applies
+/// the primary's frames in order and acknowledges each: writes, zeroes, flushes, and the resync's
+/// bitmap exchange, begin and end. A frame carrying an epoch below the highest this copy has seen is
+/// refused and the link closed, with nothing written (DESIGN invariant 2); a higher epoch is recorded
+/// durably before the frame that carries it takes effect. Peer bytes never throw: bad input ends the
+/// link with an Error frame.
 /// </summary>
-public sealed partial class ReplicaSession
+public sealed partial class ReplicaSession : IDisposable
 {
-    private readonly Volume _volume;
+    private readonly Func<Guid, ReplicatedVolume?> _resolve;
     private readonly PipeReader _input;
     private readonly PipeWriter _output;
+    private readonly string _from;
     private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private ReplicatedVolume? _copy;
+    private ReplicationProtocol _protocol;
+    private ulong _primaryEpoch;
+    private long _resyncBytes;
+    private volatile string? _lastError;
 
-    public ReplicaSession(Volume volume, PipeReader input, PipeWriter output, ILogger logger)
+    public ReplicaSession(Func<Guid, ReplicatedVolume?> resolve, PipeReader input, PipeWriter output, string from, ILogger logger)
     {
-        _volume = volume;
+        _resolve = resolve;
         _input = input;
         _output = output;
+        _from = from;
         _logger = logger;
     }
 
+    /// <summary>How long the session waits for any frame (the primary pings every second) before it gives up on the primary.</summary>
+    public TimeSpan IdleTimeout { get; init; } = PeerLink.DeadAfter;
+
+    public ConnectionState Connection { get; private set; } = ConnectionState.Connecting;
+
+    public IncomingStatus Status() => new(_from, Connection, _primaryEpoch, Interlocked.Read(ref _resyncBytes), _lastError);
+
     public async Task<ReplicaSessionEnd> RunAsync(CancellationToken ct)
     {
-        var end = await ServeAsync(ct).ConfigureAwait(false);
-        if (end.Error is { } code)
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, _stop.Token);
+        ReplicaSessionEnd end;
+        try
         {
-            LinkFrameWriter.WriteError(_output, (uint)code, end.Reason);
-            await _output.FlushAsync(ct).ConfigureAwait(false);
-            LogRefused(_logger, _volume.Name, code, end.Reason);
+            end = await ServeAsync(linked).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            end = new(_stop.IsCancellationRequested ? LinkErrorCode.ShuttingDown : null,
+                _stop.IsCancellationRequested ? "this copy took another link or changed role" : $"the primary sent nothing for {IdleTimeout.TotalSeconds:0} s");
+        }
+        catch (IOException e)
+        {
+            end = new(null, e.Message);
         }
 
+        try
+        {
+            if (end.Error is { } code)
+            {
+                LinkFrameWriter.WriteError(_output, (uint)code, end.Reason);
+                await _output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+                LogRefused(_logger, _copy?.Name ?? "?", code, end.Reason);
+            }
+        }
+        catch (IOException)
+        {
+            // The primary is gone already.
+        }
+
+        _lastError = end.Reason;
+        Connection = ConnectionState.StandAlone;
+        _copy?.DetachIncoming(this);
         await _output.CompleteAsync().ConfigureAwait(false);
         await _input.CompleteAsync().ConfigureAwait(false);
+        _ended.TrySetResult();
         return end;
     }
 
-    private async Task<ReplicaSessionEnd> ServeAsync(CancellationToken ct)
+    /// <summary>Ends the session (a newer link took over, or this copy is being promoted) and waits until it has.</summary>
+    public async Task StopAsync()
     {
-        if (await ReadFrameAsync(ct).ConfigureAwait(false) is not { } first)
+        if (!_ended.Task.IsCompleted)
+        {
+            await _stop.CancelAsync().ConfigureAwait(false);
+        }
+
+        await _ended.Task.ConfigureAwait(false);
+    }
+
+    public void Dispose() => _stop.Dispose();
+
+    private async Task<ReplicaSessionEnd> ServeAsync(CancellationTokenSource idle)
+    {
+        var ct = idle.Token;
+        idle.CancelAfter(IdleTimeout);
+        if (await LinkReader.ReadFrameAsync(_input, ct).ConfigureAwait(false) is not { } first)
         {
             return new(null, "the peer left before saying hello");
         }
 
         if (first.Frame is not { Header.Type: LinkFrameType.Hello } helloFrame)
         {
-            return first.Error is { } e ? new(LinkErrorCode.ProtocolViolation, e) : new(LinkErrorCode.ProtocolViolation, "the first frame must be Hello");
+            return new(LinkErrorCode.ProtocolViolation, first.Error ?? "the first frame must be Hello");
         }
 
         if (CheckHello(helloFrame.Hello) is { } refusal)
@@ -64,15 +125,27 @@ public sealed partial class ReplicaSession
             return refusal;
         }
 
-        await SayHelloAsync(ct).ConfigureAwait(false);
-        while (await ReadFrameAsync(ct).ConfigureAwait(false) is { } next)
+        var copy = _copy!;
+        if (!await copy.AttachIncomingAsync(this).ConfigureAwait(false))
         {
+            _copy = null;
+            return new(LinkErrorCode.RoleConflict, $"the copy of '{copy.Name}' on {copy.Host} is primary too; dual-primary is only for a migration handoff");
+        }
+
+        _protocol = helloFrame.Hello.Protocol;
+        _primaryEpoch = helloFrame.Hello.Epoch;
+        await SayHelloAsync(copy, ct).ConfigureAwait(false);
+        Connection = ConnectionState.Connected;
+        LogAttached(_logger, copy.Name, _from, helloFrame.Hello.Epoch);
+        while (await LinkReader.ReadFrameAsync(_input, ct).ConfigureAwait(false) is { } next)
+        {
+            idle.CancelAfter(IdleTimeout);
             if (next.Frame is not { } frame)
             {
                 return new(LinkErrorCode.ProtocolViolation, next.Error!);
             }
 
-            var outcome = await ApplyAsync(frame, ct).ConfigureAwait(false);
+            var outcome = await ApplyAsync(copy, frame, ct).ConfigureAwait(false);
             if (outcome is { } stop)
             {
                 return stop;
@@ -86,12 +159,18 @@ public sealed partial class ReplicaSession
 
     private ReplicaSessionEnd? CheckHello(in HelloFrame hello)
     {
-        var us = _volume.Metadata.Current;
-        if (hello.VolumeId != us.VolumeId)
+        if (hello.Role != CopyRole.Primary)
         {
-            return new(LinkErrorCode.WrongVolume, $"this copy belongs to volume {us.VolumeId} ('{us.Name}'), not {hello.VolumeId}");
+            return new(LinkErrorCode.RoleConflict, "only a primary opens a replication link");
         }
 
+        if (_resolve(hello.VolumeId) is not { } copy)
+        {
+            return new(LinkErrorCode.WrongVolume, $"this host holds no copy of volume {hello.VolumeId}");
+        }
+
+        _copy = copy;
+        var us = copy.Volume.Metadata.Current;
         if (hello.Size != us.Size)
         {
             return new(LinkErrorCode.WrongSize, $"volume '{us.Name}' is {us.Size} bytes here, the peer says {hello.Size}");
@@ -102,44 +181,79 @@ public sealed partial class ReplicaSession
             : null;
     }
 
-    private async Task SayHelloAsync(CancellationToken ct)
+    private async Task SayHelloAsync(ReplicatedVolume copy, CancellationToken ct)
     {
-        var us = _volume.Metadata.Current;
+        var view = copy.LocalView();
+        var s = copy.Volume.Metadata.Current;
         LinkFrameWriter.WriteHello(_output, new HelloFrame(
-            us.VolumeId, us.Size, us.Generations, us.HighestEpoch, 0, DiskState.UpToDate, CopyRole.Secondary, ReplicationProtocol.C, CrashedPrimary: false));
+            s.VolumeId, s.Size, view.Ids, s.HighestEpoch, view.DirtyBlocks, view.Disk, CopyRole.Secondary, _protocol, view.CrashedPrimary));
         await _output.FlushAsync(ct).ConfigureAwait(false);
     }
 
     /// <summary>Applies one frame; a non-null result ends the link.</summary>
-    private async ValueTask<ReplicaSessionEnd?> ApplyAsync(LinkFrame frame, CancellationToken ct)
+    private async ValueTask<ReplicaSessionEnd?> ApplyAsync(ReplicatedVolume copy, LinkFrame frame, CancellationToken ct)
     {
+        var volume = copy.Volume;
         switch (frame.Header.Type)
         {
             case LinkFrameType.Write:
-                return await ApplyWriteAsync(frame.Write, ct).ConfigureAwait(false);
+                return await ApplyWriteAsync(copy, frame.Write, (frame.Header.Flags & LinkFrameFlags.Resync) != 0, ct).ConfigureAwait(false);
 
             case LinkFrameType.Zero:
                 var zero = frame.Zero;
-                if (AcceptEpoch(zero.Epoch) is { } staleZero)
+                if (AcceptEpoch(volume, zero.Epoch) is { } staleZero)
                 {
                     return staleZero;
                 }
 
                 var zeroFlags = (zero.Fua ? WriteZeroesFlags.Fua : WriteZeroesFlags.None) | (zero.MayTrim ? WriteZeroesFlags.None : WriteZeroesFlags.NoHole);
-                var zeroStatus = zero.Offset > _volume.Size - zero.Length
+                var zeroStatus = zero.Offset > volume.Size - zero.Length
                     ? AckStatus.Invalid
-                    : await RunAsync(_volume.WriteZeroesAsync(zero.Offset, zero.Length, zeroFlags, ct)).ConfigureAwait(false);
+                    : ZeroOrStatus(volume, zero.Offset, zero.Length, zeroFlags);
                 LinkFrameWriter.WriteAck(_output, new AckFrame(zero.Sequence, AckKind.Written, zeroStatus));
                 return null;
 
             case LinkFrameType.Flush:
-                if (AcceptEpoch(frame.Flush.Epoch) is { } staleFlush)
+                if (AcceptEpoch(volume, frame.Flush.Epoch) is { } staleFlush)
                 {
                     return staleFlush;
                 }
 
-                var flushStatus = await RunAsync(_volume.FlushAsync(ct)).ConfigureAwait(false);
+                var flushStatus = await RunAsync(volume.FlushAsync(ct)).ConfigureAwait(false);
                 LinkFrameWriter.WriteAck(_output, new AckFrame(frame.Flush.Sequence, AckKind.Written, flushStatus));
+                return null;
+
+            case LinkFrameType.BitmapRequest:
+                await SendBitmapAsync(copy.Bitmap, ct).ConfigureAwait(false);
+                return null;
+
+            case LinkFrameType.SyncBegin:
+                if (AcceptEpoch(volume, frame.Sync.Epoch) is { } staleBegin)
+                {
+                    return staleBegin;
+                }
+
+                // From here the copy is a partial copy of the source's data until SyncEnd (GenerationRules).
+                volume.Metadata.Update(s => s with { Generations = GenerationRules.BeginSyncAsTarget(frame.Sync.Ids), Disk = DiskState.Inconsistent });
+                Connection = ConnectionState.SyncTarget;
+                LogSyncBegins(_logger, copy.Name, frame.Sync.Full ? "full" : "bitmap");
+                LinkFrameWriter.WriteAck(_output, new AckFrame(frame.Sync.Sequence, AckKind.Written, AckStatus.Ok));
+                return null;
+
+            case LinkFrameType.SyncEnd:
+                if (AcceptEpoch(volume, frame.Sync.Epoch) is { } staleEnd)
+                {
+                    return staleEnd;
+                }
+
+                await volume.FlushAsync(ct).ConfigureAwait(false);
+                var ids = GenerationRules.FinishSyncAsTarget(frame.Sync.Ids);
+                copy.Bitmap.ClearAll();
+                volume.Metadata.WriteBitmap(copy.Bitmap);
+                volume.Metadata.Update(s => s with { Generations = ids, Disk = DiskState.UpToDate, LastSharedCurrent = ids.Current, CrashedPrimary = false });
+                Connection = ConnectionState.Connected;
+                LogSyncEnded(_logger, copy.Name, Interlocked.Read(ref _resyncBytes));
+                LinkFrameWriter.WriteAck(_output, new AckFrame(frame.Sync.Sequence, AckKind.Written, AckStatus.Ok));
                 return null;
 
             case LinkFrameType.Ping:
@@ -157,26 +271,39 @@ public sealed partial class ReplicaSession
         }
     }
 
-    private async ValueTask<ReplicaSessionEnd?> ApplyWriteAsync(WriteFrame write, CancellationToken ct)
+    private async ValueTask<ReplicaSessionEnd?> ApplyWriteAsync(ReplicatedVolume copy, WriteFrame write, bool resync, CancellationToken ct)
     {
+        var volume = copy.Volume;
+
         // The data follows the frame; it is read whole before anything is decided, so that a refused
         // write is skipped cleanly and the link stays in step.
         var buffer = ArrayPool<byte>.Shared.Rent(write.Length);
         try
         {
-            if (!await ReadDataAsync(buffer.AsMemory(0, write.Length), ct).ConfigureAwait(false))
+            if (!await LinkReader.ReadDataAsync(_input, buffer.AsMemory(0, write.Length), ct).ConfigureAwait(false))
             {
                 return new(null, "the peer left in the middle of a write");
             }
 
-            if (AcceptEpoch(write.Epoch) is { } stale)
+            if (AcceptEpoch(volume, write.Epoch) is { } stale)
             {
                 return stale;
             }
 
-            var status = write.Offset > _volume.Size - write.Length
+            if (_protocol == ReplicationProtocol.B && !write.Fua && !resync)
+            {
+                LinkFrameWriter.WriteAck(_output, new AckFrame(write.Sequence, AckKind.Received, AckStatus.Ok));
+                await _output.FlushAsync(ct).ConfigureAwait(false);
+            }
+
+            var status = write.Offset > volume.Size - write.Length
                 ? AckStatus.Invalid
-                : await RunAsync(_volume.WriteAsync(write.Offset, buffer.AsMemory(0, write.Length), write.Fua, ct)).ConfigureAwait(false);
+                : WriteOrStatus(volume, write.Offset, buffer.AsSpan(0, write.Length), write.Fua);
+            if (resync)
+            {
+                Interlocked.Add(ref _resyncBytes, write.Length);
+            }
+
             LinkFrameWriter.WriteAck(_output, new AckFrame(write.Sequence, AckKind.Written, status));
             return null;
         }
@@ -186,21 +313,72 @@ public sealed partial class ReplicaSession
         }
     }
 
-    /// <summary>Refuses a stale epoch; records a newer one durably before the frame that carries it takes effect.</summary>
-    private ReplicaSessionEnd? AcceptEpoch(ulong epoch)
+    private async Task SendBitmapAsync(DirtyBitmap bitmap, CancellationToken ct)
     {
-        var highest = _volume.Metadata.Current.HighestEpoch;
+        const int WordsPerFrame = 128 * 1024;
+        for (var first = 0; ; first += WordsPerFrame)
+        {
+            var last = WriteBitmapFrame(bitmap, first, WordsPerFrame);
+            await _output.FlushAsync(ct).ConfigureAwait(false);
+            if (last)
+            {
+                return;
+            }
+        }
+    }
+
+    private bool WriteBitmapFrame(DirtyBitmap bitmap, int first, int maxWords)
+    {
+        var words = bitmap.Words;
+        var count = Math.Min(maxWords, words.Length - first);
+        var last = first + count >= words.Length;
+        LinkFrameWriter.WriteBitmap(_output, new BitmapFrame(first, count * sizeof(ulong), last));
+        _output.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(words.Slice(first, count)));
+        return last;
+    }
+
+    /// <summary>Refuses a stale epoch; records a newer one durably before the frame that carries it takes effect.</summary>
+    private ReplicaSessionEnd? AcceptEpoch(Volume volume, ulong epoch)
+    {
+        var highest = volume.Metadata.Current.HighestEpoch;
         if (epoch < highest)
         {
-            return new(LinkErrorCode.StaleEpoch, $"refused a write of epoch {epoch}: this copy of '{_volume.Name}' has seen epoch {highest}; nothing was written");
+            return new(LinkErrorCode.StaleEpoch, $"refused a write of epoch {epoch}: this copy of '{volume.Name}' has seen epoch {highest}; nothing was written");
         }
 
         if (epoch > highest)
         {
-            _volume.Metadata.Update(s => s with { HighestEpoch = epoch });
+            volume.Metadata.Update(s => s with { HighestEpoch = epoch });
+            _primaryEpoch = epoch;
         }
 
         return null;
+    }
+
+    private static AckStatus WriteOrStatus(Volume volume, long offset, ReadOnlySpan<byte> data, bool fua)
+    {
+        try
+        {
+            volume.Write(offset, data, fua);
+            return AckStatus.Ok;
+        }
+        catch (BlockDeviceException e)
+        {
+            return Status(e);
+        }
+    }
+
+    private static AckStatus ZeroOrStatus(Volume volume, long offset, long length, WriteZeroesFlags flags)
+    {
+        try
+        {
+            volume.WriteZeroes(offset, length, flags);
+            return AckStatus.Ok;
+        }
+        catch (BlockDeviceException e)
+        {
+            return Status(e);
+        }
     }
 
     private static async ValueTask<AckStatus> RunAsync(ValueTask operation)
@@ -212,63 +390,26 @@ public sealed partial class ReplicaSession
         }
         catch (BlockDeviceException e)
         {
-            return e.Error switch
-            {
-                BlockError.NoSpace => AckStatus.NoSpace,
-                BlockError.Invalid => AckStatus.Invalid,
-                _ => AckStatus.IoError,
-            };
+            return Status(e);
         }
     }
 
-    /// <summary>The next frame, an error text for bad input, or null at the end of the stream.</summary>
-    private async ValueTask<(LinkFrame? Frame, string? Error)?> ReadFrameAsync(CancellationToken ct)
+    private static AckStatus Status(BlockDeviceException e) => e.Error switch
     {
-        while (true)
-        {
-            var result = await _input.ReadAsync(ct).ConfigureAwait(false);
-            var reader = new SequenceReader<byte>(result.Buffer);
-            var status = LinkFrameParser.TryParse(ref reader, out var frame, out var error);
-            if (status == OperationStatus.Done)
-            {
-                _input.AdvanceTo(reader.Position);
-                return (frame, null);
-            }
-
-            if (status == OperationStatus.InvalidData)
-            {
-                _input.AdvanceTo(result.Buffer.Start);
-                return (null, $"invalid frame: {error}");
-            }
-
-            if (result.IsCompleted)
-            {
-                _input.AdvanceTo(result.Buffer.End);
-                return result.Buffer.IsEmpty ? null : (null, "the link ended inside a frame");
-            }
-
-            _input.AdvanceTo(result.Buffer.Start, result.Buffer.End);
-        }
-    }
-
-    private async ValueTask<bool> ReadDataAsync(Memory<byte> destination, CancellationToken ct)
-    {
-        while (!destination.IsEmpty)
-        {
-            var result = await _input.ReadAsync(ct).ConfigureAwait(false);
-            var take = (int)Math.Min(destination.Length, result.Buffer.Length);
-            result.Buffer.Slice(0, take).CopyTo(destination.Span);
-            destination = destination[take..];
-            _input.AdvanceTo(result.Buffer.GetPosition(take));
-            if (!destination.IsEmpty && result.IsCompleted)
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
+        BlockError.NoSpace => AckStatus.NoSpace,
+        BlockError.Invalid => AckStatus.Invalid,
+        _ => AckStatus.IoError,
+    };
 
     [LoggerMessage(2100, LogLevel.Warning, "volume {VolumeId}: replication link refused ({Code}): {Reason}")]
     private static partial void LogRefused(ILogger logger, string volumeId, LinkErrorCode code, string reason);
+
+    [LoggerMessage(2101, LogLevel.Information, "volume {VolumeId}: secondary of the primary at {From}, epoch {Epoch}")]
+    private static partial void LogAttached(ILogger logger, string volumeId, string from, ulong epoch);
+
+    [LoggerMessage(2102, LogLevel.Information, "volume {VolumeId}: {Kind} resync from the primary begins")]
+    private static partial void LogSyncBegins(ILogger logger, string volumeId, string kind);
+
+    [LoggerMessage(2103, LogLevel.Information, "volume {VolumeId}: resync finished, {Bytes} bytes received; this copy is UpToDate")]
+    private static partial void LogSyncEnded(ILogger logger, string volumeId, long bytes);
 }

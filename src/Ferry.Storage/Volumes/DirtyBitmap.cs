@@ -109,6 +109,34 @@ public sealed class DirtyBitmap
         return true;
     }
 
+    /// <summary>Sets the bits of <paramref name="words"/> (a peer's marks) starting at word <paramref name="firstWord"/>; words past the end are ignored.</summary>
+    public void Merge(long firstWord, ReadOnlySpan<ulong> words)
+    {
+        for (var i = 0; i < words.Length && firstWord + i < _words.Length; i++)
+        {
+            if (words[i] != 0)
+            {
+                Interlocked.Or(ref _words[firstWord + i], words[i]);
+            }
+        }
+
+        ClearTail();
+    }
+
+    /// <summary>A copy of the marks as they are now (a resync works through a snapshot while writes go on).</summary>
+    public DirtyBitmap Snapshot()
+    {
+        var copy = new DirtyBitmap(Blocks * BlockSize, BlockSize);
+        for (var i = 0; i < _words.Length; i++)
+        {
+            copy._words[i] = Volatile.Read(ref _words[i]);
+        }
+
+        return copy;
+    }
+
+    public void ClearAll() => Array.Clear(_words);
+
     /// <summary>Loads words read from disk; bits past the last block are ignored.</summary>
     public void Load(ReadOnlySpan<ulong> words)
     {
@@ -118,6 +146,11 @@ public sealed class DirtyBitmap
         }
 
         words.CopyTo(_words);
+        ClearTail();
+    }
+
+    private void ClearTail()
+    {
         var tail = (int)(Blocks % BitsPerWord);
         if (tail != 0)
         {

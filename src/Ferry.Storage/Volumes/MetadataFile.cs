@@ -2,11 +2,15 @@ using Microsoft.Win32.SafeHandles;
 
 namespace Ferry.Storage.Volumes;
 
-/// <summary>A volume copy's metadata file: the two superblock slots, updated durably and never in place.</summary>
+/// <summary>
+/// A volume copy's metadata file: the two superblock slots, the two activity log slots (both updated
+/// durably and never in place), then the dirty bitmap.
+/// </summary>
 public sealed class MetadataFile : IDisposable
 {
     private readonly SafeFileHandle _handle;
     private readonly byte[] _slot = new byte[Superblock.SlotSize];
+    private readonly byte[] _activityLogSlot = new byte[ActivityLogRecord.SlotSize];
     private readonly Lock _lock = new();
 
     private MetadataFile(SafeFileHandle handle, Superblock current)
@@ -17,8 +21,11 @@ public sealed class MetadataFile : IDisposable
 
     public Superblock Current { get; private set; }
 
-    /// <summary>The dirty bitmap follows the superblock slots.</summary>
-    public const long BitmapOffset = Superblock.SlotSize * Superblock.Slots;
+    /// <summary>The activity log slots follow the superblock slots.</summary>
+    public const long ActivityLogOffset = Superblock.SlotSize * Superblock.Slots;
+
+    /// <summary>The dirty bitmap follows the activity log slots.</summary>
+    public const long BitmapOffset = ActivityLogOffset + (ActivityLogRecord.SlotSize * ActivityLogRecord.Slots);
 
     public static MetadataFile Create(string path, Superblock initial)
     {
@@ -75,18 +82,67 @@ public sealed class MetadataFile : IDisposable
         return bitmap;
     }
 
-    /// <summary>Writes the whole bitmap and syncs it (on clean shutdown and when the activity log lets go of extents).</summary>
+    /// <summary>Writes the whole bitmap and syncs it (on clean shutdown and when the activity log is cleared).</summary>
     public void WriteBitmap(DirtyBitmap bitmap)
     {
-        var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(bitmap.Words).ToArray();
         lock (_lock)
         {
+            // Copied under the lock: a copy taken earlier could overwrite bits a concurrent
+            // WriteBitmapRange has just made durable for an extent leaving the activity log.
+            var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(bitmap.Words).ToArray();
             if (RandomAccess.GetLength(_handle) < BitmapOffset + BitmapBytes(Current))
             {
                 RandomAccess.SetLength(_handle, BitmapOffset + BitmapBytes(Current));
             }
 
             RandomAccess.Write(_handle, bytes, BitmapOffset);
+            RandomAccess.FlushToDisk(_handle);
+        }
+    }
+
+    /// <summary>
+    /// Writes the 4 KiB pages of the bitmap region that hold the bits of the given blocks, and syncs
+    /// them; the other bits of those pages are written too, as they are in memory now.
+    /// </summary>
+    public void WriteBitmapRange(DirtyBitmap bitmap, long firstBlock, long blockCount)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(firstBlock);
+        ArgumentOutOfRangeException.ThrowIfNegative(blockCount);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(firstBlock + blockCount, bitmap.Blocks, nameof(blockCount));
+        if (blockCount == 0)
+        {
+            return;
+        }
+
+        const int wordsPerPage = Superblock.SlotSize / sizeof(ulong);
+        const long blocksPerPage = wordsPerPage * 64L;
+        var firstWord = (int)(firstBlock / blocksPerPage * wordsPerPage);
+        var endWord = (int)Math.Min((((firstBlock + blockCount - 1) / blocksPerPage) + 1) * wordsPerPage, bitmap.Words.Length);
+
+        // Sliced as words before viewing as bytes: the whole bitmap of a large volume is more bytes than a span holds.
+        var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(bitmap.Words[firstWord..endWord]);
+        lock (_lock)
+        {
+            RandomAccess.Write(_handle, bytes, BitmapOffset + ((long)firstWord * sizeof(ulong)));
+            RandomAccess.FlushToDisk(_handle);
+        }
+    }
+
+    /// <summary>The newest valid activity log record; null when none was written or both slots are torn.</summary>
+    public ActivityLogRecord? ReadActivityLog()
+    {
+        var region = new byte[ActivityLogRecord.SlotSize * ActivityLogRecord.Slots];
+        var read = RandomAccess.Read(_handle, region, ActivityLogOffset);
+        return ActivityLogRecord.Newest(region.AsSpan(0, read));
+    }
+
+    /// <summary>Writes a version of the activity log to its slot (<c>Sequence % 2</c>) and syncs it.</summary>
+    public void WriteActivityLog(ActivityLogRecord record)
+    {
+        lock (_lock)
+        {
+            record.Encode(_activityLogSlot);
+            RandomAccess.Write(_handle, _activityLogSlot, ActivityLogOffset + ((long)ActivityLogRecord.SlotFor(record.Sequence) * ActivityLogRecord.SlotSize));
             RandomAccess.FlushToDisk(_handle);
         }
     }

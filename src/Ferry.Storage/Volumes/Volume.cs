@@ -42,6 +42,25 @@ public sealed class Volume : IBlockDevice, IDisposable
         return _data.WriteAsync(offset, source, fua, ct);
     }
 
+    /// <summary>Synchronous read, write and zeroing for replication, which orders them with what it sends under one lock.</summary>
+    public void Read(long offset, Span<byte> destination)
+    {
+        ThrowIfClosed();
+        _data.Read(offset, destination);
+    }
+
+    public void Write(long offset, ReadOnlySpan<byte> source, bool fua)
+    {
+        ThrowIfClosed();
+        _data.Write(offset, source, fua);
+    }
+
+    public void WriteZeroes(long offset, long length, WriteZeroesFlags flags)
+    {
+        ThrowIfClosed();
+        _data.WriteZeroes(offset, length, flags);
+    }
+
     public ValueTask FlushAsync(CancellationToken ct)
     {
         ThrowIfClosed();

@@ -16,11 +16,22 @@ public sealed record VolumeInfo(
     string DataPath,
     CopyState Copy);
 
-/// <summary>
-/// The state of one copy. Until replication connects copies, a volume's only copy is primary (its
-/// agent serves it) and stand-alone.
-/// </summary>
-public sealed record CopyState(DiskState Disk, CopyRole Role, ConnectionState Connection);
+/// <summary>The state of this host's copy and, for a primary, of its links to the other copies.</summary>
+public sealed record CopyState(DiskState Disk, CopyRole Role, ConnectionState Connection)
+{
+    public ReplicationProtocol Protocol { get; init; } = ReplicationProtocol.C;
+
+    public IReadOnlyList<Ferry.Storage.Replication.PeerStatus> Peers { get; init; } = [];
+
+    /// <summary>Set when this primary learned it is stale (a newer epoch exists): it refuses writes.</summary>
+    public string? FencedReason { get; init; }
+
+    /// <summary>Bytes marked in the dirty bitmap: what some peer copy may lack.</summary>
+    public long DirtyBytes { get; init; }
+
+    /// <summary>A secondary's link from its primary.</summary>
+    public Ferry.Storage.Replication.IncomingStatus? Incoming { get; init; }
+}
 
 public enum ConnectionState
 {

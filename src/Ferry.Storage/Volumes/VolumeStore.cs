@@ -76,7 +76,11 @@ public sealed partial class VolumeStore : IDisposable
         return list;
     }
 
-    public async Task<Result<VolumeInfo>> CreateAsync(string name, long size, CancellationToken ct)
+    /// <summary>
+    /// Creates a volume, or with <paramref name="copyOf"/> a new, empty copy of an existing volume (same id)
+    /// that holds no data until a resync from the primary fills it.
+    /// </summary>
+    public async Task<Result<VolumeInfo>> CreateAsync(string name, long size, CancellationToken ct, Guid? copyOf = null)
     {
         if (!ResourceName.IsValid(name))
         {
@@ -96,10 +100,15 @@ public sealed partial class VolumeStore : IDisposable
                 return FerryError.Conflict($"a volume named '{name}' already exists");
             }
 
+            if (copyOf is { } id && _volumes.Values.FirstOrDefault(v => v.Metadata.Current.VolumeId == id) is { } existing)
+            {
+                return FerryError.Conflict($"this host already holds a copy of volume {id} ('{existing.Name}')");
+            }
+
             var volumeDirectory = Path.Combine(_directory, name);
             try
             {
-                var volume = CreateOnDisk(volumeDirectory, name, size);
+                var volume = CreateOnDisk(volumeDirectory, name, size, copyOf);
                 _volumes[name] = volume;
                 return await InfoAsync(volume, ct).ConfigureAwait(false);
             }
@@ -185,7 +194,7 @@ public sealed partial class VolumeStore : IDisposable
         }
     }
 
-    private Volume CreateOnDisk(string volumeDirectory, string name, long size)
+    private Volume CreateOnDisk(string volumeDirectory, string name, long size, Guid? copyOf)
     {
         if (Directory.Exists(volumeDirectory))
         {
@@ -203,11 +212,12 @@ public sealed partial class VolumeStore : IDisposable
         var generation = (ulong)Random.Shared.NextInt64(1, long.MaxValue);
         var metadata = MetadataFile.Create(Path.Combine(volumeDirectory, MetadataFileName), new Superblock
         {
-            VolumeId = Guid.NewGuid(),
+            VolumeId = copyOf ?? Guid.NewGuid(),
             Name = name,
             Size = size,
             CreatedAt = _time.GetUtcNow(),
-            Generations = new GenerationIds(generation, 0, 0, 0),
+            Generations = copyOf is null ? new GenerationIds(generation, 0, 0, 0) : default,
+            Disk = copyOf is null ? DiskState.UpToDate : DiskState.Inconsistent,
         });
         DurableFile.SyncDirectory(volumeDirectory);
         DurableFile.SyncDirectory(_directory);

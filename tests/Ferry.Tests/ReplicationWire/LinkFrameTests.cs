@@ -29,7 +29,27 @@ public class LinkFrameTests
         Gen.Select(Gen.ULong, Gen.Bool).Select((n, pong) =>
             new LinkFrame { Header = new(pong ? LinkFrameType.Pong : LinkFrameType.Ping, LinkFrameFlags.None, LinkWire.PingSize), Nonce = n }),
         Gen.Select(Gen.UInt, Gen.String[Gen.Char.AlphaNumeric, 0, 200]).Select((c, m) =>
-            new LinkFrame { Header = new(LinkFrameType.Error, LinkFrameFlags.None, 4 + m.Length), ErrorCode = c, ErrorMessage = m }));
+            new LinkFrame { Header = new(LinkFrameType.Error, LinkFrameFlags.None, 4 + m.Length), ErrorCode = c, ErrorMessage = m }),
+        Gen.Select(Gen.Long[0, long.MaxValue], Gen.Int[0, 600], Gen.Bool).Select((w, n, last) =>
+            new LinkFrame { Header = new(LinkFrameType.Bitmap, last ? LinkFrameFlags.Last : 0, LinkWire.BitmapFixedSize + (n * 8)), Bitmap = new BitmapFrame(w, n * 8, last) }),
+        Gen.Const(new LinkFrame { Header = new(LinkFrameType.BitmapRequest, LinkFrameFlags.None, 0) }),
+        Gen.Select(Gen.ULong, Gen.ULong, Gen.ULong, Gen.ULong, Gen.ULong, Gen.ULong, Gen.Bool, Gen.Bool).Select(t =>
+        {
+            var end = t.Item8;
+            var sync = new SyncFrame(t.Item1, t.Item2, new GenerationIds(t.Item3, t.Item4, t.Item5, t.Item6), t.Item7 && !end);
+            return new LinkFrame
+            {
+                Header = new(end ? LinkFrameType.SyncEnd : LinkFrameType.SyncBegin, sync.Full ? LinkFrameFlags.Full : 0, LinkWire.SyncSize),
+                Sync = sync,
+            };
+        }));
+
+    private static int FixedLength(LinkFrame frame) => LinkWire.HeaderSize + frame.Header.Type switch
+    {
+        LinkFrameType.Write => LinkWire.WriteFixedSize,
+        LinkFrameType.Bitmap => LinkWire.BitmapFixedSize,
+        _ => frame.Header.BodyLength,
+    };
 
     private static byte[] Encode(LinkFrame frame)
     {
@@ -42,6 +62,9 @@ public class LinkFrameTests
             case LinkFrameType.Flush: LinkFrameWriter.WriteFlush(buffer, frame.Flush); break;
             case LinkFrameType.Ack: LinkFrameWriter.WriteAck(buffer, frame.Ack); break;
             case LinkFrameType.Error: LinkFrameWriter.WriteError(buffer, frame.ErrorCode, frame.ErrorMessage!); break;
+            case LinkFrameType.Bitmap: LinkFrameWriter.WriteBitmap(buffer, frame.Bitmap); break;
+            case LinkFrameType.BitmapRequest: LinkFrameWriter.WriteBitmapRequest(buffer); break;
+            case LinkFrameType.SyncBegin or LinkFrameType.SyncEnd: LinkFrameWriter.WriteSync(buffer, frame.Sync, frame.Header.Type == LinkFrameType.SyncEnd); break;
             default: LinkFrameWriter.WritePing(buffer, frame.Nonce, frame.Header.Type == LinkFrameType.Pong); break;
         }
 
@@ -82,7 +105,7 @@ public class LinkFrameTests
         {
             var bytes = Encode(frame);
             var status = Parse(Split(bytes, cut1, cut2), out var parsed, out _, out var consumed);
-            var fixedLength = LinkWire.HeaderSize + (frame.Header.Type == LinkFrameType.Write ? LinkWire.WriteFixedSize : frame.Header.BodyLength);
+            var fixedLength = FixedLength(frame);
             return status == OperationStatus.Done && parsed == frame && consumed == fixedLength;
         });
 
@@ -91,7 +114,7 @@ public class LinkFrameTests
         Gen.Select(AnyFrame, Gen.Int[0, 200]).Sample((frame, keep) =>
         {
             var bytes = Encode(frame);
-            var fixedLength = LinkWire.HeaderSize + (frame.Header.Type == LinkFrameType.Write ? LinkWire.WriteFixedSize : frame.Header.BodyLength);
+            var fixedLength = FixedLength(frame);
             var cut = Math.Min(keep, fixedLength - 1);
             return Parse(new ReadOnlySequence<byte>(bytes, 0, cut), out _, out _, out var consumed) == OperationStatus.NeedMoreData && consumed == 0;
         });

@@ -17,6 +17,7 @@ public sealed class ReplicaSessionTests : IAsyncLifetime, IDisposable
     private readonly Pipe _fromReplica = new();
     private VolumeStore _store = null!;
     private Volume _volume = null!;
+    private ReplicatedVolume _copy = null!;
     private Task<ReplicaSessionEnd> _session = null!;
 
     public async Task InitializeAsync()
@@ -26,13 +27,15 @@ public sealed class ReplicaSessionTests : IAsyncLifetime, IDisposable
         _store.TryGet("vol", out var volume);
         _volume = volume!;
         _volume.Metadata.Update(s => s with { HighestEpoch = 5 });
-        _session = new ReplicaSession(_volume, _toReplica.Reader, _fromReplica.Writer, NullLogger.Instance).RunAsync(CancellationToken.None);
+        _copy = ReplicatedVolume.Open(_volume, new ReplicationSettings { Role = CopyRole.Secondary }, TestReplication.Context());
+        var session = new ReplicaSession(id => id == _copy.VolumeId ? _copy : null, _toReplica.Reader, _fromReplica.Writer, "test", NullLogger.Instance);
+        _session = session.RunAsync(CancellationToken.None);
     }
 
-    public Task DisposeAsync()
+    public async Task DisposeAsync()
     {
+        await _copy.DisposeAsync();
         _store.Dispose();
-        return Task.CompletedTask;
     }
 
     public void Dispose() => _dir.Dispose();
@@ -118,6 +121,7 @@ public sealed class ReplicaSessionTests : IAsyncLifetime, IDisposable
         // On disk too: a reopened store reads the new epoch.
         _toReplica.Writer.Complete();
         await EndedAsync();
+        await _copy.DisposeAsync();
         _store.Dispose();
         _store = VolumeStore.Open(_dir.Path, TimeProvider.System, NullLogger.Instance);
         Assert.Equal(7UL, (await _store.InfoAsync("vol", default)).Value.HighestEpoch);

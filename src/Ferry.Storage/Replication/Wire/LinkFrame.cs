@@ -1,8 +1,8 @@
 namespace Ferry.Storage.Replication.Wire;
 
 /// <summary>
-/// One parsed frame: the header plus the body of its type. A Write's data is not included: after a
-/// Write, <see cref="WriteFrame.Length"/> bytes of data follow in the stream.
+/// One parsed frame: the header plus the body of its type. Data is not included: after a Write,
+/// <see cref="WriteFrame.Length"/> bytes follow in the stream, after a Bitmap <see cref="BitmapFrame.Length"/>.
 /// </summary>
 public readonly record struct LinkFrame
 {
@@ -17,6 +17,11 @@ public readonly record struct LinkFrame
     public FlushFrame Flush { get; init; }
 
     public AckFrame Ack { get; init; }
+
+    /// <summary>SyncBegin and SyncEnd.</summary>
+    public SyncFrame Sync { get; init; }
+
+    public BitmapFrame Bitmap { get; init; }
 
     /// <summary>Ping and Pong.</summary>
     public ulong Nonce { get; init; }

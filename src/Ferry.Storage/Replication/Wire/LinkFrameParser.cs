@@ -32,8 +32,13 @@ public static class LinkFrameParser
             return OperationStatus.InvalidData;
         }
 
-        // Everything but a Write's data must be here before the body is read.
-        var fixedLength = header.Type == LinkFrameType.Write ? LinkWire.WriteFixedSize : length;
+        // Everything but the data of a Write or Bitmap must be here before the body is read.
+        var fixedLength = header.Type switch
+        {
+            LinkFrameType.Write => LinkWire.WriteFixedSize,
+            LinkFrameType.Bitmap => LinkWire.BitmapFixedSize,
+            _ => length,
+        };
         if (reader.Remaining < fixedLength)
         {
             reader = start;
@@ -61,7 +66,11 @@ public static class LinkFrameParser
         var (min, max, allowedFlags) = header.Type switch
         {
             LinkFrameType.Hello => (LinkWire.HelloSize, LinkWire.HelloSize, LinkFrameFlags.None),
-            LinkFrameType.Write => (LinkWire.WriteFixedSize + 1, LinkWire.MaxBody, LinkFrameFlags.Fua),
+            LinkFrameType.Write => (LinkWire.WriteFixedSize + 1, LinkWire.MaxBody, LinkFrameFlags.Fua | LinkFrameFlags.Resync),
+            LinkFrameType.Bitmap => (LinkWire.BitmapFixedSize, LinkWire.BitmapFixedSize + LinkWire.MaxData, LinkFrameFlags.Last),
+            LinkFrameType.BitmapRequest => (0, 0, LinkFrameFlags.None),
+            LinkFrameType.SyncBegin => (LinkWire.SyncSize, LinkWire.SyncSize, LinkFrameFlags.Full),
+            LinkFrameType.SyncEnd => (LinkWire.SyncSize, LinkWire.SyncSize, LinkFrameFlags.None),
             LinkFrameType.Zero => (LinkWire.ZeroSize, LinkWire.ZeroSize, LinkFrameFlags.Fua | LinkFrameFlags.MayTrim),
             LinkFrameType.Flush => (LinkWire.FlushSize, LinkWire.FlushSize, LinkFrameFlags.None),
             LinkFrameType.Ack => (LinkWire.AckSize, LinkWire.AckSize, LinkFrameFlags.None),
@@ -74,13 +83,14 @@ public static class LinkFrameParser
             return LinkWireError.UnknownType;
         }
 
-        if (header.BodyLength > max && header.Type == LinkFrameType.Write)
+        if (header.BodyLength > max && header.Type is LinkFrameType.Write or LinkFrameType.Bitmap)
         {
             return LinkWireError.TooLarge;
         }
 
         return header.BodyLength < min || header.BodyLength > max ? LinkWireError.BadLength
             : (header.Flags & ~allowedFlags) != 0 ? LinkWireError.BadValue
+            : header.Type == LinkFrameType.Bitmap && (header.BodyLength - LinkWire.BitmapFixedSize) % sizeof(ulong) != 0 ? LinkWireError.BadLength
             : LinkWireError.None;
     }
 
@@ -102,6 +112,19 @@ public static class LinkFrameParser
                 var zero = new ZeroFrame(U64(ref reader), U64(ref reader), I64(ref reader), I64(ref reader), fua, (header.Flags & LinkFrameFlags.MayTrim) != 0);
                 error = zero.Offset < 0 || zero.Length <= 0 ? LinkWireError.BadValue : LinkWireError.None;
                 return new LinkFrame { Header = header, Zero = zero };
+
+            case LinkFrameType.Bitmap:
+                var bitmap = new BitmapFrame(I64(ref reader), header.BodyLength - LinkWire.BitmapFixedSize, (header.Flags & LinkFrameFlags.Last) != 0);
+                error = bitmap.FirstWord < 0 ? LinkWireError.BadValue : LinkWireError.None;
+                return new LinkFrame { Header = header, Bitmap = bitmap };
+
+            case LinkFrameType.BitmapRequest:
+                return new LinkFrame { Header = header };
+
+            case LinkFrameType.SyncBegin or LinkFrameType.SyncEnd:
+                var sync = new SyncFrame(
+                    U64(ref reader), U64(ref reader), new GenerationIds(U64(ref reader), U64(ref reader), U64(ref reader), U64(ref reader)), (header.Flags & LinkFrameFlags.Full) != 0);
+                return new LinkFrame { Header = header, Sync = sync };
 
             case LinkFrameType.Flush:
                 return new LinkFrame { Header = header, Flush = new FlushFrame(U64(ref reader), U64(ref reader)) };

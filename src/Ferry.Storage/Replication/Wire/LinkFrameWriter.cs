@@ -27,14 +27,15 @@ public static class LinkFrameWriter
     }
 
     /// <summary>Writes a Write's header and fixed fields; the caller writes its <see cref="WriteFrame.Length"/> data bytes next.</summary>
-    public static void WriteWrite(IBufferWriter<byte> output, in WriteFrame write)
+    public static void WriteWrite(IBufferWriter<byte> output, in WriteFrame write, bool resync = false)
     {
         if (write.Length is <= 0 or > LinkWire.MaxData)
         {
             throw new ArgumentOutOfRangeException(nameof(write), "a write carries 1 byte to 32 MiB");
         }
 
-        var span = Begin(output, LinkFrameType.Write, write.Fua ? LinkFrameFlags.Fua : LinkFrameFlags.None, LinkWire.WriteFixedSize + write.Length);
+        var flags = (write.Fua ? LinkFrameFlags.Fua : LinkFrameFlags.None) | (resync ? LinkFrameFlags.Resync : LinkFrameFlags.None);
+        var span = Begin(output, LinkFrameType.Write, flags, LinkWire.WriteFixedSize + write.Length);
         BinaryPrimitives.WriteUInt64BigEndian(span, write.Sequence);
         BinaryPrimitives.WriteUInt64BigEndian(span[8..], write.Epoch);
         BinaryPrimitives.WriteInt64BigEndian(span[16..], write.Offset);
@@ -50,6 +51,34 @@ public static class LinkFrameWriter
         BinaryPrimitives.WriteInt64BigEndian(span[16..], zero.Offset);
         BinaryPrimitives.WriteInt64BigEndian(span[24..], zero.Length);
         output.Advance(LinkWire.HeaderSize + LinkWire.ZeroSize);
+    }
+
+    /// <summary>Writes a Bitmap's header and first word; the caller writes <see cref="BitmapFrame.Length"/> bytes of words next.</summary>
+    public static void WriteBitmap(IBufferWriter<byte> output, in BitmapFrame bitmap)
+    {
+        var span = Begin(output, LinkFrameType.Bitmap, bitmap.Last ? LinkFrameFlags.Last : LinkFrameFlags.None, LinkWire.BitmapFixedSize + bitmap.Length);
+        BinaryPrimitives.WriteInt64BigEndian(span, bitmap.FirstWord);
+        output.Advance(LinkWire.HeaderSize + LinkWire.BitmapFixedSize);
+    }
+
+    public static void WriteBitmapRequest(IBufferWriter<byte> output)
+    {
+        Begin(output, LinkFrameType.BitmapRequest, LinkFrameFlags.None, 0);
+        output.Advance(LinkWire.HeaderSize);
+    }
+
+    /// <summary>SyncBegin (<paramref name="end"/> false) or SyncEnd.</summary>
+    public static void WriteSync(IBufferWriter<byte> output, in SyncFrame sync, bool end)
+    {
+        var type = end ? LinkFrameType.SyncEnd : LinkFrameType.SyncBegin;
+        var span = Begin(output, type, sync.Full && !end ? LinkFrameFlags.Full : LinkFrameFlags.None, LinkWire.SyncSize);
+        BinaryPrimitives.WriteUInt64BigEndian(span, sync.Sequence);
+        BinaryPrimitives.WriteUInt64BigEndian(span[8..], sync.Epoch);
+        BinaryPrimitives.WriteUInt64BigEndian(span[16..], sync.Ids.Current);
+        BinaryPrimitives.WriteUInt64BigEndian(span[24..], sync.Ids.Bitmap);
+        BinaryPrimitives.WriteUInt64BigEndian(span[32..], sync.Ids.History1);
+        BinaryPrimitives.WriteUInt64BigEndian(span[40..], sync.Ids.History2);
+        output.Advance(LinkWire.HeaderSize + LinkWire.SyncSize);
     }
 
     public static void WriteFlush(IBufferWriter<byte> output, in FlushFrame flush)
@@ -94,7 +123,12 @@ public static class LinkFrameWriter
     /// <summary>Writes the header and returns the span for the body (header already in place before it).</summary>
     private static Span<byte> Begin(IBufferWriter<byte> output, LinkFrameType type, LinkFrameFlags flags, int bodyLength)
     {
-        var fixedBody = type == LinkFrameType.Write ? LinkWire.WriteFixedSize : bodyLength;
+        var fixedBody = type switch
+        {
+            LinkFrameType.Write => LinkWire.WriteFixedSize,
+            LinkFrameType.Bitmap => LinkWire.BitmapFixedSize,
+            _ => bodyLength,
+        };
         var span = output.GetSpan(LinkWire.HeaderSize + fixedBody);
         BinaryPrimitives.WriteUInt32BigEndian(span, LinkWire.Magic);
         BinaryPrimitives.WriteUInt16BigEndian(span[4..], (ushort)type);

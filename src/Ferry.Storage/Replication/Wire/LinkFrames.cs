@@ -75,4 +75,10 @@ public enum AckStatus : byte
     Invalid = 4,
 }
 
+/// <summary>SyncBegin and SyncEnd: the generation ids the target takes (DESIGN §4, GenerationRules).</summary>
+public readonly record struct SyncFrame(ulong Sequence, ulong Epoch, GenerationIds Ids, bool Full);
+
+/// <summary>A run of dirty-bitmap words starting at <see cref="FirstWord"/>; <see cref="Length"/> bytes of words follow.</summary>
+public readonly record struct BitmapFrame(long FirstWord, int Length, bool Last);
+
 public readonly record struct AckFrame(ulong Sequence, AckKind Kind, AckStatus Status);

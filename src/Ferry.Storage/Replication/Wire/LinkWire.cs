@@ -21,6 +21,8 @@ public static class LinkWire
     public const int FlushSize = 8 * 2;
     public const int AckSize = 8 + 2;
     public const int PingSize = 8;
+    public const int SyncSize = (8 * 2) + (8 * 4);
+    public const int BitmapFixedSize = 8;
     public const int MaxErrorMessage = 1024;
     public const int MaxBody = WriteFixedSize + MaxData;
 }
@@ -35,6 +37,18 @@ public enum LinkFrameType : ushort
     Error = 6,
     Ping = 7,
     Pong = 8,
+
+    /// <summary>Source to target: send your dirty bitmap (a bitmap resync covers the marks of both copies).</summary>
+    BitmapRequest = 9,
+
+    /// <summary>Target to source: a run of bitmap words; its data (the words, little-endian) follows like a Write's.</summary>
+    Bitmap = 10,
+
+    /// <summary>Source to target: a resync starts; the body carries the source's generation ids after it began.</summary>
+    SyncBegin = 11,
+
+    /// <summary>Source to target: every marked block has been sent; the body carries the ids both copies end with.</summary>
+    SyncEnd = 12,
 }
 
 [Flags]
@@ -47,6 +61,15 @@ public enum LinkFrameFlags : ushort
 
     /// <summary>Zero: the range may become a hole (trim); without it the blocks stay allocated.</summary>
     MayTrim = 2,
+
+    /// <summary>Write: a block sent by a resync rather than by the application.</summary>
+    Resync = 4,
+
+    /// <summary>Bitmap: the last run of words.</summary>
+    Last = 8,
+
+    /// <summary>SyncBegin: every block is sent, not only the marked ones.</summary>
+    Full = 16,
 }
 
 /// <summary>The codes of Error frames: why a side ends the link.</summary>
@@ -59,6 +82,15 @@ public enum LinkErrorCode : uint
     /// <summary>The sender's epoch is below the highest this copy has seen: it is a stale primary (invariant 2).</summary>
     StaleEpoch = 4,
     ShuttingDown = 5,
+
+    /// <summary>The copies cannot be reconciled without an operator: split brain, unrelated data, or no consistent source.</summary>
+    CannotSync = 6,
+
+    /// <summary>The connecting side is not the primary, or this copy is primary too.</summary>
+    RoleConflict = 7,
+
+    /// <summary>The peer's copy holds newer data than the primary's: the primary should not be primary.</summary>
+    PeerIsNewer = 8,
 }
 
 /// <summary>Why a frame was refused; the link answers with an Error frame and closes.</summary>

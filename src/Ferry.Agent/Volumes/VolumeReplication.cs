@@ -1,0 +1,179 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.CodeAnalysis;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Ferry.Storage.Replication;
+using Ferry.Storage.Replication.Wire;
+using Ferry.Storage.Volumes;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Ferry.Agent.Volumes;
+
+/// <summary>
+/// Replication for this host's volume copies: one <see cref="ReplicatedVolume"/> per volume, its
+/// settings in the volume's directory (replication.json), and the TCP listener primaries connect to.
+/// </summary>
+internal sealed partial class VolumeReplication(VolumeStore store, AgentOptions options, TimeProvider time, ILoggerFactory loggers) : IHostedService, IAsyncDisposable
+{
+    public const string SettingsFileName = "replication.json";
+
+    private readonly ConcurrentDictionary<string, ReplicatedVolume> _copies = new(StringComparer.Ordinal);
+    private readonly ILogger _logger = loggers.CreateLogger("Ferry.Replication");
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly FileReplicationAuthority _authority = new(options.AuthorityFile, time);
+    private TcpListener? _listener;
+    private Task? _accepting;
+
+    public string Host => options.HostName;
+
+    public IReplicationAuthority Authority => _authority;
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        foreach (var volume in store.Volumes)
+        {
+            Open(volume);
+        }
+
+        if (options.ReplicationListen is { } listen)
+        {
+            _listener = new TcpListener(IPEndPoint.Parse(listen));
+            _listener.Start();
+            _accepting = AcceptAsync(_listener, _stopping.Token);
+            LogListening(_logger, listen, Host);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public bool TryGet(string name, [NotNullWhen(true)] out ReplicatedVolume? copy) => _copies.TryGetValue(name, out copy);
+
+    public ReplicatedVolume Open(Volume volume) =>
+        _copies[volume.Name] = ReplicatedVolume.Open(volume, LoadSettings(volume), Context());
+
+    /// <summary>Stops replicating a volume about to be deleted.</summary>
+    public async Task CloseAsync(string name)
+    {
+        if (_copies.TryRemove(name, out var copy))
+        {
+            await copy.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Records a copy's settings (as they are now, role included) so that it comes back the same after a restart.</summary>
+    public static async Task SaveAsync(ReplicatedVolume copy, CancellationToken ct)
+    {
+        var path = Path.Combine(copy.Volume.Directory, SettingsFileName);
+        await DurableFile.WriteAllBytesAsync(path, JsonSerializer.SerializeToUtf8Bytes(copy.Settings, FerryJson.Options), ct).ConfigureAwait(false);
+    }
+
+    public VolumeInfo WithCopyState(VolumeInfo info) =>
+        _copies.TryGetValue(info.Name, out var copy) ? info with { Copy = copy.CopyState() } : info;
+
+    private static ReplicationSettings LoadSettings(Volume volume)
+    {
+        var path = Path.Combine(volume.Directory, SettingsFileName);
+        return File.Exists(path)
+            ? JsonSerializer.Deserialize<ReplicationSettings>(File.ReadAllBytes(path), FerryJson.Options) ?? ReplicationSettings.StandAlone
+            : ReplicationSettings.StandAlone with { Role = volume.Metadata.Current.Disk == DiskState.UpToDate ? CopyRole.Primary : CopyRole.Secondary };
+    }
+
+    private ReplicationContext Context() => new(Host, _authority, ConnectAsync, time, _logger);
+
+    private static async Task<Stream> ConnectAsync(PeerAddress peer, CancellationToken ct)
+    {
+        var (host, port) = ParseAddress(peer.Address);
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(TimeSpan.FromSeconds(3));
+            await socket.ConnectAsync(host, port, timeout.Token).ConfigureAwait(false);
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    internal static (string Host, int Port) ParseAddress(string address)
+    {
+        var colon = address.LastIndexOf(':');
+        return colon > 0 && int.TryParse(address.AsSpan(colon + 1), out var port) && port is > 0 and < 65536
+            ? (address[..colon].Trim('[', ']'), port)
+            : throw new FormatException($"'{address}' is not host:port");
+    }
+
+    private async Task AcceptAsync(TcpListener listener, CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await listener.AcceptSocketAsync(ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+                return;
+            }
+
+            socket.NoDelay = true;
+            _ = ServeAsync(socket, ct);
+        }
+    }
+
+    private async Task ServeAsync(Socket socket, CancellationToken ct)
+    {
+        var from = socket.RemoteEndPoint?.ToString() ?? "?";
+        await using var stream = new NetworkStream(socket, ownsSocket: true);
+        using var session = new ReplicaSession(Resolve, PipeReader.Create(stream), PipeWriter.Create(stream), from, _logger);
+        try
+        {
+            var end = await session.RunAsync(ct).ConfigureAwait(false);
+            LogSessionEnded(_logger, from, end.Reason);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException)
+        {
+            LogSessionEnded(_logger, from, e.Message);
+        }
+    }
+
+    private ReplicatedVolume? Resolve(Guid volumeId) =>
+        _copies.Values.FirstOrDefault(c => c.VolumeId == volumeId);
+
+    public async Task StopAsync(CancellationToken cancellationToken) => await DisposeAsync().ConfigureAwait(false);
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_stopping.IsCancellationRequested)
+        {
+            return;
+        }
+
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        _listener?.Stop();
+        if (_accepting is not null)
+        {
+            await _accepting.ConfigureAwait(false);
+        }
+
+        foreach (var copy in _copies.Values)
+        {
+            await copy.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _authority.Dispose();
+    }
+
+    [LoggerMessage(2400, LogLevel.Information, "replication listening on {Address} as host {Host}")]
+    private static partial void LogListening(ILogger logger, string address, string host);
+
+    [LoggerMessage(2401, LogLevel.Information, "replication link from {From} ended: {Reason}")]
+    private static partial void LogSessionEnded(ILogger logger, string from, string reason);
+}

@@ -1,0 +1,764 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using Ferry.Storage.Replication.Wire;
+using Ferry.Storage.Volumes;
+using Microsoft.Extensions.Logging;
+
+namespace Ferry.Storage.Replication;
+
+/// <summary>
+/// A primary's link to one peer copy: it dials the peer, runs the handshake and the sync decision,
+/// resyncs what the peer lacks, and then carries every write in the order the primary applied it.
+/// Frames are written into a pipe under the owner's ordering lock (<see cref="ReplicatedVolume"/>) and
+/// sent by one loop; acknowledgements come back in order, because the peer applies frames one by one,
+/// so the writes waiting for them form a queue. When the link drops, what the peer had not
+/// acknowledged is marked in the bitmap and the peer is outdated before those writes complete.
+/// </summary>
+internal sealed partial class PeerLink : IDisposable
+{
+    /// <summary>Frames sent but not acknowledged; beyond it writes wait (protocol A would otherwise queue without bound).</summary>
+    private const int Window = 4096;
+
+    private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan PingInterval = TimeSpan.FromSeconds(1);
+
+    /// <summary>A peer that sends nothing (not even a pong) for this long is gone.</summary>
+    internal static readonly TimeSpan DeadAfter = TimeSpan.FromSeconds(5);
+
+    private readonly ReplicatedVolume _owner;
+    private readonly ILogger _logger;
+    private readonly Queue<PendingFrame> _pending = new();
+    private readonly Lock _pendingLock = new();
+    private readonly SemaphoreSlim _credits = new(Window, Window);
+    private readonly SemaphoreSlim _wake = new(0, 1);
+
+    private Pipe? _pipe;
+    private volatile bool _replicating;
+    private TaskCompletionSource? _outdating;
+    private bool _outdated;
+    private ResyncRun? _resync;
+    private ConnectionState _connection = ConnectionState.Connecting;
+    private DiskState? _peerDisk;
+    private string? _reason;
+    private string? _decision;
+    private long _resyncBytesSent;
+    private bool _discardPeer;
+    private ulong _receivedThrough;
+
+    public PeerLink(ReplicatedVolume owner, PeerAddress peer, ILogger logger)
+    {
+        _owner = owner;
+        Peer = peer;
+        _logger = logger;
+    }
+
+    public PeerAddress Peer { get; }
+
+    /// <summary>Application writes are sent to this peer (it is Connected or a resync target).</summary>
+    public bool IsReplicating => _replicating;
+
+    /// <summary>Completes when the peer has been marked Outdated after it was lost (or was never lost).</summary>
+    public Task Outdating => Volatile.Read(ref _outdating)?.Task ?? Task.CompletedTask;
+
+    public PeerStatus Status()
+    {
+        lock (_pendingLock)
+        {
+            return new PeerStatus(Peer.Host, Peer.Address, _connection, _peerDisk, _outdated, _reason, _decision, _resync?.Progress(_owner.Time), Interlocked.Read(ref _resyncBytesSent));
+        }
+    }
+
+    /// <summary>The next handshake with this peer discards its writes that the primary lacks (split-brain resolution).</summary>
+    public void DiscardPeerOnNextConnect()
+    {
+        _discardPeer = true;
+        Wake();
+    }
+
+    /// <summary>Cuts a waiting retry short (a resolve, a connect, new settings).</summary>
+    public void Wake()
+    {
+        if (_wake.CurrentCount == 0)
+        {
+            try
+            {
+                _wake.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+                // Someone else woke it first.
+            }
+        }
+    }
+
+    public ValueTask TakeCreditAsync(CancellationToken ct) => new(_credits.WaitAsync(ct));
+
+    public void ReturnCredit() => _credits.Release();
+
+    // --- Sending, under the owner's ordering lock ---------------------------------------------------
+
+    /// <summary>Queues a write or resync block; <paramref name="waiter"/> (if any) is signalled by the acknowledgement.</summary>
+    public void SendWrite(ulong sequence, ulong epoch, long offset, ReadOnlySpan<byte> data, bool fua, bool resync, AckWaiter? waiter, bool holdsCredit)
+    {
+        var writer = _pipe!.Writer;
+        LinkFrameWriter.WriteWrite(writer, new WriteFrame(sequence, epoch, offset, data.Length, fua), resync);
+        writer.Write(data);
+        Enqueue(new PendingFrame(sequence, resync ? PendingKind.Resync : PendingKind.Change, offset, data.Length, waiter, WaitsForWrite(fua), holdsCredit));
+    }
+
+    public void SendZero(ulong sequence, ulong epoch, long offset, long length, bool fua, bool mayTrim, AckWaiter? waiter, bool holdsCredit)
+    {
+        LinkFrameWriter.WriteZero(_pipe!.Writer, new ZeroFrame(sequence, epoch, offset, length, fua, mayTrim));
+        Enqueue(new PendingFrame(sequence, PendingKind.Change, offset, length, waiter, WaitsForWrite(fua), holdsCredit));
+    }
+
+    public void SendFlush(ulong sequence, ulong epoch, AckWaiter? waiter, bool holdsCredit)
+    {
+        LinkFrameWriter.WriteFlush(_pipe!.Writer, new FlushFrame(sequence, epoch));
+        Enqueue(new PendingFrame(sequence, PendingKind.Flush, 0, 0, waiter, WaitForWrite: true, holdsCredit));
+    }
+
+    public void SendPing(ulong nonce)
+    {
+        LinkFrameWriter.WritePing(_pipe!.Writer, nonce, pong: false);
+        Publish();
+    }
+
+    private void SendSync(ulong sequence, ulong epoch, GenerationIds ids, bool full, bool end, AckWaiter? waiter)
+    {
+        LinkFrameWriter.WriteSync(_pipe!.Writer, new SyncFrame(sequence, epoch, ids, full), end);
+        Enqueue(new PendingFrame(sequence, PendingKind.Sync, 0, 0, waiter, WaitForWrite: true, HoldsCredit: false));
+    }
+
+    // Protocol B acknowledges on receipt, except what must be durable (FUA and flushes).
+    private bool WaitsForWrite(bool fua) => fua || _owner.Settings.Protocol != ReplicationProtocol.B;
+
+    private void Enqueue(in PendingFrame frame)
+    {
+        lock (_pendingLock)
+        {
+            _pending.Enqueue(frame);
+        }
+
+        Publish();
+    }
+
+    // The pipe never pauses its writer (flow control is the credit window), so the flush completes at once.
+    private void Publish()
+    {
+        var flush = _pipe!.Writer.FlushAsync(CancellationToken.None);
+        if (!flush.IsCompleted)
+        {
+            throw new InvalidOperationException("the link's send pipe paused its writer");
+        }
+
+        flush.GetAwaiter().GetResult();
+    }
+
+    /// <summary>Called under the ordering lock when a change is not sent to this peer: it must be outdated first.</summary>
+    public void EnsureOutdating()
+    {
+        if (!_outdated && _outdating is null)
+        {
+            StartOutdating();
+        }
+    }
+
+    // --- The connection loop -------------------------------------------------------------------------
+
+    public async Task RunAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            var wait = RetryDelay;
+            try
+            {
+                if (_owner.Settings.Disconnected)
+                {
+                    SetConnection(ConnectionState.StandAlone, "disconnected by an operator");
+                    wait = Timeout.InfiniteTimeSpan;
+                }
+                else if (!await ConnectOnceAsync(ct).ConfigureAwait(false))
+                {
+                    wait = Timeout.InfiniteTimeSpan; // refused for a reason only an operator can change
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
+            {
+                LogLinkLost(_logger, _owner.Name, Peer.Host, e.Message);
+                if (_connection != ConnectionState.StandAlone)
+                {
+                    SetConnection(ConnectionState.Connecting, e.Message);
+                }
+            }
+
+            Detach();
+            try
+            {
+                await _wake.WaitAsync(wait, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+
+        Detach();
+    }
+
+    /// <summary>One connection, from dial to loss. False when the peer was refused and only an operator can change that.</summary>
+    private async Task<bool> ConnectOnceAsync(CancellationToken ct)
+    {
+        SetConnection(ConnectionState.Connecting, _reason);
+        await using var stream = await _owner.Connect(Peer, ct).ConfigureAwait(false);
+        var input = PipeReader.Create(stream);
+        try
+        {
+            using var handshakeTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            handshakeTimeout.CancelAfter(HandshakeTimeout);
+            var local = _owner.LocalView();
+            var hello = await HandshakeAsync(stream, input, local, handshakeTimeout.Token).ConfigureAwait(false);
+            if (hello is not { } peerHello)
+            {
+                return false;
+            }
+
+            _peerDisk = peerHello.Disk;
+            var peer = CopyView.From(peerHello);
+            var decision = Decide(local, peer, out var refusal);
+            _decision = decision is null ? null : $"{decision.Rule}: {decision.Reason}";
+            if (decision is null || decision.Outcome is not (SyncOutcome.NoSync or SyncOutcome.BitmapSyncLocalIsSource or SyncOutcome.FullSyncLocalIsSource))
+            {
+                var (code, reason) = decision is { Outcome: SyncOutcome.BitmapSyncPeerIsSource or SyncOutcome.FullSyncPeerIsSource }
+                    ? (LinkErrorCode.PeerIsNewer, $"the peer's copy holds newer data ({decision.Reason}); demote this copy and promote the peer's")
+                    : (LinkErrorCode.CannotSync, refusal ?? decision!.Reason);
+                await SendErrorAsync(stream, code, reason, ct).ConfigureAwait(false);
+                SetConnection(ConnectionState.StandAlone, reason);
+                LogStandAlone(_logger, _owner.Name, Peer.Host, reason);
+                return false;
+            }
+
+            if (decision.Outcome == SyncOutcome.BitmapSyncLocalIsSource)
+            {
+                await ReceivePeerBitmapAsync(stream, input, handshakeTimeout.Token).ConfigureAwait(false);
+            }
+
+            _discardPeer = false;
+            await RunConnectedAsync(stream, input, decision, peerHello, ct).ConfigureAwait(false);
+            return true;
+        }
+        finally
+        {
+            await input.CompleteAsync().ConfigureAwait(false);
+        }
+    }
+
+    private SyncDecision? Decide(CopyView local, CopyView peer, out string? refusal)
+    {
+        refusal = null;
+        if (!_discardPeer)
+        {
+            return SyncDecision.Decide(local, peer);
+        }
+
+        if (SplitBrainResolution.Discard(local, peer, CopySide.Peer).TryGetValue(out var discard, out var error))
+        {
+            LogDiscarding(_logger, _owner.Name, Peer.Host, discard.Sync.Reason);
+            return discard.Sync;
+        }
+
+        _discardPeer = false;
+        refusal = error.Message;
+        return null;
+    }
+
+    private async Task<HelloFrame?> HandshakeAsync(Stream stream, PipeReader input, CopyView local, CancellationToken ct)
+    {
+        var s = _owner.Volume.Metadata.Current;
+        var buffer = new ArrayBufferWriter<byte>(LinkWire.HeaderSize + LinkWire.HelloSize);
+        LinkFrameWriter.WriteHello(buffer, new HelloFrame(
+            s.VolumeId, s.Size, local.Ids, s.HighestEpoch, local.DirtyBlocks, local.Disk, CopyRole.Primary, _owner.Settings.Protocol, local.CrashedPrimary));
+        await stream.WriteAsync(buffer.WrittenMemory, ct).ConfigureAwait(false);
+        await stream.FlushAsync(ct).ConfigureAwait(false);
+
+        var frame = await LinkReader.ReadFrameAsync(input, ct).ConfigureAwait(false);
+        switch (frame)
+        {
+            case { Frame.Header.Type: LinkFrameType.Hello }:
+                var hello = frame.Value.Frame.Value.Hello;
+                if (hello.VolumeId != s.VolumeId || hello.Size != s.Size)
+                {
+                    var reason = $"the peer's copy is of another volume or size ({hello.VolumeId}, {hello.Size} bytes)";
+                    await SendErrorAsync(stream, LinkErrorCode.WrongVolume, reason, ct).ConfigureAwait(false);
+                    SetConnection(ConnectionState.StandAlone, reason);
+                    return null;
+                }
+
+                return hello;
+
+            case { Frame.Header.Type: LinkFrameType.Error }:
+                var error = frame.Value.Frame.Value;
+                var why = $"the peer refused the link: {error.ErrorMessage}";
+                SetConnection(ConnectionState.StandAlone, why);
+                LogStandAlone(_logger, _owner.Name, Peer.Host, why);
+                if (error.ErrorCode == (uint)LinkErrorCode.StaleEpoch)
+                {
+                    _owner.Fence(why);
+                }
+
+                // A copy that is primary too, or refuses for a reason that may pass, is asked again later.
+                return error.ErrorCode is (uint)LinkErrorCode.RoleConflict or (uint)LinkErrorCode.ShuttingDown
+                    ? throw new IOException(why)
+                    : null;
+
+            default:
+                throw new IOException(frame is null ? "the peer closed the link during the handshake" : $"the peer sent {frame.Value.Error ?? "an unexpected frame"} instead of hello");
+        }
+    }
+
+    private async Task ReceivePeerBitmapAsync(Stream stream, PipeReader input, CancellationToken ct)
+    {
+        var buffer = new ArrayBufferWriter<byte>(LinkWire.HeaderSize);
+        LinkFrameWriter.WriteBitmapRequest(buffer);
+        await stream.WriteAsync(buffer.WrittenMemory, ct).ConfigureAwait(false);
+        while (true)
+        {
+            var frame = await LinkReader.ReadFrameAsync(input, ct).ConfigureAwait(false);
+            if (frame is not { Frame: { Header.Type: LinkFrameType.Bitmap } f })
+            {
+                throw new IOException("the peer did not send its bitmap");
+            }
+
+            var data = new byte[f.Bitmap.Length];
+            if (!await LinkReader.ReadDataAsync(input, data, ct).ConfigureAwait(false))
+            {
+                throw new IOException("the peer left while sending its bitmap");
+            }
+
+            _owner.Bitmap.Merge(f.Bitmap.FirstWord, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(data));
+            if (f.Bitmap.Last)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task RunConnectedAsync(Stream stream, PipeReader input, SyncDecision decision, HelloFrame peerHello, CancellationToken ct)
+    {
+        using var linkCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var link = linkCts.Token;
+        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, useSynchronizationContext: false));
+        ResyncRun? resync = null;
+        if (decision.Source == CopySide.Local)
+        {
+            resync = _owner.BeginResync(decision.IsFullSync);
+        }
+
+        lock (_owner.OrderLock)
+        {
+            _pipe = pipe;
+            _replicating = true;
+            if (resync is not null)
+            {
+                resync.TakeSnapshot(_owner.Bitmap);
+                SendSync(_owner.NextSequence(), _owner.Epoch, _owner.Volume.Metadata.Current.Generations, resync.Full, end: false, waiter: null);
+            }
+        }
+
+        lock (_pendingLock)
+        {
+            _resync = resync;
+            _connection = resync is null ? ConnectionState.Connected : ConnectionState.SyncSource;
+            _reason = null;
+        }
+
+        if (resync is null)
+        {
+            await _owner.SharedGenerationAsync(peerHello.Generations.Current, link).ConfigureAwait(false);
+            await FinishedWithPeerAsync(link).ConfigureAwait(false);
+        }
+
+        LogConnected(_logger, _owner.Name, Peer.Host, decision.Rule.ToString(), decision.Reason);
+        var lastHeard = new LastHeard(_owner.Time);
+        var tasks = new List<Task>
+        {
+            SendLoopAsync(stream, pipe.Reader, link),
+            ReceiveLoopAsync(input, lastHeard, link),
+            PingLoopAsync(lastHeard, link),
+        };
+        if (resync is not null)
+        {
+            tasks.Add(ResyncLoopAsync(resync, link));
+        }
+
+        var first = await Task.WhenAny(tasks).ConfigureAwait(false);
+        await linkCts.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll(tasks).ConfigureAwait(false);
+        }
+        catch (Exception) when (first.IsFaulted || first.IsCanceled || ct.IsCancellationRequested)
+        {
+            // The first failure is the one that matters; the others are its echoes.
+        }
+
+        await first.ConfigureAwait(false); // rethrows why the link ended
+        throw new IOException("the link ended");
+    }
+
+    private async Task FinishedWithPeerAsync(CancellationToken ct)
+    {
+        _outdated = false;
+        await _owner.Authority.ClearOutdatedAsync(_owner.VolumeId, Peer.Host, ct).ConfigureAwait(false);
+    }
+
+    private static async Task SendLoopAsync(Stream stream, PipeReader frames, CancellationToken ct)
+    {
+        while (true)
+        {
+            var result = await frames.ReadAsync(ct).ConfigureAwait(false);
+            foreach (var segment in result.Buffer)
+            {
+                await stream.WriteAsync(segment, ct).ConfigureAwait(false);
+            }
+
+            await stream.FlushAsync(ct).ConfigureAwait(false);
+            frames.AdvanceTo(result.Buffer.End);
+            if (result.IsCompleted)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task ReceiveLoopAsync(PipeReader input, LastHeard lastHeard, CancellationToken ct)
+    {
+        while (true)
+        {
+            var next = await LinkReader.ReadFrameAsync(input, ct).ConfigureAwait(false);
+            if (next is not { Frame: { } frame })
+            {
+                throw new IOException(next?.Error ?? "the peer closed the link");
+            }
+
+            lastHeard.Now();
+            switch (frame.Header.Type)
+            {
+                case LinkFrameType.Ack:
+                    Acknowledge(frame.Ack);
+                    break;
+                case LinkFrameType.Pong or LinkFrameType.Ping:
+                    break;
+                case LinkFrameType.Error:
+                    if (frame.ErrorCode == (uint)LinkErrorCode.StaleEpoch)
+                    {
+                        _owner.Fence($"the peer refused this primary: {frame.ErrorMessage}");
+                    }
+
+                    throw new IOException($"the peer ended the link: {frame.ErrorMessage}");
+                default:
+                    throw new IOException($"the peer sent an unexpected {frame.Header.Type} frame");
+            }
+        }
+    }
+
+    private async Task PingLoopAsync(LastHeard lastHeard, CancellationToken ct)
+    {
+        ulong nonce = 0;
+        while (true)
+        {
+            await Task.Delay(PingInterval, _owner.Time, ct).ConfigureAwait(false);
+            if (lastHeard.Silence > DeadAfter)
+            {
+                throw new IOException($"the peer sent nothing for {DeadAfter.TotalSeconds:0} s");
+            }
+
+            lock (_owner.OrderLock)
+            {
+                SendPing(++nonce);
+            }
+        }
+    }
+
+    private void Acknowledge(AckFrame ack)
+    {
+        PendingFrame head;
+        lock (_pendingLock)
+        {
+            if (!_pending.TryPeek(out head) || head.Sequence != ack.Sequence)
+            {
+                throw new IOException($"the peer acknowledged {ack.Sequence}, but {(_pending.Count == 0 ? "nothing" : head.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture))} was next");
+            }
+
+            if (ack.Status != AckStatus.Ok)
+            {
+                throw new IOException($"the peer failed frame {ack.Sequence}: {ack.Status}");
+            }
+
+            if (ack.Kind == AckKind.Received)
+            {
+                // Protocol B: the peer has it in memory. It stays queued until written, for the bitmap.
+                if (!head.WaitForWrite)
+                {
+                    head.Waiter?.Signal(AckStatus.Ok);
+                    _receivedThrough = head.Sequence;
+                }
+
+                return;
+            }
+
+            _pending.Dequeue();
+        }
+
+        if (!IsSignalled(head))
+        {
+            head.Waiter?.Signal(AckStatus.Ok);
+        }
+
+        if (head.HoldsCredit)
+        {
+            _credits.Release();
+        }
+
+        if (head.Kind == PendingKind.Resync)
+        {
+            _resync?.Acknowledged(head.Length);
+            _owner.ResyncBlockDone(head.Offset, head.Length);
+        }
+    }
+
+    private bool IsSignalled(in PendingFrame frame) => !frame.WaitForWrite && frame.Sequence == _receivedThrough;
+
+    private async Task ResyncLoopAsync(ResyncRun resync, CancellationToken ct)
+    {
+        await resync.RunAsync(this, ct).ConfigureAwait(false);
+        lock (_pendingLock)
+        {
+            _connection = ConnectionState.Connected;
+            _peerDisk = DiskState.UpToDate;
+        }
+
+        await FinishedWithPeerAsync(ct).ConfigureAwait(false);
+        await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Sends one resync block under the ordering lock, read from the primary's copy at that moment.</summary>
+    internal bool SendResyncBlock(long offset, int length, byte[] buffer)
+    {
+        lock (_owner.OrderLock)
+        {
+            if (!_replicating)
+            {
+                return false;
+            }
+
+            _owner.Volume.Read(offset, buffer.AsSpan(0, length));
+            SendWrite(_owner.NextSequence(), _owner.Epoch, offset, buffer.AsSpan(0, length), fua: false, resync: true, waiter: null, holdsCredit: false);
+        }
+
+        Interlocked.Add(ref _resyncBytesSent, length);
+        return true;
+    }
+
+    internal void SendSyncEnd(GenerationIds ids, AckWaiter waiter)
+    {
+        lock (_owner.OrderLock)
+        {
+            if (!_replicating)
+            {
+                throw new IOException("the link was lost before the resync ended");
+            }
+
+            SendSync(_owner.NextSequence(), _owner.Epoch, ids, full: false, end: true, waiter);
+        }
+    }
+
+    // --- Losing the peer -----------------------------------------------------------------------------
+
+    /// <summary>
+    /// Stops sending to the peer: what it had not acknowledged is marked in the bitmap, and the writes
+    /// waiting for it complete only once the peer is marked Outdated (invariant 3).
+    /// </summary>
+    private void Detach()
+    {
+        PendingFrame[] lost;
+        lock (_owner.OrderLock)
+        {
+            if (_pipe is null)
+            {
+                return;
+            }
+
+            _replicating = false;
+            _pipe.Writer.Complete();
+            _pipe = null;
+            lock (_pendingLock)
+            {
+                lost = [.. _pending];
+                _pending.Clear();
+                _resync?.Interrupted();
+                _resync = null;
+                if (_connection is ConnectionState.Connected or ConnectionState.SyncSource)
+                {
+                    _connection = ConnectionState.Connecting;
+                }
+            }
+
+            foreach (var frame in lost)
+            {
+                if (frame.Kind is PendingKind.Change or PendingKind.Resync)
+                {
+                    _owner.Bitmap.Mark(frame.Offset, frame.Length);
+                }
+            }
+
+            EnsureOutdating();
+        }
+
+        var outdating = Outdating;
+        _ = outdating.ContinueWith(
+            _ =>
+            {
+                var status = _owner.IsFenced ? AckStatus.IoError : AckStatus.Ok;
+                foreach (var frame in lost)
+                {
+                    if (!IsSignalled(frame))
+                    {
+                        frame.Waiter?.Signal(status);
+                    }
+
+                    if (frame.HoldsCredit)
+                    {
+                        _credits.Release();
+                    }
+                }
+            },
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+    }
+
+    private void StartOutdating()
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _outdating = done;
+        _ = Task.Run(async () =>
+        {
+            var request = new OutdateRequest(_owner.VolumeId, _owner.Name, Peer.Host, _owner.Host, _owner.Epoch);
+            while (true)
+            {
+                OutdateResult result;
+                try
+                {
+                    result = await _owner.Authority.OutdateAsync(request, _owner.Stopping).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    _owner.Fence("stopped while outdating a peer");
+                    break;
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+                {
+                    result = new OutdateResult(OutdateOutcome.Unavailable, e.Message);
+                }
+
+                if (result.Outcome == OutdateOutcome.Granted)
+                {
+                    lock (_owner.OrderLock)
+                    {
+                        _outdated = true;
+                        _outdating = null;
+                    }
+
+                    LogOutdated(_logger, _owner.Name, Peer.Host, _owner.Epoch);
+                    break;
+                }
+
+                if (result.Outcome == OutdateOutcome.Refused)
+                {
+                    _owner.Fence(result.Reason);
+                    break;
+                }
+
+                LogOutdateWaiting(_logger, _owner.Name, Peer.Host, result.Reason);
+                try
+                {
+                    await Task.Delay(RetryDelay, _owner.Time, _owner.Stopping).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    _owner.Fence("stopped while outdating a peer");
+                    break;
+                }
+            }
+
+            done.TrySetResult();
+        });
+    }
+
+    private void SetConnection(ConnectionState state, string? reason)
+    {
+        lock (_pendingLock)
+        {
+            _connection = state;
+            _reason = reason;
+        }
+    }
+
+    private static async Task SendErrorAsync(Stream stream, LinkErrorCode code, string reason, CancellationToken ct)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        LinkFrameWriter.WriteError(buffer, (uint)code, reason);
+        await stream.WriteAsync(buffer.WrittenMemory, ct).ConfigureAwait(false);
+        await stream.FlushAsync(ct).ConfigureAwait(false);
+    }
+
+    public void Dispose()
+    {
+        _credits.Dispose();
+        _wake.Dispose();
+    }
+
+    private enum PendingKind
+    {
+        Change,
+        Flush,
+        Resync,
+        Sync,
+    }
+
+    private readonly record struct PendingFrame(
+        ulong Sequence, PendingKind Kind, long Offset, long Length, AckWaiter? Waiter, bool WaitForWrite, bool HoldsCredit);
+
+    private sealed class LastHeard(TimeProvider time)
+    {
+        private long _at = time.GetTimestamp();
+
+        public TimeSpan Silence => time.GetElapsedTime(Volatile.Read(ref _at));
+
+        public void Now() => Volatile.Write(ref _at, time.GetTimestamp());
+    }
+
+    [LoggerMessage(2200, LogLevel.Information, "volume {VolumeId}: replicating to {PeerHost} ({Rule}: {Reason})")]
+    private static partial void LogConnected(ILogger logger, string volumeId, string peerHost, string rule, string reason);
+
+    [LoggerMessage(2201, LogLevel.Warning, "volume {VolumeId}: link to {PeerHost} lost: {Reason}")]
+    private static partial void LogLinkLost(ILogger logger, string volumeId, string peerHost, string reason);
+
+    [LoggerMessage(2202, LogLevel.Error, "volume {VolumeId}: stand-alone from {PeerHost}: {Reason}")]
+    private static partial void LogStandAlone(ILogger logger, string volumeId, string peerHost, string reason);
+
+    [LoggerMessage(2203, LogLevel.Warning, "volume {VolumeId}: {PeerHost}'s copy marked Outdated at epoch {Epoch}")]
+    private static partial void LogOutdated(ILogger logger, string volumeId, string peerHost, ulong epoch);
+
+    [LoggerMessage(2204, LogLevel.Warning, "volume {VolumeId}: I/O waits until {PeerHost}'s copy is marked Outdated: {Reason}")]
+    private static partial void LogOutdateWaiting(ILogger logger, string volumeId, string peerHost, string reason);
+
+    [LoggerMessage(2205, LogLevel.Warning, "volume {VolumeId}: discarding {PeerHost}'s writes as an operator asked: {Reason}")]
+    private static partial void LogDiscarding(ILogger logger, string volumeId, string peerHost, string reason);
+}

@@ -1,0 +1,687 @@
+using Ferry.Storage.Replication.Wire;
+using Ferry.Storage.Volumes;
+using Microsoft.Extensions.Logging;
+
+namespace Ferry.Storage.Replication;
+
+/// <summary>Where a replicated volume's links come from: this host's name, the authority, and how to reach a peer.</summary>
+public sealed record ReplicationContext(
+    string Host,
+    IReplicationAuthority Authority,
+    Func<PeerAddress, CancellationToken, Task<Stream>> Connect,
+    TimeProvider Time,
+    ILogger Logger);
+
+/// <summary>
+/// One copy of a volume with its replication: the block device NBD serves while this copy is primary,
+/// and the target of a primary's link while it is secondary.
+/// </summary>
+/// <remarks>
+/// Every change is applied locally and queued to each replicating peer under one ordering lock, so
+/// the peers see changes in the order this copy applied them (and a resync block, read under the same
+/// lock, can never overtake a newer write). A change not sent to a peer is marked in the dirty bitmap
+/// and needs that peer outdated before it completes (DESIGN invariant 3); the activity log records the
+/// extents being written so that after a crash only those are resynced.
+/// </remarks>
+public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
+{
+    private readonly ReplicationContext _context;
+    private readonly ActivityLog _activityLog;
+    private readonly Lock _order = new();
+    private readonly List<Task> _links = [];
+    private PeerLink[] _peers = [];
+    private CancellationTokenSource _stopping = new();
+    private ulong _sequence;
+    private bool _crashedAtOpen;
+    private volatile string? _fencedReason;
+    private long _lastApplicationWrite;
+    private ReplicaSession? _incoming;
+    private int _disposed;
+
+    private ReplicatedVolume(Volume volume, ReplicationSettings settings, ReplicationContext context, DirtyBitmap bitmap, bool crashedAtOpen)
+    {
+        Volume = volume;
+        Settings = settings;
+        _context = context;
+        Bitmap = bitmap;
+        _crashedAtOpen = crashedAtOpen;
+        _activityLog = new ActivityLog(volume.Metadata, bitmap, volume.Size);
+    }
+
+    /// <summary>
+    /// Opens a copy. A copy that stopped while primary folds its activity-log extents into its bitmap:
+    /// writes in flight then may be on one copy and not the other.
+    /// </summary>
+    public static ReplicatedVolume Open(Volume volume, ReplicationSettings settings, ReplicationContext context)
+    {
+        var bitmap = volume.Metadata.ReadBitmap();
+        var crashed = volume.Metadata.Current.CrashedPrimary;
+        if (crashed)
+        {
+            var extents = ActivityLog.Recover(volume.Metadata, bitmap);
+            volume.Metadata.WriteBitmap(bitmap);
+            LogRecovered(context.Logger, volume.Name, extents);
+        }
+
+        var replicated = new ReplicatedVolume(volume, settings, context, bitmap, crashed);
+        if (settings.Role == CopyRole.Primary)
+        {
+            replicated.StartPrimary();
+        }
+
+        return replicated;
+    }
+
+    public Volume Volume { get; }
+
+    public ReplicationSettings Settings { get; private set; }
+
+    public DirtyBitmap Bitmap { get; }
+
+    public string Name => Volume.Name;
+
+    public Guid VolumeId => Volume.Metadata.Current.VolumeId;
+
+    public string Host => _context.Host;
+
+    public ulong Epoch => Volume.Metadata.Current.HighestEpoch;
+
+    public bool IsFenced => _fencedReason is not null;
+
+    public long Size => Volume.Size;
+
+    public bool IsReadOnly => false;
+
+    /// <summary>Every connection's writes go through the same ordering lock and flush every copy.</summary>
+    public bool FlushIsGlobal => Volume.FlushIsGlobal;
+
+    internal TimeProvider Time => _context.Time;
+
+    internal IReplicationAuthority Authority => _context.Authority;
+
+    internal Lock OrderLock => _order;
+
+    internal CancellationToken Stopping => _stopping.Token;
+
+    internal bool ApplicationIsWriting => Time.GetElapsedTime(Volatile.Read(ref _lastApplicationWrite)) < TimeSpan.FromMilliseconds(50);
+
+    internal Task<Stream> Connect(PeerAddress peer, CancellationToken ct) => _context.Connect(peer, ct);
+
+    internal ulong NextSequence() => ++_sequence;
+
+    // --- Status ----------------------------------------------------------------------------------------
+
+    public CopyState CopyState()
+    {
+        var s = Volume.Metadata.Current;
+        var role = Settings.Role;
+        var peers = _peers.Select(p => p.Status()).ToArray();
+        var connection = role == CopyRole.Primary
+            ? peers.Length == 0 ? ConnectionState.StandAlone
+                : peers.Any(p => p.Connection == ConnectionState.SyncSource) ? ConnectionState.SyncSource
+                : peers.All(p => p.Connection == ConnectionState.Connected) ? ConnectionState.Connected
+                : peers.Any(p => p.Connection == ConnectionState.Connecting) ? ConnectionState.Connecting
+                : peers.Any(p => p.Connection == ConnectionState.Connected) ? ConnectionState.Connected
+                : ConnectionState.StandAlone
+            : Volatile.Read(ref _incoming)?.Connection ?? (Settings.Peers.Count == 0 ? ConnectionState.StandAlone : ConnectionState.Connecting);
+        return new CopyState(s.Disk, role, connection)
+        {
+            Protocol = Settings.Protocol,
+            Peers = peers,
+            FencedReason = _fencedReason,
+            DirtyBytes = Bitmap.CountDirty() * Bitmap.BlockSize,
+            Incoming = role == CopyRole.Secondary ? Volatile.Read(ref _incoming)?.Status() : null,
+        };
+    }
+
+    // --- Roles -----------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Makes this copy primary with the given epoch, which the authority must grant (above every epoch
+    /// seen). An Outdated copy is refused unless <paramref name="force"/>, and then the answer says what
+    /// is at risk.
+    /// </summary>
+    public async Task<Result<string>> PromoteAsync(ulong epoch, bool force, CancellationToken ct)
+    {
+        if (Settings.Role == CopyRole.Primary)
+        {
+            return FerryError.WrongState($"the copy of '{Name}' on {Host} is already primary (epoch {Epoch})");
+        }
+
+        var s = Volume.Metadata.Current;
+        if (epoch <= s.HighestEpoch)
+        {
+            return FerryError.Conflict($"epoch {epoch} is not above {s.HighestEpoch}, the highest this copy of '{Name}' has seen; promote with a higher epoch");
+        }
+
+        if (s.Disk == DiskState.Inconsistent)
+        {
+            return FerryError.WrongState($"the copy of '{Name}' on {Host} is Inconsistent (a resync to it did not finish) and cannot be primary");
+        }
+
+        var warning = "";
+        if (await Authority.GetOutdatedAsync(s.VolumeId, Host, ct).ConfigureAwait(false) is { } mark)
+        {
+            if (!force)
+            {
+                return FerryError.WrongState(
+                    $"the copy of '{Name}' on {Host} is Outdated: {mark.ByHost} went on without it at epoch {mark.Epoch} ({mark.At:u}); " +
+                    "promote the up-to-date copy, or --force to accept losing what it wrote since");
+            }
+
+            warning = $"forced: writes acknowledged by {mark.ByHost} since epoch {mark.Epoch} ({mark.At:u}) are not in this copy and are at risk";
+            LogForced(_context.Logger, Name, warning);
+        }
+
+        if (!(await Authority.RecordPromotionAsync(s.VolumeId, Host, epoch, ct).ConfigureAwait(false)).TryGetValue(out _, out var refused))
+        {
+            return refused;
+        }
+
+        if (_incoming is { } session)
+        {
+            await session.StopAsync().ConfigureAwait(false);
+        }
+
+        Volume.Metadata.Update(m => m with { HighestEpoch = epoch });
+        Settings = Settings with { Role = CopyRole.Primary };
+        StartPrimary();
+        LogPromoted(_context.Logger, Name, epoch);
+        return warning;
+    }
+
+    /// <summary>Makes this copy secondary: the links stop, writes in flight finish, the activity log is emptied into the bitmap.</summary>
+    public async Task DemoteAsync(CancellationToken ct)
+    {
+        Settings = Settings with { Role = CopyRole.Secondary };
+        await StopPrimaryAsync(ct).ConfigureAwait(false);
+        _fencedReason = null;
+        LogDemoted(_context.Logger, Name);
+    }
+
+    /// <summary>New peers, protocol or options; links restart with them.</summary>
+    public async Task ApplySettingsAsync(ReplicationSettings settings, CancellationToken ct)
+    {
+        var wasPrimary = Settings.Role == CopyRole.Primary;
+        Settings = settings with { Role = Settings.Role };
+        if (wasPrimary && !settings.Disconnected)
+        {
+            _fencedReason = null;
+        }
+
+        if (wasPrimary)
+        {
+            await StopLinksAsync().ConfigureAwait(false);
+            StartLinks();
+        }
+    }
+
+    /// <summary>The next handshake with <paramref name="peerHost"/> discards its writes (split-brain resolution).</summary>
+    public Result<string> DiscardPeer(string peerHost)
+    {
+        if (peerHost == Host)
+        {
+            return FerryError.InvalidArgument(
+                $"this host's own copy cannot be discarded while it is primary; run the command on the host whose copy is kept, or demote this copy first");
+        }
+
+        if (Settings.Role != CopyRole.Primary)
+        {
+            return FerryError.WrongState($"the copy of '{Name}' on {Host} is secondary; resolve from the primary whose copy is kept");
+        }
+
+        if (_peers.FirstOrDefault(p => p.Peer.Host == peerHost) is not { } link)
+        {
+            return FerryError.NotFound($"'{peerHost}' holds no copy of '{Name}' (peers: {string.Join(", ", _peers.Select(p => p.Peer.Host))})");
+        }
+
+        var status = link.Status();
+        link.DiscardPeerOnNextConnect();
+        return $"{peerHost}'s copy will be overwritten from {Host}'s; " + (status.Decision ?? "the copies had not been compared yet");
+    }
+
+    private void StartPrimary()
+    {
+        _fencedReason = null;
+        Volume.Metadata.Update(s => s with { CrashedPrimary = true });
+        StartLinks();
+    }
+
+    private void StartLinks()
+    {
+        _stopping = new CancellationTokenSource();
+        _peers = [.. Settings.Peers.Select(p => new PeerLink(this, p, _context.Logger))];
+        foreach (var peer in _peers)
+        {
+            _links.Add(Task.Run(() => peer.RunAsync(_stopping.Token)));
+        }
+    }
+
+    private async Task StopLinksAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await Task.WhenAll(_links).ConfigureAwait(false);
+        _links.Clear();
+        foreach (var peer in _peers)
+        {
+            peer.Dispose();
+        }
+    }
+
+    private async Task StopPrimaryAsync(CancellationToken ct)
+    {
+        await StopLinksAsync().ConfigureAwait(false);
+        _peers = [];
+
+        // Writes that got past the role check finish first; then nothing holds an extent.
+        while (!TryClearActivityLog())
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(5), Time, ct).ConfigureAwait(false);
+        }
+
+        Volume.Metadata.Update(s => s with { CrashedPrimary = false });
+    }
+
+    private bool TryClearActivityLog()
+    {
+        try
+        {
+            _activityLog.Clear();
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>A primary that learned it is stale stops writing for good (until demoted).</summary>
+    internal void Fence(string reason)
+    {
+        if (_fencedReason is null)
+        {
+            _fencedReason = reason;
+            LogFenced(_context.Logger, Name, reason);
+        }
+    }
+
+    // --- The primary's I/O ----------------------------------------------------------------------------
+
+    public ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken ct) => Volume.ReadAsync(offset, destination, ct);
+
+    public async ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> source, bool fua, CancellationToken ct)
+    {
+        ThrowUnlessWritable();
+        await _activityLog.BeginAsync(offset, source.Length, ct).ConfigureAwait(false);
+        try
+        {
+            var credits = await TakeCreditsAsync(ct).ConfigureAwait(false);
+            AckWaiter? waiter;
+            lock (_order)
+            {
+                waiter = BeginChange(offset, source.Length, credits);
+                try
+                {
+                    Volume.Write(offset, source.Span, fua: false);
+                }
+                catch
+                {
+                    ReturnUnused(waiter, credits);
+                    throw;
+                }
+
+                var sequence = ++_sequence;
+                for (var i = 0; i < _peers.Length; i++)
+                {
+                    if (_peers[i].IsReplicating)
+                    {
+                        _peers[i].SendWrite(sequence, Epoch, offset, source.Span, fua, resync: false, waiter, HoldsCredit(credits, i));
+                    }
+                }
+            }
+
+            if (fua)
+            {
+                await Volume.FlushAsync(ct).ConfigureAwait(false);
+            }
+
+            await CompleteAsync(waiter).ConfigureAwait(false);
+        }
+        finally
+        {
+            _activityLog.End(offset, source.Length);
+        }
+    }
+
+    public ValueTask TrimAsync(long offset, long length, bool fua, CancellationToken ct) =>
+        WriteZeroesAsync(offset, length, fua ? WriteZeroesFlags.Fua : WriteZeroesFlags.None, ct);
+
+    public async ValueTask WriteZeroesAsync(long offset, long length, WriteZeroesFlags flags, CancellationToken ct)
+    {
+        ThrowUnlessWritable();
+        await _activityLog.BeginAsync(offset, length, ct).ConfigureAwait(false);
+        try
+        {
+            var credits = await TakeCreditsAsync(ct).ConfigureAwait(false);
+            var fua = (flags & WriteZeroesFlags.Fua) != 0;
+            AckWaiter? waiter;
+            lock (_order)
+            {
+                waiter = BeginChange(offset, length, credits);
+                try
+                {
+                    Volume.WriteZeroes(offset, length, flags & ~WriteZeroesFlags.Fua);
+                }
+                catch
+                {
+                    ReturnUnused(waiter, credits);
+                    throw;
+                }
+
+                var sequence = ++_sequence;
+                for (var i = 0; i < _peers.Length; i++)
+                {
+                    if (_peers[i].IsReplicating)
+                    {
+                        _peers[i].SendZero(sequence, Epoch, offset, length, fua, (flags & WriteZeroesFlags.NoHole) == 0, waiter, HoldsCredit(credits, i));
+                    }
+                }
+            }
+
+            if (fua)
+            {
+                await Volume.FlushAsync(ct).ConfigureAwait(false);
+            }
+
+            await CompleteAsync(waiter).ConfigureAwait(false);
+        }
+        finally
+        {
+            _activityLog.End(offset, length);
+        }
+    }
+
+    public async ValueTask FlushAsync(CancellationToken ct)
+    {
+        ThrowUnlessWritable();
+        var credits = await TakeCreditsAsync(ct).ConfigureAwait(false);
+        AckWaiter? waiter;
+        lock (_order)
+        {
+            waiter = RentWaiter();
+            var sequence = ++_sequence;
+            for (var i = 0; i < _peers.Length; i++)
+            {
+                if (_peers[i].IsReplicating)
+                {
+                    _peers[i].SendFlush(sequence, Epoch, waiter, HoldsCredit(credits, i));
+                }
+                else if (HoldsCredit(credits, i))
+                {
+                    _peers[i].ReturnCredit();
+                }
+            }
+        }
+
+        await Volume.FlushAsync(ct).ConfigureAwait(false);
+        await CompleteAsync(waiter).ConfigureAwait(false);
+    }
+
+    public ValueTask<int> MapAsync(long offset, long length, Memory<AllocationExtent> extents, CancellationToken ct) =>
+        Volume.MapAsync(offset, length, extents, ct);
+
+    private void ThrowUnlessWritable()
+    {
+        if (Settings.Role != CopyRole.Primary)
+        {
+            throw new BlockDeviceException(BlockError.ReadOnly, $"the copy of '{Name}' on {Host} is secondary");
+        }
+
+        if (_fencedReason is { } reason)
+        {
+            throw new BlockDeviceException(BlockError.Io, $"the copy of '{Name}' on {Host} is fenced: {reason}");
+        }
+    }
+
+    /// <summary>One credit per replicating peer (bit i: peer i), so no link queues without bound.</summary>
+    private async ValueTask<int> TakeCreditsAsync(CancellationToken ct)
+    {
+        var credits = 0;
+        var peers = _peers;
+        for (var i = 0; i < peers.Length; i++)
+        {
+            if (peers[i].IsReplicating)
+            {
+                await peers[i].TakeCreditAsync(ct).ConfigureAwait(false);
+                credits |= 1 << i;
+            }
+        }
+
+        return credits;
+    }
+
+    private static bool HoldsCredit(int credits, int peer) => (credits & (1 << peer)) != 0;
+
+    /// <summary>
+    /// Under the ordering lock, before a change is applied: peers that will not receive it get its blocks
+    /// marked (and are outdated), and a new generation starts if the peers may know the current one.
+    /// </summary>
+    private AckWaiter? BeginChange(long offset, long length, int credits)
+    {
+        ThrowUnlessWritable();
+        Volatile.Write(ref _lastApplicationWrite, Time.GetTimestamp());
+        for (var i = 0; i < _peers.Length; i++)
+        {
+            var peer = _peers[i];
+            if (peer.IsReplicating)
+            {
+                continue;
+            }
+
+            if (HoldsCredit(credits, i))
+            {
+                peer.ReturnCredit();
+            }
+
+            var s = Volume.Metadata.Current;
+            if (GenerationRules.NeedsNewGeneration(s.Generations, s.LastSharedCurrent))
+            {
+                var fresh = GenerationIdSource.Next(s.Generations);
+                Volume.Metadata.Update(m => m with { Generations = GenerationRules.StartNewGeneration(m.Generations, fresh) });
+                LogNewGeneration(_context.Logger, Name, peer.Peer.Host);
+            }
+
+            Bitmap.Mark(offset, length);
+            peer.EnsureOutdating();
+        }
+
+        return RentWaiter();
+    }
+
+    private AckWaiter? RentWaiter()
+    {
+        // Protocol A acknowledges after the local write, flushes included: the peer follows on its own.
+        if (Settings.Protocol == ReplicationProtocol.A)
+        {
+            return null;
+        }
+
+        var count = 0;
+        foreach (var peer in _peers)
+        {
+            count += peer.IsReplicating ? 1 : 0;
+        }
+
+        return count == 0 ? null : AckWaiter.Rent(count);
+    }
+
+    private void ReturnUnused(AckWaiter? waiter, int credits)
+    {
+        for (var i = 0; i < _peers.Length; i++)
+        {
+            if (_peers[i].IsReplicating)
+            {
+                waiter?.Signal(AckStatus.Ok);
+                if (HoldsCredit(credits, i))
+                {
+                    _peers[i].ReturnCredit();
+                }
+            }
+        }
+
+        if (waiter is not null)
+        {
+            _ = waiter.WaitAsync().AsTask();
+        }
+    }
+
+    /// <summary>Waits for the peers the protocol waits for, and for lost peers to be outdated, before a change is acknowledged.</summary>
+    private async ValueTask CompleteAsync(AckWaiter? waiter)
+    {
+        var status = waiter is null ? AckStatus.Ok : await waiter.WaitAsync().ConfigureAwait(false);
+        foreach (var peer in _peers)
+        {
+            var outdating = peer.Outdating;
+            if (!outdating.IsCompleted)
+            {
+                await outdating.ConfigureAwait(false);
+            }
+        }
+
+        ThrowUnlessWritable();
+        if (status != AckStatus.Ok)
+        {
+            throw new BlockDeviceException(BlockError.Io, $"a copy of '{Name}' failed the write: {status}");
+        }
+    }
+
+    // --- Resync, from the links -------------------------------------------------------------------------
+
+    internal CopyView LocalView()
+    {
+        var s = Volume.Metadata.Current;
+        return new CopyView(s.Generations, s.Disk, Settings.Role == CopyRole.Primary, _crashedAtOpen, (ulong)Bitmap.CountDirty());
+    }
+
+    /// <summary>The source's side of a resync's start: marks, sync id and bitmap are durable before the target hears of it.</summary>
+    internal ResyncRun BeginResync(bool full)
+    {
+        if (full)
+        {
+            Bitmap.MarkAll();
+        }
+
+        var ids = Volume.Metadata.Current.Generations;
+        var begun = GenerationRules.BeginSyncAsSource(ids, GenerationIdSource.Next(ids));
+        if (begun != ids)
+        {
+            Volume.Metadata.Update(s => s with { Generations = begun });
+        }
+
+        Volume.Metadata.WriteBitmap(Bitmap);
+        return new ResyncRun(this, full);
+    }
+
+    internal GenerationIds IdsAtSyncEnd() => GenerationRules.FinishSyncAsSource(Volume.Metadata.Current.Generations);
+
+    internal void ResyncBlockDone(long offset, long length)
+    {
+        if (_peers.All(p => p.IsReplicating))
+        {
+            Bitmap.Clear(offset, length);
+        }
+    }
+
+    /// <summary>After the target recorded the end: this copy is in step with every peer again unless one is still missing.</summary>
+    internal Task FinishResyncAsync(CancellationToken ct)
+    {
+        lock (_order)
+        {
+            if (_peers.All(p => p.IsReplicating))
+            {
+                Volume.Metadata.Update(s => s with
+                {
+                    Generations = GenerationRules.FinishSyncAsSource(s.Generations),
+                    LastSharedCurrent = s.Generations.Current,
+                });
+                _crashedAtOpen = false;
+            }
+        }
+
+        Volume.Metadata.WriteBitmap(Bitmap);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>A handshake found the peer at this copy's generation: writes under it are shared.</summary>
+    internal Task SharedGenerationAsync(ulong peerCurrent, CancellationToken ct)
+    {
+        var s = Volume.Metadata.Current;
+        if (peerCurrent == s.Generations.Current && s.LastSharedCurrent != peerCurrent)
+        {
+            Volume.Metadata.Update(m => m with { LastSharedCurrent = peerCurrent });
+        }
+
+        return Task.CompletedTask;
+    }
+
+    // --- The secondary's side ---------------------------------------------------------------------------
+
+    /// <summary>Takes a link from a primary; a previous one (a primary that went away unnoticed) ends.</summary>
+    internal async Task<bool> AttachIncomingAsync(ReplicaSession session)
+    {
+        if (Settings.Role == CopyRole.Primary)
+        {
+            return false;
+        }
+
+        var previous = Interlocked.Exchange(ref _incoming, session);
+        if (previous is not null)
+        {
+            await previous.StopAsync().ConfigureAwait(false);
+        }
+
+        return true;
+    }
+
+    internal void DetachIncoming(ReplicaSession session) => Interlocked.CompareExchange(ref _incoming, null, session);
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        if (Settings.Role == CopyRole.Primary)
+        {
+            await StopPrimaryAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+
+        if (_incoming is { } session)
+        {
+            await session.StopAsync().ConfigureAwait(false);
+        }
+
+        Volume.Metadata.WriteBitmap(Bitmap);
+        _stopping.Dispose();
+        _activityLog.Dispose();
+    }
+
+    [LoggerMessage(2300, LogLevel.Warning, "volume {VolumeId}: stopped while primary; {Extents} activity-log extents marked for resync")]
+    private static partial void LogRecovered(ILogger logger, string volumeId, long extents);
+
+    [LoggerMessage(2301, LogLevel.Information, "volume {VolumeId}: promoted to primary at epoch {Epoch}")]
+    private static partial void LogPromoted(ILogger logger, string volumeId, ulong epoch);
+
+    [LoggerMessage(2302, LogLevel.Information, "volume {VolumeId}: demoted to secondary")]
+    private static partial void LogDemoted(ILogger logger, string volumeId);
+
+    [LoggerMessage(2303, LogLevel.Error, "volume {VolumeId}: fenced, writes refused: {Reason}")]
+    private static partial void LogFenced(ILogger logger, string volumeId, string reason);
+
+    [LoggerMessage(2304, LogLevel.Warning, "volume {VolumeId}: promotion forced: {Warning}")]
+    private static partial void LogForced(ILogger logger, string volumeId, string warning);
+
+    [LoggerMessage(2305, LogLevel.Information, "volume {VolumeId}: new data generation, {PeerHost} does not receive the writes")]
+    private static partial void LogNewGeneration(ILogger logger, string volumeId, string peerHost);
+}
