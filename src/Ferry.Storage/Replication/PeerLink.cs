@@ -35,7 +35,7 @@ internal sealed partial class PeerLink : IDisposable
 
     private Pipe? _pipe;
     private volatile bool _replicating;
-    private TaskCompletionSource? _outdating;
+    private TaskCompletionSource<bool>? _outdating;
     private bool _outdated;
     private ResyncRun? _resync;
     private ConnectionState _connection = ConnectionState.Connecting;
@@ -58,8 +58,13 @@ internal sealed partial class PeerLink : IDisposable
     /// <summary>Application writes are sent to this peer (it is Connected or a resync target).</summary>
     public bool IsReplicating => _replicating;
 
-    /// <summary>Completes when the peer has been marked Outdated after it was lost (or was never lost).</summary>
-    public Task Outdating => Volatile.Read(ref _outdating)?.Task ?? Task.CompletedTask;
+    /// <summary>
+    /// Completes when the peer lost has been marked Outdated (true), or that failed for good (false: the
+    /// writes that needed it fail). Complete and true while nothing is being outdated.
+    /// </summary>
+    public Task<bool> Outdating => Volatile.Read(ref _outdating)?.Task ?? Granted;
+
+    private static readonly Task<bool> Granted = Task.FromResult(true);
 
     public PeerStatus Status()
     {
@@ -617,14 +622,18 @@ internal sealed partial class PeerLink : IDisposable
                 }
             }
 
-            EnsureOutdating();
+            // Writes the peer may lack complete only once it is outdated; without any, a later write asks.
+            if (lost.Any(f => f.Kind is PendingKind.Change or PendingKind.Resync or PendingKind.Flush))
+            {
+                EnsureOutdating();
+            }
         }
 
         var outdating = Outdating;
         _ = outdating.ContinueWith(
-            _ =>
+            granted =>
             {
-                var status = _owner.IsFenced ? AckStatus.IoError : AckStatus.Ok;
+                var status = granted.Result && !_owner.IsFenced ? AckStatus.Ok : AckStatus.IoError;
                 foreach (var frame in lost)
                 {
                     if (!IsSignalled(frame))
@@ -645,22 +654,22 @@ internal sealed partial class PeerLink : IDisposable
 
     private void StartOutdating()
     {
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var done = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
         _outdating = done;
         _ = Task.Run(async () =>
         {
             var request = new OutdateRequest(_owner.VolumeId, _owner.Name, Peer.Host, _owner.Host, _owner.Epoch);
+            var granted = false;
             while (true)
             {
                 OutdateResult result;
                 try
                 {
-                    result = await _owner.Authority.OutdateAsync(request, _owner.Stopping).ConfigureAwait(false);
+                    result = await _owner.Authority.OutdateAsync(request, _owner.Lifetime).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException)
                 {
-                    _owner.Fence("stopped while outdating a peer");
-                    break;
+                    break; // closing: the writes waiting for it fail
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
                 {
@@ -676,6 +685,7 @@ internal sealed partial class PeerLink : IDisposable
                     }
 
                     LogOutdated(_logger, _owner.Name, Peer.Host, _owner.Epoch);
+                    granted = true;
                     break;
                 }
 
@@ -688,16 +698,15 @@ internal sealed partial class PeerLink : IDisposable
                 LogOutdateWaiting(_logger, _owner.Name, Peer.Host, result.Reason);
                 try
                 {
-                    await Task.Delay(RetryDelay, _owner.Time, _owner.Stopping).ConfigureAwait(false);
+                    await Task.Delay(RetryDelay, _owner.Time, _owner.Lifetime).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException)
                 {
-                    _owner.Fence("stopped while outdating a peer");
                     break;
                 }
             }
 
-            done.TrySetResult();
+            done.TrySetResult(granted);
         });
     }
 

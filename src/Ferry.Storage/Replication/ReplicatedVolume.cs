@@ -30,6 +30,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
     private readonly Lock _order = new();
     private readonly List<Task> _links = [];
     private PeerLink[] _peers = [];
+    private readonly CancellationTokenSource _lifetime = new();
     private CancellationTokenSource _stopping = new();
     private ulong _sequence;
     private bool _crashedAtOpen;
@@ -59,7 +60,6 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         if (crashed)
         {
             var extents = ActivityLog.Recover(volume.Metadata, bitmap);
-            volume.Metadata.WriteBitmap(bitmap);
             LogRecovered(context.Logger, volume.Name, extents);
         }
 
@@ -101,7 +101,8 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
 
     internal Lock OrderLock => _order;
 
-    internal CancellationToken Stopping => _stopping.Token;
+    /// <summary>Cancelled when the copy is closed (agent shutdown, volume deleted); outdating a peer gives up then.</summary>
+    internal CancellationToken Lifetime => _lifetime.Token;
 
     internal bool ApplicationIsWriting => Time.GetElapsedTime(Volatile.Read(ref _lastApplicationWrite)) < TimeSpan.FromMilliseconds(50);
 
@@ -358,6 +359,15 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
 
     public async ValueTask WriteZeroesAsync(long offset, long length, WriteZeroesFlags flags, CancellationToken ct)
     {
+        // The activity log takes ranges of at most ~4 GiB; NBD trims and zeroes can be larger.
+        for (var done = 0L; done < length; done += ActivityLog.MaxRangeLength)
+        {
+            await WriteZeroesOnceAsync(offset + done, Math.Min(ActivityLog.MaxRangeLength, length - done), flags, ct).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask WriteZeroesOnceAsync(long offset, long length, WriteZeroesFlags flags, CancellationToken ct)
+    {
         ThrowUnlessWritable();
         await _activityLog.BeginAsync(offset, length, ct).ConfigureAwait(false);
         try
@@ -542,9 +552,9 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         foreach (var peer in _peers)
         {
             var outdating = peer.Outdating;
-            if (!outdating.IsCompleted)
+            if (!(outdating.IsCompleted ? outdating.Result : await outdating.ConfigureAwait(false)))
             {
-                await outdating.ConfigureAwait(false);
+                throw new BlockDeviceException(BlockError.Io, $"the copy on {peer.Peer.Host} was lost and could not be marked Outdated; the write is not acknowledged");
             }
         }
 
@@ -652,6 +662,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
             return;
         }
 
+        await _lifetime.CancelAsync().ConfigureAwait(false);
         if (Settings.Role == CopyRole.Primary)
         {
             await StopPrimaryAsync(CancellationToken.None).ConfigureAwait(false);
@@ -664,6 +675,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
 
         Volume.Metadata.WriteBitmap(Bitmap);
         _stopping.Dispose();
+        _lifetime.Dispose();
         _activityLog.Dispose();
     }
 

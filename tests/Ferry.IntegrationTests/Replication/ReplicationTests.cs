@@ -1,0 +1,102 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Ferry.IntegrationTests.Nbd;
+
+namespace Ferry.IntegrationTests.Replication;
+
+/// <summary>Replication between two real agents over real TCP, driven by real NBD clients, with real kills.</summary>
+public sealed partial class ReplicationTests
+{
+    private const int Block = 4096;
+
+    [Fact]
+    public async Task A_copy_that_was_away_resyncs_only_the_blocks_written_meanwhile()
+    {
+        await using var pair = await ReplicatedPair.StartAsync();
+        var sentBefore = (await ReplicatedPair.PeerAsync(pair.A)).GetProperty("resyncBytesSent").GetInt64();
+        Assert.Equal(64L << 20, sentBefore); // the new copy was filled by a full sync
+
+        await pair.B.KillAsync();
+        await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(pair.A), "write -P 0x11 0 1M", "write -P 0x22 10M 4k", "write -P 0x33 20M 12k");
+        var away = await ReplicatedPair.PeerAsync(pair.A);
+        Assert.True(away.GetProperty("outdated").GetBoolean(), "the primary went on only after outdating the lost copy");
+
+        await pair.B.LaunchAsync();
+        await ReplicatedPair.WaitInSyncAsync(pair.A);
+        var peer = await ReplicatedPair.PeerAsync(pair.A);
+        Assert.Equal((1L << 20) + (4 * Block), peer.GetProperty("resyncBytesSent").GetInt64() - sentBefore);
+        Assert.Contains("MissedWrites", peer.GetProperty("decision").GetString(), StringComparison.Ordinal);
+        Assert.False(peer.GetProperty("outdated").GetBoolean());
+        Assert.Equal(await File.ReadAllBytesAsync(ReplicatedPair.DataFile(pair.A)), await File.ReadAllBytesAsync(ReplicatedPair.DataFile(pair.B)));
+    }
+
+    [Fact]
+    public async Task After_kill_9_of_the_primary_under_load_the_promoted_copy_has_every_acknowledged_write_and_the_old_primary_is_refused()
+    {
+        await using var pair = await ReplicatedPair.StartAsync();
+        const int Writes = 3000;
+        var commands = Enumerable.Range(0, Writes).Select(i => $"write -P {Pattern(i)} {i * Block} {Block}").ToArray();
+        var load = NbdTools.RunAsync("qemu-io", ["-f", "raw", .. commands.SelectMany(c => new[] { "-c", c }), ReplicatedPair.NbdUri(pair.A)]);
+
+        // Kill the primary's agent once writes are reaching the secondary: in the middle of the load.
+        await Wait.UntilAsync(
+            async () => (await ReadAsync(ReplicatedPair.DataFile(pair.B), 200 * Block, 1))[0] != 0,
+            TimeSpan.FromSeconds(60),
+            "writes to reach the secondary");
+        await pair.A.KillAsync();
+        var output = await load.ContinueWith(t => t.IsFaulted ? t.Exception!.InnerException!.Message : t.Result, TaskScheduler.Default);
+
+        var acknowledged = AckedOffsets().Matches(output).Select(m => long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)).ToList();
+        Assert.True(acknowledged.Count is > 200 and < Writes, $"the kill should land mid-load; {acknowledged.Count} of {Writes} writes were acknowledged");
+
+        var promoted = await pair.B.FerryJsonAsync("volume", "promote", ReplicatedPair.Volume, "--epoch", "2");
+        Assert.Contains("epoch 2", promoted.GetProperty("message").GetString(), StringComparison.Ordinal);
+        var verify = acknowledged.Select(offset => $"read -P {Pattern((int)(offset / Block))} {offset} {Block}").ToArray();
+        foreach (var batch in verify.Chunk(500))
+        {
+            var read = await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(pair.B), batch);
+            Assert.DoesNotContain("fail", read, StringComparison.OrdinalIgnoreCase);
+        }
+
+        // The old primary comes back believing it is primary at its first epoch (0): the copy at epoch 2 refuses it,
+        // and it refuses writes rather than diverge.
+        var before = await ReadAsync(ReplicatedPair.DataFile(pair.B), 0, Block);
+        await pair.A.LaunchAsync();
+        await Wait.UntilAsync(
+            async () => (await ReplicatedPair.ShowAsync(pair.A)).GetProperty("copy").TryGetProperty("fencedReason", out var reason) && reason.GetString() is { Length: > 0 },
+            TimeSpan.FromSeconds(30),
+            "the stale primary to be refused by epoch");
+        var stale = await Processes.RunAsync("qemu-io", ["-f", "raw", "-c", $"write -P 0x99 0 {Block}", ReplicatedPair.NbdUri(pair.A)], TimeSpan.FromMinutes(1));
+        Assert.Contains("failed", stale.StandardOutput + stale.StandardError, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(before, await ReadAsync(ReplicatedPair.DataFile(pair.B), 0, Block));
+        Assert.Contains("StaleEpoch", pair.B.Log, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_outdated_copy_is_not_promoted_unless_forced_and_forcing_reports_the_risk()
+    {
+        await using var pair = await ReplicatedPair.StartAsync("16M");
+        await pair.A.FerryJsonAsync("volume", "disconnect", ReplicatedPair.Volume);
+        await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(pair.A), "write -P 0x44 0 64k");
+
+        var refused = await pair.B.FerryAsync("volume", "promote", ReplicatedPair.Volume, "--epoch", "5");
+        Assert.Equal(5, refused.ExitCode);
+        Assert.Contains("Outdated", refused.StandardError, StringComparison.Ordinal);
+
+        var forced = await pair.B.FerryJsonAsync("volume", "promote", ReplicatedPair.Volume, "--epoch", "5", "--force");
+        Assert.Contains("at risk", forced.GetProperty("message").GetString(), StringComparison.Ordinal);
+    }
+
+    private static int Pattern(int index) => (index % 250) + 1;
+
+    private static async Task<byte[]> ReadAsync(string path, long offset, int length)
+    {
+        var data = new byte[length];
+        using var handle = File.OpenHandle(path);
+        await RandomAccess.ReadAsync(handle, data, offset);
+        return data;
+    }
+
+    [GeneratedRegex(@"wrote \d+/\d+ bytes at offset (\d+)")]
+    private static partial Regex AckedOffsets();
+}
