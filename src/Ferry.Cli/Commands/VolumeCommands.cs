@@ -148,7 +148,7 @@ internal static class VolumeCommands
         command.SetAction(CliContext.Action(async (context, parse, ct) =>
             context.Print(
                 await context.Client.VolumeActionAsync<VolumeActionResult>(parse.GetValue(name)!, "promote", new PromoteRequest(parse.GetValue(epoch), parse.GetValue(force)), ct).ConfigureAwait(false),
-                r => CliContext.Write(new Markup(Markup.Escape($"{r.Volume}: {r.Message}"))))));
+                RenderAction)));
         return command;
     }
 
@@ -169,7 +169,7 @@ internal static class VolumeCommands
         command.SetAction(CliContext.Action(async (context, parse, ct) =>
             context.Print(
                 await context.Client.VolumeActionAsync<VolumeActionResult>(parse.GetValue(name)!, "resolve", new ResolveRequest(parse.GetValue(discard)!), ct).ConfigureAwait(false),
-                r => CliContext.Write(new Markup(Markup.Escape($"{r.Volume}: {r.Message}"))))));
+                RenderAction)));
         return command;
     }
 
@@ -250,6 +250,8 @@ internal static class VolumeCommands
         }));
         return command;
     }
+
+    private static void RenderAction(VolumeActionResult result) => CliContext.Write(new Markup(Markup.Escape($"{result.Volume}: {result.Message}")));
 
     private sealed class FerryErrorException(FerryError error) : Exception(error.Message)
     {

@@ -358,11 +358,7 @@ internal sealed partial class PeerLink : IDisposable
         using var linkCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var link = linkCts.Token;
         var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, useSynchronizationContext: false));
-        ResyncRun? resync = null;
-        if (decision.Source == CopySide.Local)
-        {
-            resync = _owner.BeginResync(decision.IsFullSync);
-        }
+        using var resync = decision.Source == CopySide.Local ? _owner.BeginResync(decision.IsFullSync) : null;
 
         lock (_owner.OrderLock)
         {
@@ -384,7 +380,7 @@ internal sealed partial class PeerLink : IDisposable
 
         if (resync is null)
         {
-            await _owner.SharedGenerationAsync(peerHello.Generations.Current, link).ConfigureAwait(false);
+            _owner.SharedGeneration(peerHello.Generations.Current);
             await FinishedWithPeerAsync(link).ConfigureAwait(false);
         }
 

@@ -118,12 +118,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         var role = Settings.Role;
         var peers = _peers.Select(p => p.Status()).ToArray();
         var connection = role == CopyRole.Primary
-            ? peers.Length == 0 ? ConnectionState.StandAlone
-                : peers.Any(p => p.Connection == ConnectionState.SyncSource) ? ConnectionState.SyncSource
-                : peers.All(p => p.Connection == ConnectionState.Connected) ? ConnectionState.Connected
-                : peers.Any(p => p.Connection == ConnectionState.Connecting) ? ConnectionState.Connecting
-                : peers.Any(p => p.Connection == ConnectionState.Connected) ? ConnectionState.Connected
-                : ConnectionState.StandAlone
+            ? PrimaryConnection(peers)
             : Volatile.Read(ref _incoming)?.Connection ?? (Settings.Peers.Count == 0 ? ConnectionState.StandAlone : ConnectionState.Connecting);
         return new CopyState(s.Disk, role, connection)
         {
@@ -133,6 +128,27 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
             DirtyBytes = Bitmap.CountDirty() * Bitmap.BlockSize,
             Incoming = role == CopyRole.Secondary ? Volatile.Read(ref _incoming)?.Status() : null,
         };
+    }
+
+    /// <summary>One word for all of a primary's links: a resync running wins, then whether any peer is still being reached.</summary>
+    private static ConnectionState PrimaryConnection(PeerStatus[] peers)
+    {
+        if (peers.Length == 0)
+        {
+            return ConnectionState.StandAlone;
+        }
+
+        if (peers.Any(p => p.Connection == ConnectionState.SyncSource))
+        {
+            return ConnectionState.SyncSource;
+        }
+
+        if (peers.Any(p => p.Connection == ConnectionState.Connecting))
+        {
+            return ConnectionState.Connecting;
+        }
+
+        return peers.Any(p => p.Connection == ConnectionState.Connected) ? ConnectionState.Connected : ConnectionState.StandAlone;
     }
 
     // --- Roles -----------------------------------------------------------------------------------------
@@ -250,7 +266,6 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
 
     private void StartLinks()
     {
-        _stopping = new CancellationTokenSource();
         _peers = [.. Settings.Peers.Select(p => new PeerLink(this, p, _context.Logger))];
         foreach (var peer in _peers)
         {
@@ -263,6 +278,8 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         await _stopping.CancelAsync().ConfigureAwait(false);
         await Task.WhenAll(_links).ConfigureAwait(false);
         _links.Clear();
+        _stopping.Dispose();
+        _stopping = new CancellationTokenSource();
         foreach (var peer in _peers)
         {
             peer.Dispose();
@@ -310,49 +327,8 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
 
     public ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken ct) => Volume.ReadAsync(offset, destination, ct);
 
-    public async ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> source, bool fua, CancellationToken ct)
-    {
-        ThrowUnlessWritable();
-        await _activityLog.BeginAsync(offset, source.Length, ct).ConfigureAwait(false);
-        try
-        {
-            var credits = await TakeCreditsAsync(ct).ConfigureAwait(false);
-            AckWaiter? waiter;
-            lock (_order)
-            {
-                waiter = BeginChange(offset, source.Length, credits);
-                try
-                {
-                    Volume.Write(offset, source.Span, fua: false);
-                }
-                catch
-                {
-                    ReturnUnused(waiter, credits);
-                    throw;
-                }
-
-                var sequence = ++_sequence;
-                for (var i = 0; i < _peers.Length; i++)
-                {
-                    if (_peers[i].IsReplicating)
-                    {
-                        _peers[i].SendWrite(sequence, Epoch, offset, source.Span, fua, resync: false, waiter, HoldsCredit(credits, i));
-                    }
-                }
-            }
-
-            if (fua)
-            {
-                await Volume.FlushAsync(ct).ConfigureAwait(false);
-            }
-
-            await CompleteAsync(waiter).ConfigureAwait(false);
-        }
-        finally
-        {
-            _activityLog.End(offset, source.Length);
-        }
-    }
+    public ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> source, bool fua, CancellationToken ct) =>
+        ChangeAsync(new Change(offset, source.Length, source, fua, ZeroFlags: null), ct);
 
     public ValueTask TrimAsync(long offset, long length, bool fua, CancellationToken ct) =>
         WriteZeroesAsync(offset, length, fua ? WriteZeroesFlags.Fua : WriteZeroesFlags.None, ct);
@@ -362,43 +338,48 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         // The activity log takes ranges of at most ~4 GiB; NBD trims and zeroes can be larger.
         for (var done = 0L; done < length; done += ActivityLog.MaxRangeLength)
         {
-            await WriteZeroesOnceAsync(offset + done, Math.Min(ActivityLog.MaxRangeLength, length - done), flags, ct).ConfigureAwait(false);
+            var part = Math.Min(ActivityLog.MaxRangeLength, length - done);
+            await ChangeAsync(new Change(offset + done, part, default, (flags & WriteZeroesFlags.Fua) != 0, flags & ~WriteZeroesFlags.Fua), ct).ConfigureAwait(false);
         }
     }
 
-    private async ValueTask WriteZeroesOnceAsync(long offset, long length, WriteZeroesFlags flags, CancellationToken ct)
+    /// <summary>
+    /// A write or a zeroing: recorded in the activity log, applied locally and queued to every
+    /// replicating peer under the ordering lock, then made durable (FUA) and acknowledged by the protocol.
+    /// </summary>
+    private async ValueTask ChangeAsync(Change change, CancellationToken ct)
     {
         ThrowUnlessWritable();
-        await _activityLog.BeginAsync(offset, length, ct).ConfigureAwait(false);
+        await _activityLog.BeginAsync(change.Offset, change.Length, ct).ConfigureAwait(false);
         try
         {
             var credits = await TakeCreditsAsync(ct).ConfigureAwait(false);
-            var fua = (flags & WriteZeroesFlags.Fua) != 0;
             AckWaiter? waiter;
             lock (_order)
             {
-                waiter = BeginChange(offset, length, credits);
+                BeginChange(change.Offset, change.Length, credits);
                 try
                 {
-                    Volume.WriteZeroes(offset, length, flags & ~WriteZeroesFlags.Fua);
+                    change.ApplyTo(Volume);
                 }
                 catch
                 {
-                    ReturnUnused(waiter, credits);
+                    ReturnCredits(credits);
                     throw;
                 }
 
+                waiter = RentWaiter();
                 var sequence = ++_sequence;
                 for (var i = 0; i < _peers.Length; i++)
                 {
                     if (_peers[i].IsReplicating)
                     {
-                        _peers[i].SendZero(sequence, Epoch, offset, length, fua, (flags & WriteZeroesFlags.NoHole) == 0, waiter, HoldsCredit(credits, i));
+                        change.SendTo(_peers[i], sequence, Epoch, waiter, HoldsCredit(credits, i));
                     }
                 }
             }
 
-            if (fua)
+            if (change.Fua)
             {
                 await Volume.FlushAsync(ct).ConfigureAwait(false);
             }
@@ -407,7 +388,35 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         }
         finally
         {
-            _activityLog.End(offset, length);
+            _activityLog.End(change.Offset, change.Length);
+        }
+    }
+
+    /// <summary>A write (<see cref="Data"/>) or, with <see cref="ZeroFlags"/>, a zeroing of a range; FUA is applied after it.</summary>
+    private readonly record struct Change(long Offset, long Length, ReadOnlyMemory<byte> Data, bool Fua, WriteZeroesFlags? ZeroFlags)
+    {
+        public void ApplyTo(Volume volume)
+        {
+            if (ZeroFlags is { } flags)
+            {
+                volume.WriteZeroes(Offset, Length, flags);
+            }
+            else
+            {
+                volume.Write(Offset, Data.Span, fua: false);
+            }
+        }
+
+        public void SendTo(PeerLink peer, ulong sequence, ulong epoch, AckWaiter? waiter, bool holdsCredit)
+        {
+            if (ZeroFlags is { } flags)
+            {
+                peer.SendZero(sequence, epoch, Offset, Length, Fua, (flags & WriteZeroesFlags.NoHole) == 0, waiter, holdsCredit);
+            }
+            else
+            {
+                peer.SendWrite(sequence, epoch, Offset, Data.Span, Fua, resync: false, waiter, holdsCredit);
+            }
         }
     }
 
@@ -476,7 +485,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
     /// Under the ordering lock, before a change is applied: peers that will not receive it get its blocks
     /// marked (and are outdated), and a new generation starts if the peers may know the current one.
     /// </summary>
-    private AckWaiter? BeginChange(long offset, long length, int credits)
+    private void BeginChange(long offset, long length, int credits)
     {
         ThrowUnlessWritable();
         Volatile.Write(ref _lastApplicationWrite, Time.GetTimestamp());
@@ -504,8 +513,6 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
             Bitmap.Mark(offset, length);
             peer.EnsureOutdating();
         }
-
-        return RentWaiter();
     }
 
     private AckWaiter? RentWaiter()
@@ -525,23 +532,15 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         return count == 0 ? null : AckWaiter.Rent(count);
     }
 
-    private void ReturnUnused(AckWaiter? waiter, int credits)
+    /// <summary>After a local change failed: nothing was queued, so the credits it took go back.</summary>
+    private void ReturnCredits(int credits)
     {
         for (var i = 0; i < _peers.Length; i++)
         {
-            if (_peers[i].IsReplicating)
+            if (_peers[i].IsReplicating && HoldsCredit(credits, i))
             {
-                waiter?.Signal(AckStatus.Ok);
-                if (HoldsCredit(credits, i))
-                {
-                    _peers[i].ReturnCredit();
-                }
+                _peers[i].ReturnCredit();
             }
-        }
-
-        if (waiter is not null)
-        {
-            _ = waiter.WaitAsync().AsTask();
         }
     }
 
@@ -603,7 +602,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
     }
 
     /// <summary>After the target recorded the end: this copy is in step with every peer again unless one is still missing.</summary>
-    internal Task FinishResyncAsync(CancellationToken ct)
+    internal void FinishResync()
     {
         lock (_order)
         {
@@ -619,19 +618,16 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         }
 
         Volume.Metadata.WriteBitmap(Bitmap);
-        return Task.CompletedTask;
     }
 
     /// <summary>A handshake found the peer at this copy's generation: writes under it are shared.</summary>
-    internal Task SharedGenerationAsync(ulong peerCurrent, CancellationToken ct)
+    internal void SharedGeneration(ulong peerCurrent)
     {
         var s = Volume.Metadata.Current;
         if (peerCurrent == s.Generations.Current && s.LastSharedCurrent != peerCurrent)
         {
             Volume.Metadata.Update(m => m with { LastSharedCurrent = peerCurrent });
         }
-
-        return Task.CompletedTask;
     }
 
     // --- The secondary's side ---------------------------------------------------------------------------

@@ -81,7 +81,7 @@ internal sealed class ResyncRun : IDisposable
             throw new IOException("the peer could not record the end of the resync");
         }
 
-        await _owner.FinishResyncAsync(ct).ConfigureAwait(false);
+        _owner.FinishResync();
         _finishedAt = _owner.Time.GetUtcNow();
     }
 
