@@ -45,6 +45,7 @@ internal sealed partial class PeerLink : IDisposable
     private long _resyncBytesSent;
     private bool _discardPeer;
     private ulong _receivedThrough;
+    private CopyView? _lastPeerView;
 
     public PeerLink(ReplicatedVolume owner, PeerAddress peer, ILogger logger)
     {
@@ -74,11 +75,34 @@ internal sealed partial class PeerLink : IDisposable
         }
     }
 
-    /// <summary>The next handshake with this peer discards its writes that the primary lacks (split-brain resolution).</summary>
-    public void DiscardPeerOnNextConnect()
+    /// <summary>
+    /// Split-brain resolution: the next handshake with this peer discards its writes that the primary lacks.
+    /// Refused when the copies, as last compared, are not split; the report says what will be lost.
+    /// </summary>
+    public Result<string> DiscardPeerOnNextConnect()
     {
+        CopyView? last;
+        lock (_pendingLock)
+        {
+            last = _lastPeerView;
+        }
+
+        if (last is not { } peer)
+        {
+            return FerryError.WrongState($"the copies of '{_owner.Name}' have not been compared yet: {Peer.Host} was not reached since this copy became primary");
+        }
+
+        if (!SplitBrainResolution.Discard(_owner.LocalView(), peer, CopySide.Peer).TryGetValue(out var discard, out var error))
+        {
+            return error;
+        }
+
         _discardPeer = true;
         Wake();
+        var lost = discard.DiscardedBlocks is { } blocks
+            ? $"{blocks} block(s) ({blocks * (ulong)_owner.Bitmap.BlockSize} bytes) it wrote since the copies diverged"
+            : "everything it holds (the copies share no generation)";
+        return $"{Peer.Host}'s copy will be overwritten from {_owner.Host}'s, discarding {lost}: its generation {SyncDecision.Id(discard.DiscardedGeneration)} is lost; {discard.Sync.Reason}";
     }
 
     /// <summary>Cuts a waiting retry short (a resolve, a connect, new settings).</summary>
@@ -235,13 +259,22 @@ internal sealed partial class PeerLink : IDisposable
 
             _peerDisk = peerHello.Disk;
             var peer = CopyView.From(peerHello);
+            lock (_pendingLock)
+            {
+                _lastPeerView = peer;
+            }
             var decision = Decide(local, peer, out var refusal);
             _decision = decision is null ? null : $"{decision.Rule}: {decision.Reason}";
             if (decision is null || decision.Outcome is not (SyncOutcome.NoSync or SyncOutcome.BitmapSyncLocalIsSource or SyncOutcome.FullSyncLocalIsSource))
             {
-                var (code, reason) = decision is { Outcome: SyncOutcome.BitmapSyncPeerIsSource or SyncOutcome.FullSyncPeerIsSource }
-                    ? (LinkErrorCode.PeerIsNewer, $"the peer's copy holds newer data ({decision.Reason}); demote this copy and promote the peer's")
-                    : (LinkErrorCode.CannotSync, refusal ?? decision!.Reason);
+                var (code, reason) = decision switch
+                {
+                    { Outcome: SyncOutcome.BitmapSyncPeerIsSource or SyncOutcome.FullSyncPeerIsSource } =>
+                        (LinkErrorCode.PeerIsNewer, $"the peer's copy holds newer data ({decision.Reason}); demote this copy and promote the peer's"),
+                    { Outcome: SyncOutcome.SplitBrain or SyncOutcome.Unrelated } =>
+                        (LinkErrorCode.CannotSync, $"split brain: {decision.Reason}; nothing is synced until an operator discards one copy (ferry volume resolve {_owner.Name} --discard HOST, on the host whose copy is kept)"),
+                    _ => (LinkErrorCode.CannotSync, refusal ?? decision!.Reason),
+                };
                 await SendErrorAsync(stream, code, reason, ct).ConfigureAwait(false);
                 SetConnection(ConnectionState.StandAlone, reason);
                 LogStandAlone(_logger, _owner.Name, Peer.Host, reason);

@@ -252,9 +252,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
             return FerryError.NotFound($"'{peerHost}' holds no copy of '{Name}' (peers: {string.Join(", ", _peers.Select(p => p.Peer.Host))})");
         }
 
-        var status = link.Status();
-        link.DiscardPeerOnNextConnect();
-        return $"{peerHost}'s copy will be overwritten from {Host}'s; " + (status.Decision ?? "the copies had not been compared yet");
+        return link.DiscardPeerOnNextConnect();
     }
 
     private void StartPrimary()
