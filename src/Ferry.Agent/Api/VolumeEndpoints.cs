@@ -26,6 +26,7 @@ internal static class VolumeEndpoints
         volumes.MapPut("/{name}/replication", ReplicateAsync).Accepts<ReplicationRequest>("application/json").Produces<VolumeInfo>();
         volumes.MapPost("/{name}/promote", PromoteAsync).Accepts<PromoteRequest>("application/json").Produces<VolumeActionResult>();
         volumes.MapPost("/{name}/demote", DemoteAsync).Produces<VolumeInfo>();
+        volumes.MapPost("/{name}/verify", VerifyAsync).Accepts<VerifyRequest>("application/json").Produces<VolumeActionResult>();
         volumes.MapPost("/{name}/resolve", ResolveAsync).Accepts<ResolveRequest>("application/json").Produces<VolumeActionResult>();
         volumes.MapPost("/{name}/disconnect", (string name, VolumeReplication r, VolumeStore s, EventLog e, CancellationToken ct) => SetDisconnectedAsync(name, true, r, s, e, ct)).Produces<VolumeInfo>();
         volumes.MapPost("/{name}/connect", (string name, VolumeReplication r, VolumeStore s, EventLog e, CancellationToken ct) => SetDisconnectedAsync(name, false, r, s, e, ct)).Produces<VolumeInfo>();
@@ -138,6 +139,28 @@ internal static class VolumeEndpoints
         await VolumeReplication.SaveAsync(copy, ct);
         events.Append("volume.demoted", null, $"volume '{name}' demoted to secondary on {replication.Host}");
         return ApiResults.From((await store.InfoAsync(name, ct)).Map(replication.WithCopyState));
+    }
+
+    private static async Task<IResult> VerifyAsync(string name, HttpRequest request, VolumeReplication replication, EventLog events, CancellationToken ct)
+    {
+        var body = new VerifyRequest(null);
+        if (request.HasJsonContentType() && !(await JsonBody.ReadAsync<VerifyRequest>(request, "verify request", ct)).TryGetValue(out body, out var error))
+        {
+            return ApiResults.Problem(error);
+        }
+
+        if (!replication.TryGet(name, out var copy))
+        {
+            return ApiResults.Problem(NotFound(name));
+        }
+
+        if (!copy.StartVerify(body.Peer).TryGetValue(out var started, out var refused))
+        {
+            return ApiResults.Problem(refused);
+        }
+
+        events.Append("volume.verify", null, $"volume '{name}': {started}");
+        return Results.Json(new VolumeActionResult(name, started), FerryJson.Options);
     }
 
     private static async Task<IResult> ResolveAsync(string name, HttpRequest request, VolumeReplication replication, EventLog events, CancellationToken ct)

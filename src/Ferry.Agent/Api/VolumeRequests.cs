@@ -19,6 +19,9 @@ public sealed record ReplicationRequest(
 /// <summary>Body of POST /api/v1/volumes/{name}/promote: the epoch comes from the caller until the cluster grants them.</summary>
 public sealed record PromoteRequest(ulong Epoch, bool Force = false);
 
+/// <summary>Body of POST /api/v1/volumes/{name}/verify: the peer host to verify, or null for every peer.</summary>
+public sealed record VerifyRequest(string? Peer);
+
 /// <summary>Body of POST /api/v1/volumes/{name}/resolve: the host whose copy's writes are discarded.</summary>
 public sealed record ResolveRequest(string Discard);
 

@@ -26,6 +26,7 @@ internal static class VolumeCommands
         volume.Subcommands.Add(Connection("connect", "Let the primary connect to its peers again (after disconnect)"));
         volume.Subcommands.Add(Connection("disconnect", "Stop replicating to the peers; they are marked Outdated"));
         volume.Subcommands.Add(WaitSync());
+        volume.Subcommands.Add(Verify());
         return volume;
     }
 
@@ -186,70 +187,140 @@ internal static class VolumeCommands
     private static Command WaitSync()
     {
         var name = NameArgument();
-        var timeout = new Option<int>("--timeout") { Description = "Seconds to wait (0: no limit)", DefaultValueFactory = _ => 0 };
+        var timeout = TimeoutOption();
         var command = new Command("wait-sync", "Show resync progress until every peer copy is connected and in sync") { name, timeout };
         command.SetAction(CliContext.Action(async (context, parse, ct) =>
         {
-            using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            if (parse.GetValue(timeout) > 0)
-            {
-                limit.CancelAfter(TimeSpan.FromSeconds(parse.GetValue(timeout)));
-            }
-
-            VolumeInfo? last = null;
-            try
-            {
-                await AnsiConsole.Progress().AutoClear(false).Columns(
-                    new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
-                    .StartAsync(async progress =>
-                    {
-                        var bars = new Dictionary<string, ProgressTask>(StringComparer.Ordinal);
-                        while (true)
-                        {
-                            if (!(await context.Client.GetVolumeAsync(parse.GetValue(name)!, limit.Token).ConfigureAwait(false)).TryGetValue(out last, out var error))
-                            {
-                                throw new FerryErrorException(error);
-                            }
-
-                            foreach (var peer in last.Copy.Peers)
-                            {
-                                var bar = bars.TryGetValue(peer.Host, out var b) ? b : bars[peer.Host] = progress.AddTask(Markup.Escape(peer.Host), maxValue: 1);
-                                if (peer.Resync is { } r)
-                                {
-                                    bar.MaxValue = Math.Max(1, r.TotalBytes);
-                                    bar.Value = r.DoneBytes;
-                                }
-
-                                bar.Description = Markup.Escape($"{peer.Host} {Display.Name(peer.Connection)}");
-                            }
-
-                            if (last.Copy.Peers.Count > 0 && last.Copy.Peers.All(p => p.Connection == ConnectionState.Connected))
-                            {
-                                foreach (var bar in bars.Values)
-                                {
-                                    bar.Value = bar.MaxValue;
-                                }
-
-                                return;
-                            }
-
-                            await Task.Delay(TimeSpan.FromMilliseconds(250), limit.Token).ConfigureAwait(false);
-                        }
-                    }).ConfigureAwait(false);
-            }
-            catch (FerryErrorException e)
-            {
-                return CliContext.Fail(e.Error);
-            }
-            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-            {
-                return CliContext.Fail(FerryError.Unavailable($"the peers of '{parse.GetValue(name)}' were not in sync within {parse.GetValue(timeout)} s"));
-            }
-
-            return ExitCodes.Ok;
+            var volume = parse.GetValue(name)!;
+            var followed = await FollowPeersAsync(
+                context,
+                volume,
+                parse.GetValue(timeout),
+                peer => peer.Resync is { } r ? (r.TotalBytes, r.DoneBytes) : null,
+                v => v.Copy.Peers.Count > 0 && v.Copy.Peers.All(p => p.Connection == ConnectionState.Connected),
+                ct).ConfigureAwait(false);
+            return followed.TryGetValue(out _, out var error) ? ExitCodes.Ok : CliContext.Fail(error);
         }));
         return command;
     }
+
+    private static Command Verify()
+    {
+        var name = NameArgument();
+        var peer = new Option<string?>("--peer") { Description = "Verify only this host's copy (default: every peer)" };
+        var timeout = TimeoutOption();
+        var command = new Command("verify", "Compare every block's checksum with the peer copies; blocks that differ are resynced from this primary") { name, peer, timeout };
+        command.SetAction(CliContext.Action(async (context, parse, ct) =>
+        {
+            var volume = parse.GetValue(name)!;
+            if (!(await context.Client.VolumeActionAsync<VolumeActionResult>(volume, "verify", new VerifyRequest(parse.GetValue(peer)), ct).ConfigureAwait(false)).TryGetValue(out _, out var refused))
+            {
+                return CliContext.Fail(refused);
+            }
+
+            bool Verified(PeerStatus p) => p.Verify is { FinishedAt: not null };
+            var followed = await FollowPeersAsync(
+                context,
+                volume,
+                parse.GetValue(timeout),
+                p => p.Verify is { FinishedAt: null } v
+                    ? (p.Connection == ConnectionState.SyncSource && p.Resync is { } r ? (r.TotalBytes, r.DoneBytes) : (v.TotalBytes, v.DoneBytes))
+                    : null,
+                v => v.Copy.Peers.Where(p => parse.GetValue(peer) is not { } only || p.Host == only).All(Verified),
+                ct).ConfigureAwait(false);
+            if (!followed.TryGetValue(out var last, out var error))
+            {
+                return CliContext.Fail(error);
+            }
+
+            var reports = last.Copy.Peers.Where(p => p.Verify is not null).Select(p => new VerifyReport(p.Host, p.Verify!)).ToArray();
+            context.Print<VerifyReport[]>(reports, RenderVerify);
+            return reports.Any(r => r.Verify.Error is not null) ? CliContext.Fail(FerryError.Unavailable(string.Join("; ", reports.Select(r => $"{r.Host}: {r.Verify.Error}")))) : ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    private static Option<int> TimeoutOption() => new("--timeout") { Description = "Seconds to wait (0: no limit)", DefaultValueFactory = _ => 0 };
+
+    /// <summary>
+    /// Polls the volume with one progress bar per peer (what <paramref name="measure"/> reports, total and
+    /// done bytes) until <paramref name="done"/> holds; returns the last state seen.
+    /// </summary>
+    private static async Task<Result<VolumeInfo>> FollowPeersAsync(
+        CliContext context, string name, int timeoutSeconds, Func<PeerStatus, (long Total, long Done)?> measure, Func<VolumeInfo, bool> done, CancellationToken ct)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        if (timeoutSeconds > 0)
+        {
+            limit.CancelAfter(TimeSpan.FromSeconds(timeoutSeconds));
+        }
+
+        VolumeInfo? last = null;
+        try
+        {
+            await AnsiConsole.Progress().AutoClear(false).Columns(
+                new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
+                .StartAsync(async progress =>
+                {
+                    var bars = new Dictionary<string, ProgressTask>(StringComparer.Ordinal);
+                    while (true)
+                    {
+                        if (!(await context.Client.GetVolumeAsync(name, limit.Token).ConfigureAwait(false)).TryGetValue(out last, out var error))
+                        {
+                            throw new FerryErrorException(error);
+                        }
+
+                        foreach (var peer in last.Copy.Peers)
+                        {
+                            var bar = bars.TryGetValue(peer.Host, out var b) ? b : bars[peer.Host] = progress.AddTask(Markup.Escape(peer.Host), maxValue: 1);
+                            if (measure(peer) is { } m)
+                            {
+                                bar.MaxValue = Math.Max(1, m.Total);
+                                bar.Value = m.Done;
+                            }
+
+                            bar.Description = Markup.Escape($"{peer.Host} {Display.Name(peer.Connection)}");
+                        }
+
+                        if (done(last))
+                        {
+                            foreach (var bar in bars.Values)
+                            {
+                                bar.Value = bar.MaxValue;
+                            }
+
+                            return;
+                        }
+
+                        await Task.Delay(TimeSpan.FromMilliseconds(250), limit.Token).ConfigureAwait(false);
+                    }
+                }).ConfigureAwait(false);
+        }
+        catch (FerryErrorException e)
+        {
+            return e.Error;
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return FerryError.Unavailable($"the peers of '{name}' did not get there within {timeoutSeconds} s");
+        }
+
+        return last!;
+    }
+
+    private static void RenderVerify(VerifyReport[] reports)
+    {
+        foreach (var (host, v) in reports)
+        {
+            var outcome = v.Error is { } error ? $"stopped: {error}"
+                : v.DifferentBlocks == 0 ? "every block is identical"
+                : $"{v.DifferentBlocks} block(s) of 4 KiB differed (first at {string.Join(", ", v.FirstDifferences.Select(o => o.ToString(CultureInfo.InvariantCulture)))}) and were resynced";
+            CliContext.Write(new Markup(Markup.Escape($"{host}: compared {Bytes(v.DoneBytes)}: {outcome}")));
+        }
+    }
+
+    /// <summary>What `volume verify` reports per peer.</summary>
+    internal sealed record VerifyReport(string Host, VerifyProgress Verify);
 
     private static void RenderAction(VolumeActionResult result) => CliContext.Write(new Markup(Markup.Escape($"{result.Volume}: {result.Message}")));
 

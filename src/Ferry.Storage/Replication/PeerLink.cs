@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Threading.Channels;
 using Ferry.Storage.Replication.Wire;
 using Ferry.Storage.Volumes;
 using Microsoft.Extensions.Logging;
@@ -46,6 +47,8 @@ internal sealed partial class PeerLink : IDisposable
     private bool _discardPeer;
     private ulong _receivedThrough;
     private CopyView? _lastPeerView;
+    private VerifyRun? _verify;
+    private readonly Channel<VerifyRun> _verifyRequests = Channel.CreateUnbounded<VerifyRun>(new UnboundedChannelOptions { SingleReader = true });
 
     public PeerLink(ReplicatedVolume owner, PeerAddress peer, ILogger logger)
     {
@@ -71,7 +74,8 @@ internal sealed partial class PeerLink : IDisposable
     {
         lock (_pendingLock)
         {
-            return new PeerStatus(Peer.Host, Peer.Address, _connection, _peerDisk, _outdated, _reason, _decision, _resync?.Progress(_owner.Time), Interlocked.Read(ref _resyncBytesSent));
+            return new PeerStatus(
+                Peer.Host, Peer.Address, _connection, _peerDisk, _outdated, _reason, _decision, _resync?.Progress(_owner.Time), Interlocked.Read(ref _resyncBytesSent), _verify?.Progress());
         }
     }
 
@@ -121,6 +125,34 @@ internal sealed partial class PeerLink : IDisposable
         }
     }
 
+    /// <summary>
+    /// Starts an online verify against this peer: it runs in the background while the link replicates,
+    /// and a resync of the blocks that differ follows it. Refused unless the peer is connected and in sync.
+    /// </summary>
+    public Result<VerifyRun> StartVerify()
+    {
+        VerifyRun verify;
+        lock (_pendingLock)
+        {
+            if (_connection != ConnectionState.Connected)
+            {
+                return FerryError.WrongState($"{Peer.Host}'s copy of '{_owner.Name}' is {Display(_connection)}, not connected and in sync; verify it once it is");
+            }
+
+            if (_verify is { IsRunning: true })
+            {
+                return FerryError.WrongState($"a verify of {Peer.Host}'s copy of '{_owner.Name}' is running already");
+            }
+
+            verify = _verify = new VerifyRun(_owner);
+        }
+
+        _verifyRequests.Writer.TryWrite(verify);
+        return verify;
+    }
+
+    private static string Display(ConnectionState state) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(state.ToString());
+
     public ValueTask TakeCreditAsync(CancellationToken ct) => new(_credits.WaitAsync(ct));
 
     public void ReturnCredit() => _credits.Release();
@@ -133,19 +165,43 @@ internal sealed partial class PeerLink : IDisposable
         var writer = _pipe!.Writer;
         LinkFrameWriter.WriteWrite(writer, new WriteFrame(sequence, epoch, offset, data.Length, fua), resync);
         writer.Write(data);
-        Enqueue(new PendingFrame(sequence, resync ? PendingKind.Resync : PendingKind.Change, offset, data.Length, waiter, WaitsForWrite(fua), holdsCredit));
+        Enqueue(new PendingFrame(sequence, resync ? PendingKind.Resync : PendingKind.Change, offset, data.Length, waiter, WaitsForWrite(fua), holdsCredit, null));
     }
 
     public void SendZero(ulong sequence, ulong epoch, long offset, long length, bool fua, bool mayTrim, AckWaiter? waiter, bool holdsCredit)
     {
         LinkFrameWriter.WriteZero(_pipe!.Writer, new ZeroFrame(sequence, epoch, offset, length, fua, mayTrim));
-        Enqueue(new PendingFrame(sequence, PendingKind.Change, offset, length, waiter, WaitsForWrite(fua), holdsCredit));
+        Enqueue(new PendingFrame(sequence, PendingKind.Change, offset, length, waiter, WaitsForWrite(fua), holdsCredit, null));
     }
 
     public void SendFlush(ulong sequence, ulong epoch, AckWaiter? waiter, bool holdsCredit)
     {
         LinkFrameWriter.WriteFlush(_pipe!.Writer, new FlushFrame(sequence, epoch));
-        Enqueue(new PendingFrame(sequence, PendingKind.Flush, 0, 0, waiter, WaitForWrite: true, holdsCredit));
+        Enqueue(new PendingFrame(sequence, PendingKind.Flush, 0, 0, waiter, WaitForWrite: true, holdsCredit, null));
+    }
+
+    /// <summary>
+    /// Under the ordering lock: checksums the primary's range as it is now and asks the peer for its
+    /// checksums at the same point in the stream. Null when the link is not replicating.
+    /// </summary>
+    internal ChecksumCompare? SendChecksumRequest(long offset, int length, byte[] buffer)
+    {
+        var compare = new ChecksumCompare(offset, length);
+        lock (_owner.OrderLock)
+        {
+            if (!_replicating)
+            {
+                return null;
+            }
+
+            _owner.Volume.Read(offset, buffer.AsSpan(0, length));
+            BlockChecksums.Compute(buffer.AsSpan(0, length), compare.Local);
+            var sequence = _owner.NextSequence();
+            LinkFrameWriter.WriteChecksumRequest(_pipe!.Writer, new ChecksumRequestFrame(sequence, _owner.Epoch, offset, length));
+            Enqueue(new PendingFrame(sequence, PendingKind.Checksums, offset, length, null, WaitForWrite: true, HoldsCredit: false, compare));
+        }
+
+        return compare;
     }
 
     public void SendPing(ulong nonce)
@@ -157,7 +213,7 @@ internal sealed partial class PeerLink : IDisposable
     private void SendSync(ulong sequence, ulong epoch, GenerationIds ids, bool full, bool end, AckWaiter? waiter)
     {
         LinkFrameWriter.WriteSync(_pipe!.Writer, new SyncFrame(sequence, epoch, ids, full), end);
-        Enqueue(new PendingFrame(sequence, PendingKind.Sync, 0, 0, waiter, WaitForWrite: true, HoldsCredit: false));
+        Enqueue(new PendingFrame(sequence, PendingKind.Sync, 0, 0, waiter, WaitForWrite: true, HoldsCredit: false, null));
     }
 
     // Protocol B acknowledges on receipt, except what must be durable (FUA and flushes).
@@ -425,10 +481,7 @@ internal sealed partial class PeerLink : IDisposable
             ReceiveLoopAsync(input, lastHeard, link),
             PingLoopAsync(lastHeard, link),
         };
-        if (resync is not null)
-        {
-            tasks.Add(ResyncLoopAsync(resync, link));
-        }
+        tasks.Add(WorkLoopAsync(resync, link));
 
         var first = await Task.WhenAny(tasks).ConfigureAwait(false);
         await linkCts.CancelAsync().ConfigureAwait(false);
@@ -486,6 +539,9 @@ internal sealed partial class PeerLink : IDisposable
                 case LinkFrameType.Ack:
                     Acknowledge(frame.Ack);
                     break;
+                case LinkFrameType.Checksums:
+                    await ReceiveChecksumsAsync(input, frame.Checksums, ct).ConfigureAwait(false);
+                    break;
                 case LinkFrameType.Pong or LinkFrameType.Ping:
                     break;
                 case LinkFrameType.Error:
@@ -534,6 +590,11 @@ internal sealed partial class PeerLink : IDisposable
                 throw new IOException($"the peer failed frame {ack.Sequence}: {ack.Status}");
             }
 
+            if (head.Kind == PendingKind.Checksums)
+            {
+                throw new IOException($"the peer acknowledged checksum request {ack.Sequence} without checksums");
+            }
+
             if (ack.Kind == AckKind.Received)
             {
                 // Protocol B: the peer has it in memory. It stays queued until written, for the bitmap.
@@ -566,9 +627,67 @@ internal sealed partial class PeerLink : IDisposable
         }
     }
 
+    private async Task ReceiveChecksumsAsync(PipeReader input, ChecksumsFrame checksums, CancellationToken ct)
+    {
+        var bytes = new byte[checksums.Length];
+        if (!await LinkReader.ReadDataAsync(input, bytes, ct).ConfigureAwait(false))
+        {
+            throw new IOException("the peer left while sending checksums");
+        }
+
+        var data = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(bytes).ToArray();
+
+        PendingFrame head;
+        lock (_pendingLock)
+        {
+            if (!_pending.TryPeek(out head) || head.Sequence != checksums.Sequence || head.Compare is not { } compare || compare.Blocks != data.Length)
+            {
+                throw new IOException($"the peer sent checksums for {checksums.Sequence}, which does not match the next request");
+            }
+
+            _pending.Dequeue();
+        }
+
+        head.Compare.Answer(data);
+    }
+
     private bool IsSignalled(in PendingFrame frame) => !frame.WaitForWrite && frame.Sequence == _receivedThrough;
 
-    private async Task ResyncLoopAsync(ResyncRun resync, CancellationToken ct)
+    /// <summary>
+    /// The connection's background work: the resync it started with, then each verify asked for, followed
+    /// by a resync of the blocks it found different. Ends only with the connection.
+    /// </summary>
+    private async Task WorkLoopAsync(ResyncRun? resync, CancellationToken ct)
+    {
+        if (resync is not null)
+        {
+            await ResyncAsync(resync, ct).ConfigureAwait(false);
+        }
+
+        while (true)
+        {
+            var verify = await _verifyRequests.Reader.ReadAsync(ct).ConfigureAwait(false);
+            var different = await verify.RunAsync(this, ct).ConfigureAwait(false);
+            LogVerified(_logger, _owner.Name, Peer.Host, different);
+            if (different > 0)
+            {
+                try
+                {
+                    using var repair = BeginRepair();
+                    await ResyncAsync(repair, ct).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is IOException or OperationCanceledException)
+                {
+                    verify.Finish("the link was lost during the resync of the differing blocks; the next connection resyncs them");
+                    throw;
+                }
+            }
+
+            verify.Finish();
+        }
+    }
+
+    private async Task ResyncAsync(ResyncRun resync, CancellationToken ct)
     {
         await resync.RunAsync(this, ct).ConfigureAwait(false);
         lock (_pendingLock)
@@ -578,7 +697,31 @@ internal sealed partial class PeerLink : IDisposable
         }
 
         await FinishedWithPeerAsync(ct).ConfigureAwait(false);
-        await Task.Delay(Timeout.Infinite, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>A resync within the connection, of the blocks a verify marked: the peer is a sync target until it ends.</summary>
+    private ResyncRun BeginRepair()
+    {
+        var resync = _owner.BeginResync(full: false);
+        lock (_owner.OrderLock)
+        {
+            if (!_replicating)
+            {
+                resync.Dispose();
+                throw new IOException("the link was lost before the repair began");
+            }
+
+            resync.TakeSnapshot(_owner.Bitmap);
+            SendSync(_owner.NextSequence(), _owner.Epoch, _owner.Volume.Metadata.Current.Generations, full: false, end: false, waiter: null);
+        }
+
+        lock (_pendingLock)
+        {
+            _resync = resync;
+            _connection = ConnectionState.SyncSource;
+        }
+
+        return resync;
     }
 
     /// <summary>Sends one resync block under the ordering lock, read from the primary's copy at that moment.</summary>
@@ -649,6 +792,8 @@ internal sealed partial class PeerLink : IDisposable
                 {
                     _owner.Bitmap.Mark(frame.Offset, frame.Length);
                 }
+
+                frame.Compare?.Fail("the link was lost before the peer answered");
             }
 
             // Writes the peer may lack complete only once it is outdated; without any, a later write asks.
@@ -768,10 +913,11 @@ internal sealed partial class PeerLink : IDisposable
         Flush,
         Resync,
         Sync,
+        Checksums,
     }
 
     private readonly record struct PendingFrame(
-        ulong Sequence, PendingKind Kind, long Offset, long Length, AckWaiter? Waiter, bool WaitForWrite, bool HoldsCredit);
+        ulong Sequence, PendingKind Kind, long Offset, long Length, AckWaiter? Waiter, bool WaitForWrite, bool HoldsCredit, ChecksumCompare? Compare);
 
     private sealed class LastHeard(TimeProvider time)
     {
@@ -796,6 +942,9 @@ internal sealed partial class PeerLink : IDisposable
 
     [LoggerMessage(2204, LogLevel.Warning, "volume {VolumeId}: I/O waits until {PeerHost}'s copy is marked Outdated: {Reason}")]
     private static partial void LogOutdateWaiting(ILogger logger, string volumeId, string peerHost, string reason);
+
+    [LoggerMessage(2206, LogLevel.Information, "volume {VolumeId}: verify against {PeerHost} found {Blocks} differing 4 KiB blocks")]
+    private static partial void LogVerified(ILogger logger, string volumeId, string peerHost, long blocks);
 
     [LoggerMessage(2205, LogLevel.Warning, "volume {VolumeId}: discarding {PeerHost}'s writes as an operator asked: {Reason}")]
     private static partial void LogDiscarding(ILogger logger, string volumeId, string peerHost, string reason);

@@ -227,6 +227,9 @@ public sealed partial class ReplicaSession : IDisposable
                 await SendBitmapAsync(copy.Bitmap, ct).ConfigureAwait(false);
                 return null;
 
+            case LinkFrameType.ChecksumRequest:
+                return AnswerChecksums(volume, frame.ChecksumRequest);
+
             case LinkFrameType.SyncBegin:
                 if (AcceptEpoch(volume, frame.Sync.Epoch) is { } staleBegin)
                 {
@@ -311,6 +314,42 @@ public sealed partial class ReplicaSession : IDisposable
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>Checksums of this copy's range, taken after every write before the request was applied (a verify's snapshot).</summary>
+    private ReplicaSessionEnd? AnswerChecksums(Volume volume, ChecksumRequestFrame request)
+    {
+        if (AcceptEpoch(volume, request.Epoch) is { } stale)
+        {
+            return stale;
+        }
+
+        if (request.Offset > volume.Size - request.Length)
+        {
+            return new(LinkErrorCode.ProtocolViolation, $"checksums asked for bytes {request.Offset}+{request.Length}, past the end of '{volume.Name}' ({volume.Size} bytes)");
+        }
+
+        var length = (int)request.Length;
+        var data = ArrayPool<byte>.Shared.Rent(length);
+        var checksums = ArrayPool<ulong>.Shared.Rent(BlockChecksums.Count(length));
+        try
+        {
+            volume.Read(request.Offset, data.AsSpan(0, length));
+            var answer = checksums.AsSpan(0, BlockChecksums.Count(length));
+            BlockChecksums.Compute(data.AsSpan(0, length), answer);
+            LinkFrameWriter.WriteChecksums(_output, request.Sequence, answer);
+        }
+        catch (BlockDeviceException e)
+        {
+            LinkFrameWriter.WriteAck(_output, new AckFrame(request.Sequence, AckKind.Written, Status(e)));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(data);
+            ArrayPool<ulong>.Shared.Return(checksums);
+        }
+
+        return null;
     }
 
     private async Task SendBitmapAsync(DirtyBitmap bitmap, CancellationToken ct)

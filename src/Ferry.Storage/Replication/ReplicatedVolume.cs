@@ -255,6 +255,33 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         return link.DiscardPeerOnNextConnect();
     }
 
+    /// <summary>Starts an online verify against one peer, or every peer when <paramref name="peerHost"/> is null; only on the primary.</summary>
+    public Result<string> StartVerify(string? peerHost)
+    {
+        if (Settings.Role != CopyRole.Primary)
+        {
+            return FerryError.WrongState($"the copy of '{Name}' on {Host} is secondary; verify from the primary");
+        }
+
+        var links = peerHost is null ? _peers : [.. _peers.Where(p => p.Peer.Host == peerHost)];
+        if (links.Length == 0)
+        {
+            return peerHost is null
+                ? FerryError.WrongState($"'{Name}' has no peer copies to verify")
+                : FerryError.NotFound($"'{peerHost}' holds no copy of '{Name}' (peers: {string.Join(", ", _peers.Select(p => p.Peer.Host))})");
+        }
+
+        foreach (var link in links)
+        {
+            if (!link.StartVerify().TryGetValue(out _, out var error))
+            {
+                return error;
+            }
+        }
+
+        return $"verifying the copies on {string.Join(", ", links.Select(l => l.Peer.Host))} against {Host}'s; blocks that differ are resynced from {Host}";
+    }
+
     private void StartPrimary()
     {
         _fencedReason = null;

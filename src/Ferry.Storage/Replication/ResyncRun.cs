@@ -76,7 +76,8 @@ internal sealed class ResyncRun : IDisposable
 
         var ended = AckWaiter.Rent(1);
         link.SendSyncEnd(_owner.IdsAtSyncEnd(), ended);
-        if (await ended.WaitAsync().ConfigureAwait(false) != Wire.AckStatus.Ok)
+        // As a task, so that a link lost meanwhile cancels the wait (the waiter is signalled only after the link ends).
+        if (await ended.WaitAsync().AsTask().WaitAsync(ct).ConfigureAwait(false) != Wire.AckStatus.Ok)
         {
             throw new IOException("the peer could not record the end of the resync");
         }

@@ -103,6 +103,34 @@ public sealed partial class ReplicationTests
     }
 
     [Fact]
+    public async Task Verify_finds_blocks_corrupted_on_a_copy_and_the_resync_after_it_repairs_them()
+    {
+        await using var pair = await ReplicatedPair.StartAsync("16M");
+        await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(pair.A), "write -P 0x31 0 4M");
+        var clean = await pair.A.FerryJsonAsync("volume", "verify", ReplicatedPair.Volume);
+        Assert.Equal(0, clean[0].GetProperty("verify").GetProperty("differentBlocks").GetInt64());
+
+        // Bit rot under the secondary's feet: three blocks in two places, behind the agent's back.
+        long[] corrupted = [8 * Block, 9 * Block, 3000 * Block];
+        using (var handle = File.OpenHandle(ReplicatedPair.DataFile(pair.B), FileMode.Open, FileAccess.ReadWrite))
+        {
+            foreach (var offset in corrupted)
+            {
+                RandomAccess.Write(handle, new byte[] { 0xEE, 0xEE }, offset + 100);
+            }
+        }
+
+        var report = await pair.A.FerryJsonAsync("volume", "verify", ReplicatedPair.Volume);
+        var verify = report[0].GetProperty("verify");
+        Assert.Equal(3, verify.GetProperty("differentBlocks").GetInt64());
+        Assert.Equal([8 * Block, 3000 * Block], verify.GetProperty("firstDifferences").EnumerateArray().Select(e => e.GetInt64()));
+        Assert.Equal(await File.ReadAllBytesAsync(ReplicatedPair.DataFile(pair.A)), await File.ReadAllBytesAsync(ReplicatedPair.DataFile(pair.B)));
+        var peer = await ReplicatedPair.PeerAsync(pair.A);
+        Assert.Equal("connected", peer.GetProperty("connection").GetString());
+        Assert.Equal(0, (await ReplicatedPair.ShowAsync(pair.A)).GetProperty("copy").GetProperty("dirtyBytes").GetInt64());
+    }
+
+    [Fact]
     public async Task An_outdated_copy_is_not_promoted_unless_forced_and_forcing_reports_the_risk()
     {
         await using var pair = await ReplicatedPair.StartAsync("16M");

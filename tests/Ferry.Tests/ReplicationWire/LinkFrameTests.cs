@@ -33,6 +33,14 @@ public class LinkFrameTests
         Gen.Select(Gen.Long[0, long.MaxValue], Gen.Int[0, 600], Gen.Bool).Select((w, n, last) =>
             new LinkFrame { Header = new(LinkFrameType.Bitmap, last ? LinkFrameFlags.Last : 0, LinkWire.BitmapFixedSize + (n * 8)), Bitmap = new BitmapFrame(w, n * 8, last) }),
         Gen.Const(new LinkFrame { Header = new(LinkFrameType.BitmapRequest, LinkFrameFlags.None, 0) }),
+        Gen.Select(Gen.ULong, Gen.ULong, Gen.Long[0, long.MaxValue / LinkWire.ChecksumBlock], Gen.Long[1, LinkWire.MaxChecksumRange]).Select((s, e, block, l) =>
+            new LinkFrame
+            {
+                Header = new(LinkFrameType.ChecksumRequest, LinkFrameFlags.None, LinkWire.ChecksumRequestSize),
+                ChecksumRequest = new ChecksumRequestFrame(s, e, block * LinkWire.ChecksumBlock, l),
+            }),
+        Gen.Select(Gen.ULong, Gen.Int[1, LinkWire.MaxChecksumRange / LinkWire.ChecksumBlock]).Select((s, n) =>
+            new LinkFrame { Header = new(LinkFrameType.Checksums, LinkFrameFlags.None, LinkWire.ChecksumsFixedSize + (n * 8)), Checksums = new ChecksumsFrame(s, n * 8) }),
         Gen.Select(Gen.ULong, Gen.ULong, Gen.ULong, Gen.ULong, Gen.ULong, Gen.ULong, Gen.Bool, Gen.Bool).Select(t =>
         {
             var end = t.Item8;
@@ -48,6 +56,7 @@ public class LinkFrameTests
     {
         LinkFrameType.Write => LinkWire.WriteFixedSize,
         LinkFrameType.Bitmap => LinkWire.BitmapFixedSize,
+        LinkFrameType.Checksums => LinkWire.ChecksumsFixedSize,
         _ => frame.Header.BodyLength,
     };
 
@@ -64,6 +73,8 @@ public class LinkFrameTests
             case LinkFrameType.Error: LinkFrameWriter.WriteError(buffer, frame.ErrorCode, frame.ErrorMessage!); break;
             case LinkFrameType.Bitmap: LinkFrameWriter.WriteBitmap(buffer, frame.Bitmap); break;
             case LinkFrameType.BitmapRequest: LinkFrameWriter.WriteBitmapRequest(buffer); break;
+            case LinkFrameType.ChecksumRequest: LinkFrameWriter.WriteChecksumRequest(buffer, frame.ChecksumRequest); break;
+            case LinkFrameType.Checksums: LinkFrameWriter.WriteChecksums(buffer, frame.Checksums.Sequence, new ulong[frame.Checksums.Length / 8]); break;
             case LinkFrameType.SyncBegin or LinkFrameType.SyncEnd: LinkFrameWriter.WriteSync(buffer, frame.Sync, frame.Header.Type == LinkFrameType.SyncEnd); break;
             default: LinkFrameWriter.WritePing(buffer, frame.Nonce, frame.Header.Type == LinkFrameType.Pong); break;
         }
@@ -145,6 +156,8 @@ public class LinkFrameTests
     [InlineData(LinkWire.Magic, 4, 0, 15, LinkWireError.BadLength)]
     [InlineData(LinkWire.Magic, 4, 1, 16, LinkWireError.BadValue)]
     [InlineData(LinkWire.Magic, 6, 0, 4 + LinkWire.MaxErrorMessage + 1, LinkWireError.BadLength)]
+    [InlineData(LinkWire.Magic, 14, 0, LinkWire.ChecksumsFixedSize + LinkWire.MaxChecksumsData + 8, LinkWireError.TooLarge)]
+    [InlineData(LinkWire.Magic, 14, 0, LinkWire.ChecksumsFixedSize + 12, LinkWireError.BadLength)]
     public void Bad_headers_are_refused_before_any_body_is_read(uint magic, int type, int flags, int length, LinkWireError expected)
     {
         var bytes = new byte[LinkWire.HeaderSize];
@@ -168,6 +181,18 @@ public class LinkFrameTests
         write[LinkWire.HeaderSize + 16] = 0x80; // negative offset
         Assert.Equal(OperationStatus.InvalidData, Parse(new ReadOnlySequence<byte>(write), out _, out error, out _));
         Assert.Equal(LinkWireError.BadValue, error);
+
+        // Checksum ranges start on a 4 KiB block and cover at most the limit.
+        foreach (var (offset, length) in new[] { (100L, 4096L), (0L, 0L), (0L, LinkWire.MaxChecksumRange + 1L) })
+        {
+            var request = Encode(new LinkFrame
+            {
+                Header = new(LinkFrameType.ChecksumRequest, 0, LinkWire.ChecksumRequestSize),
+                ChecksumRequest = new ChecksumRequestFrame(1, 1, offset, length),
+            });
+            Assert.Equal(OperationStatus.InvalidData, Parse(new ReadOnlySequence<byte>(request), out _, out error, out _));
+            Assert.Equal(LinkWireError.BadValue, error);
+        }
     }
 
     [Fact]

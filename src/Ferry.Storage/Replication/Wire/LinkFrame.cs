@@ -2,7 +2,8 @@ namespace Ferry.Storage.Replication.Wire;
 
 /// <summary>
 /// One parsed frame: the header plus the body of its type. Data is not included: after a Write,
-/// <see cref="WriteFrame.Length"/> bytes follow in the stream, after a Bitmap <see cref="BitmapFrame.Length"/>.
+/// <see cref="WriteFrame.Length"/> bytes follow in the stream, after a Bitmap <see cref="BitmapFrame.Length"/>,
+/// after Checksums <see cref="ChecksumsFrame.Length"/>.
 /// </summary>
 public readonly record struct LinkFrame
 {
@@ -22,6 +23,10 @@ public readonly record struct LinkFrame
     public SyncFrame Sync { get; init; }
 
     public BitmapFrame Bitmap { get; init; }
+
+    public ChecksumRequestFrame ChecksumRequest { get; init; }
+
+    public ChecksumsFrame Checksums { get; init; }
 
     /// <summary>Ping and Pong.</summary>
     public ulong Nonce { get; init; }

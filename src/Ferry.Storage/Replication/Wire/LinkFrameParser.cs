@@ -37,6 +37,7 @@ public static class LinkFrameParser
         {
             LinkFrameType.Write => LinkWire.WriteFixedSize,
             LinkFrameType.Bitmap => LinkWire.BitmapFixedSize,
+            LinkFrameType.Checksums => LinkWire.ChecksumsFixedSize,
             _ => length,
         };
         if (reader.Remaining < fixedLength)
@@ -73,6 +74,8 @@ public static class LinkFrameParser
             LinkFrameType.SyncEnd => (LinkWire.SyncSize, LinkWire.SyncSize, LinkFrameFlags.None),
             LinkFrameType.Zero => (LinkWire.ZeroSize, LinkWire.ZeroSize, LinkFrameFlags.Fua | LinkFrameFlags.MayTrim),
             LinkFrameType.Flush => (LinkWire.FlushSize, LinkWire.FlushSize, LinkFrameFlags.None),
+            LinkFrameType.ChecksumRequest => (LinkWire.ChecksumRequestSize, LinkWire.ChecksumRequestSize, LinkFrameFlags.None),
+            LinkFrameType.Checksums => (LinkWire.ChecksumsFixedSize + sizeof(ulong), LinkWire.ChecksumsFixedSize + LinkWire.MaxChecksumsData, LinkFrameFlags.None),
             LinkFrameType.Ack => (LinkWire.AckSize, LinkWire.AckSize, LinkFrameFlags.None),
             LinkFrameType.Error => (4, 4 + LinkWire.MaxErrorMessage, LinkFrameFlags.None),
             LinkFrameType.Ping or LinkFrameType.Pong => (LinkWire.PingSize, LinkWire.PingSize, LinkFrameFlags.None),
@@ -83,7 +86,7 @@ public static class LinkFrameParser
             return LinkWireError.UnknownType;
         }
 
-        if (header.BodyLength > max && header.Type is LinkFrameType.Write or LinkFrameType.Bitmap)
+        if (header.BodyLength > max && header.Type is LinkFrameType.Write or LinkFrameType.Bitmap or LinkFrameType.Checksums)
         {
             return LinkWireError.TooLarge;
         }
@@ -91,6 +94,7 @@ public static class LinkFrameParser
         return header.BodyLength < min || header.BodyLength > max ? LinkWireError.BadLength
             : (header.Flags & ~allowedFlags) != 0 ? LinkWireError.BadValue
             : header.Type == LinkFrameType.Bitmap && (header.BodyLength - LinkWire.BitmapFixedSize) % sizeof(ulong) != 0 ? LinkWireError.BadLength
+            : header.Type == LinkFrameType.Checksums && (header.BodyLength - LinkWire.ChecksumsFixedSize) % sizeof(ulong) != 0 ? LinkWireError.BadLength
             : LinkWireError.None;
     }
 
@@ -120,6 +124,16 @@ public static class LinkFrameParser
 
             case LinkFrameType.BitmapRequest:
                 return new LinkFrame { Header = header };
+
+            case LinkFrameType.ChecksumRequest:
+                var request = new ChecksumRequestFrame(U64(ref reader), U64(ref reader), I64(ref reader), I64(ref reader));
+                error = request.Offset < 0 || request.Offset % LinkWire.ChecksumBlock != 0 || request.Length is <= 0 or > LinkWire.MaxChecksumRange
+                    ? LinkWireError.BadValue
+                    : LinkWireError.None;
+                return new LinkFrame { Header = header, ChecksumRequest = request };
+
+            case LinkFrameType.Checksums:
+                return new LinkFrame { Header = header, Checksums = new ChecksumsFrame(U64(ref reader), header.BodyLength - LinkWire.ChecksumsFixedSize) };
 
             case LinkFrameType.SyncBegin or LinkFrameType.SyncEnd:
                 var sync = new SyncFrame(

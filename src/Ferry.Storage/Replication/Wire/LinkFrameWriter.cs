@@ -61,6 +61,26 @@ public static class LinkFrameWriter
         output.Advance(LinkWire.HeaderSize + LinkWire.BitmapFixedSize);
     }
 
+    public static void WriteChecksumRequest(IBufferWriter<byte> output, in ChecksumRequestFrame request)
+    {
+        var span = Begin(output, LinkFrameType.ChecksumRequest, LinkFrameFlags.None, LinkWire.ChecksumRequestSize);
+        BinaryPrimitives.WriteUInt64BigEndian(span, request.Sequence);
+        BinaryPrimitives.WriteUInt64BigEndian(span[8..], request.Epoch);
+        BinaryPrimitives.WriteInt64BigEndian(span[16..], request.Offset);
+        BinaryPrimitives.WriteInt64BigEndian(span[24..], request.Length);
+        output.Advance(LinkWire.HeaderSize + LinkWire.ChecksumRequestSize);
+    }
+
+    /// <summary>Writes the checksums answering a request, header and data.</summary>
+    public static void WriteChecksums(IBufferWriter<byte> output, ulong sequence, ReadOnlySpan<ulong> checksums)
+    {
+        var data = System.Runtime.InteropServices.MemoryMarshal.AsBytes(checksums);
+        var span = Begin(output, LinkFrameType.Checksums, LinkFrameFlags.None, LinkWire.ChecksumsFixedSize + data.Length);
+        BinaryPrimitives.WriteUInt64BigEndian(span, sequence);
+        output.Advance(LinkWire.HeaderSize + LinkWire.ChecksumsFixedSize);
+        output.Write(data);
+    }
+
     public static void WriteBitmapRequest(IBufferWriter<byte> output)
     {
         Begin(output, LinkFrameType.BitmapRequest, LinkFrameFlags.None, 0);
@@ -127,6 +147,7 @@ public static class LinkFrameWriter
         {
             LinkFrameType.Write => LinkWire.WriteFixedSize,
             LinkFrameType.Bitmap => LinkWire.BitmapFixedSize,
+            LinkFrameType.Checksums => LinkWire.ChecksumsFixedSize,
             _ => bodyLength,
         };
         var span = output.GetSpan(LinkWire.HeaderSize + fixedBody);

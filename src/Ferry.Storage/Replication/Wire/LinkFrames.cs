@@ -81,4 +81,10 @@ public readonly record struct SyncFrame(ulong Sequence, ulong Epoch, GenerationI
 /// <summary>A run of dirty-bitmap words starting at <see cref="FirstWord"/>; <see cref="Length"/> bytes of words follow.</summary>
 public readonly record struct BitmapFrame(long FirstWord, int Length, bool Last);
 
+/// <summary>Asks the peer for the checksums of a range (verify, checksum resync); it answers with a <see cref="ChecksumsFrame"/>.</summary>
+public readonly record struct ChecksumRequestFrame(ulong Sequence, ulong Epoch, long Offset, long Length);
+
+/// <summary>The checksums answering request <see cref="Sequence"/>; <see cref="Length"/> bytes of checksums follow.</summary>
+public readonly record struct ChecksumsFrame(ulong Sequence, int Length);
+
 public readonly record struct AckFrame(ulong Sequence, AckKind Kind, AckStatus Status);

@@ -23,6 +23,16 @@ public static class LinkWire
     public const int PingSize = 8;
     public const int SyncSize = (8 * 2) + (8 * 4);
     public const int BitmapFixedSize = 8;
+    public const int ChecksumRequestSize = 8 * 4;
+    public const int ChecksumsFixedSize = 8;
+
+    /// <summary>Checksums cover blocks of this size, whatever the copies' bitmap block size.</summary>
+    public const int ChecksumBlock = 4096;
+
+    /// <summary>The longest range one ChecksumRequest covers: its answer carries 8 bytes per block, 32 KiB at most.</summary>
+    public const int MaxChecksumRange = 16 * 1024 * 1024;
+
+    public const int MaxChecksumsData = MaxChecksumRange / ChecksumBlock * sizeof(ulong);
     public const int MaxErrorMessage = 1024;
     public const int MaxBody = WriteFixedSize + MaxData;
 }
@@ -49,6 +59,12 @@ public enum LinkFrameType : ushort
 
     /// <summary>Source to target: every marked block has been sent; the body carries the ids both copies end with.</summary>
     SyncEnd = 12,
+
+    /// <summary>Primary to peer: checksum each 4 KiB block of a range, at this point in the stream of writes.</summary>
+    ChecksumRequest = 13,
+
+    /// <summary>Peer to primary, in place of the Ack of a ChecksumRequest: one 64-bit checksum per block follows, little-endian.</summary>
+    Checksums = 14,
 }
 
 [Flags]

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# What replication costs: fio's nbd engine against three volumes of one agent (A) in one run, one not
+# replicated, one replicated to a second agent (B) with protocol C and one with protocol A, both agents
+# on loopback; then a full resync of 1 GiB from A to B against nbdcopy copying the same GiB from A's
+# export to a qemu-nbd export.
+# Usage: bench/replication/run.sh [SECONDS_PER_JOB]   (default 10). Prints a table with ratios.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+runtime=${1:-10}
+size=512M
+sync_mib=1024
+
+scripts/install-deps.sh
+command -v jq >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q jq >/dev/null
+./ferry --help >/dev/null
+# The build just made, run directly: ./ferry rebuilds whenever src/ changes, which would land inside a timing.
+ferry=(dotnet artifacts/ferry/ferry.dll)
+
+work=$(mktemp -d /tmp/ferry-bench-replication-XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+echo "fio (nbd engine, ${runtime} s per job, $size volumes) on agent A: plain vs replicated to agent B with protocol C and A; then a ${sync_mib} MiB resync vs nbdcopy"
+
+# Four consecutive ports: A's API, B's API, A's replication listener, B's replication listener.
+base=$(shuf -i 20000-29990 -n 1)
+a_url=http://127.0.0.1:$base b_url=http://127.0.0.1:$((base + 1))
+a_rep=127.0.0.1:$((base + 2)) b_rep=127.0.0.1:$((base + 3))
+# start_agent DIR URL HOST REPLICATION_ADDRESS; both share one authority file (the stand-in for the cluster state).
+start_agent() {
+  "${ferry[@]}" agent --data "$work/$1" --listen "$2" --host-name "$3" --replication-listen "$4" \
+    --replication-authority "$work/authority.json" >"$work/$1.log" 2>&1 &
+  local pid=$!
+  pids+=("$pid")
+  until curl -fs "$2/api/v1/health" >/dev/null; do
+    kill -0 "$pid" 2>/dev/null || { echo "agent $3 exited:" >&2; cat "$work/$1.log" >&2; exit 1; }
+    sleep 0.1
+  done
+}
+start_agent a "$a_url" host-a "$a_rep"
+start_agent b "$b_url" host-b "$b_rep"
+on_a() { FERRY_SERVER=$a_url "${ferry[@]}" "$@"; }
+on_b() { FERRY_SERVER=$b_url "${ferry[@]}" "$@"; }
+uri() { echo "nbd+unix:///$1?socket=$work/a/nbd.sock"; }
+
+# fio's nbd engine prints a line of its own on stdout, so the JSON goes through a file.
+fio_json() { fio --output-format=json --output="$work/fio.json" --name=j "$@" >/dev/null && jq -e '.jobs[0].error == 0' "$work/fio.json" >/dev/null && cat "$work/fio.json"; }
+fio_nbd() { fio_json --ioengine=nbd --uri="$1" --rw="$2" --bs="$3" --iodepth="$4" --size="$size" --time_based --runtime="$runtime"; }
+fill() { fio_json --ioengine=nbd --uri="$(uri "$1")" --rw=write --bs=1M --iodepth=8 --size="$2" --refill_buffers >/dev/null; }
+# IOPS for 4k jobs, MiB/s for 1M jobs, mean total latency (submission to completion) in microseconds.
+metric() { jq -r --arg k "$1" '.jobs[0].write | if $k == "bw" then .bw / 1024 elif $k == "lat" then .lat_ns.mean / 1000 else .iops end'; }
+peer() { on_a volume show "$1" -o json | jq -c '.copy.peers[0]'; }
+
+# An empty copy on B of A's volume NAME and B's link back to A, as tests/.../ReplicatedPair.cs does;
+# the primary's own link (replicate_primary) comes last and starts the resync.
+copy_to_b() {
+  local id
+  id=$(on_a volume show "$1" -o json | jq -r .id)
+  on_b volume create "$1" --size "$2" --copy-of "$id" -o json >/dev/null
+  on_b volume replicate "$1" --peer "host-a=$a_rep" -o json >/dev/null
+}
+replicate_primary() {
+  on_a volume replicate "$1" --peer "host-b=$b_rep" --protocol "$2" -o json >/dev/null
+  on_a volume wait-sync "$1" --timeout 600 >/dev/null
+}
+
+for v in plain protc prota; do on_a volume create "$v" --size "$size" -o json >/dev/null; done
+copy_to_b protc "$size"; replicate_primary protc C
+copy_to_b prota "$size"; replicate_primary prota A
+# Fill every volume first (replicated and in sync), so that the jobs overwrite data and not holes.
+for v in plain protc prota; do fill "$v" "$size"; done
+
+# name rw bs iodepth
+jobs=(
+  "4k random write QD32|randwrite|4k|32"
+  "4k random write QD1|randwrite|4k|1"
+  "1M sequential write|write|1M|8"
+)
+
+echo
+printf '%-26s %10s %10s %10s %9s %9s\n' "job" "plain" "C" "A" "C/plain" "A/plain"
+for job in "${jobs[@]}"; do
+  IFS='|' read -r name rw bs qd <<<"$job"
+  key=iops; unit="IOPS"
+  [ "$bs" = 1M ] && { key=bw; unit="MiB/s"; }
+  for v in plain protc prota; do fio_nbd "$(uri "$v")" "$rw" "$bs" "$qd" >"$work/$v.json"; done
+  p=$(metric $key <"$work/plain.json"); c=$(metric $key <"$work/protc.json"); a=$(metric $key <"$work/prota.json")
+  awk -v n="$name ($unit)" -v p="$p" -v c="$c" -v a="$a" 'BEGIN { printf "%-26s %10.0f %10.0f %10.0f %9.2f %9.2f\n", n, p, c, a, c / p, a / p }'
+  if [ "$qd" = 1 ]; then
+    p=$(metric lat <"$work/plain.json"); c=$(metric lat <"$work/protc.json"); a=$(metric lat <"$work/prota.json")
+    awk -v p="$p" -v c="$c" -v a="$a" 'BEGIN { printf "%-26s %10.1f %10.1f %10.1f %9.2f %9.2f\n", "  mean latency (us)", p, c, a, p / c, p / a }'
+  fi
+done
+echo "(ratios >= 1.00 mean the replicated volume is as fast as the plain one; for latency the ratio is plain/C and plain/A)"
+# A link that dropped during the jobs would make its column a plain volume's; say so.
+for v in protc prota; do
+  [ "$(peer "$v" | jq -r .connection)" = connected ] || echo "WARNING: $v's peer is not connected after the jobs: $(peer "$v")"
+done
+
+# Resync: a full copy of a filled GiB from A to a new copy on B, timed from A's replicate to wait-sync returning.
+on_a volume create sync --size "${sync_mib}M" -o json >/dev/null
+fill sync "${sync_mib}M"
+copy_to_b sync "${sync_mib}M" # B's half; A's half below is what starts the resync
+t0=$(date +%s%N)
+replicate_primary sync C
+t1=$(date +%s%N)
+resync=$(peer sync)
+
+# The peer: nbdcopy from A's export of the same volume to qemu-nbd serving a fresh raw file.
+truncate -s "${sync_mib}M" "$work/qemu-nbd.raw"
+qemu-nbd --format=raw --export-name=sync --socket="$work/qemu-nbd.sock" --shared=8 --persistent "$work/qemu-nbd.raw" &
+pids+=($!)
+until [ -S "$work/qemu-nbd.sock" ]; do sleep 0.1; done
+t2=$(date +%s%N)
+nbdcopy "$(uri sync)" "nbd+unix:///sync?socket=$work/qemu-nbd.sock"
+t3=$(date +%s%N)
+
+# The agent's own start and end of the resync, without the CLI's start-up and wait-sync's 250 ms polling.
+r0=$(date -d "$(jq -r .resync.startedAt <<<"$resync")" +%s.%N); r1=$(date -d "$(jq -r .resync.finishedAt <<<"$resync")" +%s.%N)
+echo
+awk -v m="$sync_mib" -v f="$(((t1 - t0) / 1000000))" -v n="$(((t3 - t2) / 1000000))" -v r="$(awk -v a="$r0" -v b="$r1" 'BEGIN { print (b - a) * 1000 }')" 'BEGIN {
+  printf "%-40s %10s %10s\n", "resync of " m " MiB", "ms", "MiB/s"
+  printf "%-40s %10.0f %10.0f\n", "ferry replicate .. wait-sync returned", f, m / (f / 1000)
+  printf "%-40s %10.0f %10.0f\n", "  (agent'"'"'s resync startedAt..finishedAt)", r, m / (r / 1000)
+  printf "%-40s %10.0f %10.0f\n", "nbdcopy ferry export -> qemu-nbd", n, m / (n / 1000)
+  printf "ferry resync / nbdcopy: %.2f\n", n / f
+}'
+echo "resyncBytesSent: $(jq -r .resyncBytesSent <<<"$resync") (decision: $(jq -r .decision <<<"$resync"))"
+echo
+echo "targets: C >= 0.70 of plain for 1M sequential, >= 0.60 of plain IOPS for 4k random write QD32; resync >= 500 MiB/s"
