@@ -132,7 +132,7 @@ internal sealed partial class VolumeReplication(VolumeStore store, AgentOptions 
     {
         var from = socket.RemoteEndPoint?.ToString() ?? "?";
         await using var stream = new NetworkStream(socket, ownsSocket: true);
-        using var session = new ReplicaSession(Resolve, PipeReader.Create(stream), PipeWriter.Create(stream), from, _logger);
+        using var session = new ReplicaSession(Resolve, PipeReader.Create(stream, LinkPipes.Reader), PipeWriter.Create(stream, LinkPipes.Writer), from, _logger);
         try
         {
             var end = await session.RunAsync(ct).ConfigureAwait(false);

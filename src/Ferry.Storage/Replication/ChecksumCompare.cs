@@ -38,20 +38,25 @@ internal sealed class ChecksumCompare
     public void Fail(string reason) => _answered.TrySetException(new IOException(reason));
 
     /// <summary>Runs of blocks whose checksums differ, as byte ranges; call after <see cref="Answered"/>.</summary>
-    public IEnumerable<(long Offset, int Length)> DifferingRuns()
+    public IEnumerable<(long Offset, int Length)> DifferingRuns() => Runs(differing: true);
+
+    /// <summary>Runs of blocks both copies hold alike.</summary>
+    public IEnumerable<(long Offset, int Length)> IdenticalRuns() => Runs(differing: false);
+
+    private IEnumerable<(long Offset, int Length)> Runs(bool differing)
     {
         var peer = _peer ?? throw new InvalidOperationException("the peer has not answered");
         const int Block = Wire.LinkWire.ChecksumBlock;
         for (var i = 0; i < _local.Length;)
         {
-            if (_local[i] == peer[i])
+            if ((_local[i] != peer[i]) != differing)
             {
                 i++;
                 continue;
             }
 
             var first = i;
-            while (i < _local.Length && _local[i] != peer[i])
+            while (i < _local.Length && (_local[i] != peer[i]) == differing)
             {
                 i++;
             }

@@ -301,7 +301,7 @@ internal sealed partial class PeerLink : IDisposable
     {
         SetConnection(ConnectionState.Connecting, _reason);
         await using var stream = await _owner.Connect(Peer, ct).ConfigureAwait(false);
-        var input = PipeReader.Create(stream);
+        var input = PipeReader.Create(stream, LinkPipes.Reader);
         try
         {
             using var handshakeTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -446,7 +446,7 @@ internal sealed partial class PeerLink : IDisposable
     {
         using var linkCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var link = linkCts.Token;
-        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, useSynchronizationContext: false));
+        var pipe = new Pipe(LinkPipes.SendQueue);
         using var resync = decision.Source == CopySide.Local ? _owner.BeginResync(decision.IsFullSync) : null;
 
         lock (_owner.OrderLock)

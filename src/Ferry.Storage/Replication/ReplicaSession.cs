@@ -151,10 +151,28 @@ public sealed partial class ReplicaSession : IDisposable
                 return stop;
             }
 
-            await _output.FlushAsync(ct).ConfigureAwait(false);
+            if (!NextFrameArriving())
+            {
+                await _output.FlushAsync(ct).ConfigureAwait(false);
+            }
         }
 
         return new(null, "the peer closed the link");
+    }
+
+    /// <summary>
+    /// Whether the next frame has started to arrive: then the acknowledgements written so far go out with
+    /// the next one's, one send for a burst. Nothing is consumed.
+    /// </summary>
+    private bool NextFrameArriving()
+    {
+        if (!_input.TryRead(out var buffered))
+        {
+            return false;
+        }
+
+        _input.AdvanceTo(buffered.Buffer.Start);
+        return buffered.Buffer.Length >= LinkWire.HeaderSize;
     }
 
     private ReplicaSessionEnd? CheckHello(in HelloFrame hello)
@@ -278,37 +296,79 @@ public sealed partial class ReplicaSession : IDisposable
     {
         var volume = copy.Volume;
 
-        // The data follows the frame; it is read whole before anything is decided, so that a refused
-        // write is skipped cleanly and the link stays in step.
+        // A stale primary is refused before any of its data is looked at; the link ends with that.
+        if (AcceptEpoch(volume, write.Epoch) is { } stale)
+        {
+            return stale;
+        }
+
+        var received = _protocol == ReplicationProtocol.B && !write.Fua && !resync;
+        var status = write.Offset > volume.Size - write.Length ? AckStatus.Invalid : AckStatus.Ok;
+        var ended = received
+            ? await ReceiveThenWriteAsync(volume, write, status, ct).ConfigureAwait(false)
+            : await WriteAsItArrivesAsync(volume, write, status, ct).ConfigureAwait(false);
+        if (ended is not { } written)
+        {
+            return new(null, "the peer left in the middle of a write");
+        }
+
+        if (resync)
+        {
+            Interlocked.Add(ref _resyncBytes, write.Length);
+        }
+
+        LinkFrameWriter.WriteAck(_output, new AckFrame(write.Sequence, AckKind.Written, written));
+        return null;
+    }
+
+    /// <summary>
+    /// Writes the data straight from the link's buffers, piece by piece as it arrives: no copy, and the
+    /// disk works while the rest is on the wire. After a failed piece the rest is read and dropped, so the
+    /// link stays in step; the Ack carries the failure. Null when the link ends inside the data.
+    /// </summary>
+    private async ValueTask<AckStatus?> WriteAsItArrivesAsync(Volume volume, WriteFrame write, AckStatus status, CancellationToken ct)
+    {
+        var at = write.Offset;
+        long left = write.Length;
+        while (left > 0)
+        {
+            var result = await _input.ReadAsync(ct).ConfigureAwait(false);
+            var piece = result.Buffer.Slice(0, Math.Min(left, result.Buffer.Length));
+            foreach (var segment in piece)
+            {
+                if (status == AckStatus.Ok)
+                {
+                    status = WriteOrStatus(volume, at, segment.Span, fua: false);
+                }
+
+                at += segment.Length;
+            }
+
+            left -= piece.Length;
+            _input.AdvanceTo(piece.End);
+            if (left > 0 && result.IsCompleted)
+            {
+                return null;
+            }
+        }
+
+        return write.Fua && status == AckStatus.Ok ? await RunAsync(volume.FlushAsync(ct)).ConfigureAwait(false) : status;
+    }
+
+    /// <summary>Protocol B: the whole write is read into memory and acknowledged as received before it is written.</summary>
+    private async ValueTask<AckStatus?> ReceiveThenWriteAsync(Volume volume, WriteFrame write, AckStatus status, CancellationToken ct)
+    {
         var buffer = ArrayPool<byte>.Shared.Rent(write.Length);
         try
         {
             if (!await LinkReader.ReadDataAsync(_input, buffer.AsMemory(0, write.Length), ct).ConfigureAwait(false))
             {
-                return new(null, "the peer left in the middle of a write");
+                return null;
             }
 
-            if (AcceptEpoch(volume, write.Epoch) is { } stale)
-            {
-                return stale;
-            }
-
-            if (_protocol == ReplicationProtocol.B && !write.Fua && !resync)
-            {
-                LinkFrameWriter.WriteAck(_output, new AckFrame(write.Sequence, AckKind.Received, AckStatus.Ok));
-                await _output.FlushAsync(ct).ConfigureAwait(false);
-            }
-
-            var status = write.Offset > volume.Size - write.Length
-                ? AckStatus.Invalid
-                : WriteOrStatus(volume, write.Offset, buffer.AsSpan(0, write.Length), write.Fua);
-            if (resync)
-            {
-                Interlocked.Add(ref _resyncBytes, write.Length);
-            }
-
-            LinkFrameWriter.WriteAck(_output, new AckFrame(write.Sequence, AckKind.Written, status));
-            return null;
+            LinkFrameWriter.WriteAck(_output, new AckFrame(write.Sequence, AckKind.Received, AckStatus.Ok));
+            await _output.FlushAsync(ct).ConfigureAwait(false);
+            return status == AckStatus.Ok ? WriteOrStatus(volume, write.Offset, buffer.AsSpan(0, write.Length), fua: false) : status;
         }
         finally
         {

@@ -6,7 +6,8 @@ namespace Ferry.Storage.Replication;
 /// One resync from this primary to a peer: it walks a snapshot of the marked blocks taken when the link
 /// started replicating, sends each run of them read fresh under the ordering lock, and ends with
 /// SyncEnd once every block is acknowledged. A few chunks are in flight at once, one while the
-/// application writes (its I/O comes first), and an optional rate limit paces the rest.
+/// application writes (its I/O comes first), and an optional rate limit paces the rest. With checksum
+/// resync on, each chunk is first compared by checksum and only the blocks that differ are sent.
 /// </summary>
 internal sealed class ResyncRun : IDisposable
 {
@@ -47,24 +48,30 @@ internal sealed class ResyncRun : IDisposable
         var snapshot = _snapshot!;
         var blockSize = snapshot.BlockSize;
         var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(ChunkBlocks * blockSize);
+        var compared = new Queue<ChecksumCompare>();
+        var byChecksum = _owner.Settings.ChecksumResync;
         try
         {
             for (long from = 0; snapshot.TryFindRun(from, ChunkBlocks, out var first, out var count); from = first + count)
             {
-                await _window.WaitAsync(ct).ConfigureAwait(false);
-                if (_owner.ApplicationIsWriting)
-                {
-                    await WaitDrainedAsync(ct).ConfigureAwait(false);
-                }
-
-                await PaceAsync(ct).ConfigureAwait(false);
                 var offset = first * blockSize;
                 var length = (int)Math.Min(count * blockSize, _owner.Volume.Size - offset);
-                Interlocked.Increment(ref _inFlight);
-                if (!link.SendResyncBlock(offset, length, buffer))
+                if (!byChecksum)
                 {
-                    throw new IOException("the link was lost during the resync");
+                    await SendAsync(link, offset, length, buffer, ct).ConfigureAwait(false);
+                    continue;
                 }
+
+                compared.Enqueue(link.SendChecksumRequest(offset, length, buffer) ?? throw new IOException("the link was lost during the resync"));
+                if (compared.Count == ChunksInFlight)
+                {
+                    await SendDifferingAsync(link, compared.Dequeue(), buffer, ct).ConfigureAwait(false);
+                }
+            }
+
+            while (compared.TryDequeue(out var compare))
+            {
+                await SendDifferingAsync(link, compare, buffer, ct).ConfigureAwait(false);
             }
 
             await WaitDrainedAsync(ct).ConfigureAwait(false);
@@ -84,6 +91,38 @@ internal sealed class ResyncRun : IDisposable
 
         _owner.FinishResync();
         _finishedAt = _owner.Time.GetUtcNow();
+    }
+
+    private async Task SendAsync(PeerLink link, long offset, int length, byte[] buffer, CancellationToken ct)
+    {
+        await _window.WaitAsync(ct).ConfigureAwait(false);
+        if (_owner.ApplicationIsWriting)
+        {
+            await WaitDrainedAsync(ct).ConfigureAwait(false);
+        }
+
+        await PaceAsync(ct).ConfigureAwait(false);
+        Interlocked.Increment(ref _inFlight);
+        if (!link.SendResyncBlock(offset, length, buffer))
+        {
+            throw new IOException("the link was lost during the resync");
+        }
+    }
+
+    /// <summary>Sends the blocks of a compared chunk that differ; the peer has the others already, so they count as done.</summary>
+    private async Task SendDifferingAsync(PeerLink link, ChecksumCompare compare, byte[] buffer, CancellationToken ct)
+    {
+        await compare.Answered.WaitAsync(ct).ConfigureAwait(false);
+        foreach (var (offset, length) in compare.IdenticalRuns())
+        {
+            Interlocked.Add(ref _done, length);
+            _owner.ResyncBlockDone(offset, length);
+        }
+
+        foreach (var (offset, length) in compare.DifferingRuns())
+        {
+            await SendAsync(link, offset, length, buffer, ct).ConfigureAwait(false);
+        }
     }
 
     public void Acknowledged(long length)

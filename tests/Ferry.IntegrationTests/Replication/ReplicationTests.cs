@@ -103,6 +103,26 @@ public sealed partial class ReplicationTests
     }
 
     [Fact]
+    public async Task A_checksum_resync_sends_only_the_blocks_whose_data_differs()
+    {
+        await using var pair = await ReplicatedPair.StartAsync("16M");
+        await pair.A.FerryJsonAsync("volume", "replicate", ReplicatedPair.Volume, "--peer", $"host-b=127.0.0.1:{pair.PortB}", "--checksum-resync");
+        await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(pair.A), "write -P 0x11 0 1M");
+        await ReplicatedPair.WaitInSyncAsync(pair.A);
+
+        // While apart, the same data is written again over 1 MiB (marked, but alike) and one block changes.
+        await pair.A.FerryJsonAsync("volume", "disconnect", ReplicatedPair.Volume);
+        await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(pair.A), "write -P 0x11 0 1M", "write -P 0x22 8M 4k");
+        await pair.A.FerryJsonAsync("volume", "connect", ReplicatedPair.Volume);
+        await ReplicatedPair.WaitInSyncAsync(pair.A);
+
+        var peer = await ReplicatedPair.PeerAsync(pair.A);
+        Assert.Equal(Block, peer.GetProperty("resyncBytesSent").GetInt64());
+        Assert.Equal((1L << 20) + Block, peer.GetProperty("resync").GetProperty("doneBytes").GetInt64());
+        Assert.Equal(await File.ReadAllBytesAsync(ReplicatedPair.DataFile(pair.A)), await File.ReadAllBytesAsync(ReplicatedPair.DataFile(pair.B)));
+    }
+
+    [Fact]
     public async Task Verify_finds_blocks_corrupted_on_a_copy_and_the_resync_after_it_repairs_them()
     {
         await using var pair = await ReplicatedPair.StartAsync("16M");
