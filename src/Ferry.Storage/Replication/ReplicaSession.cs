@@ -134,6 +134,10 @@ public sealed partial class ReplicaSession : IDisposable
 
         _protocol = helloFrame.Hello.Protocol;
         _primaryEpoch = helloFrame.Hello.Epoch;
+
+        // The primary's epoch is the highest this copy has seen from now on, even before it writes:
+        // an older primary that calls next is refused at its Hello.
+        _ = AcceptEpoch(copy.Volume, helloFrame.Hello.Epoch);
         await SayHelloAsync(copy, ct).ConfigureAwait(false);
         Connection = ConnectionState.Connected;
         LogAttached(_logger, copy.Name, _from, helloFrame.Hello.Epoch);
