@@ -194,4 +194,48 @@ public sealed class ReplicaSessionTests : IAsyncLifetime, IDisposable
         Assert.Equal((uint)LinkErrorCode.ProtocolViolation, (await ReceiveAsync()).ErrorCode);
         Assert.All(await ReadVolumeAsync(0, 4096), b => Assert.Equal(0, b));
     }
+    [Fact]
+    public async Task A_write_arriving_in_pieces_is_written_whole_and_acknowledged_once()
+    {
+        await SendAsync(w => LinkFrameWriter.WriteHello(w, PrimaryHello()));
+        await ReceiveAsync();
+        const int Length = 100 * 1024;
+        LinkFrameWriter.WriteWrite(_toReplica.Writer, new WriteFrame(1, 5, 4096, Length, Fua: true));
+        await _toReplica.Writer.FlushAsync();
+        for (var piece = 0; piece < 4; piece++)
+        {
+            await SendAsync(w => { w.GetSpan(Length / 4)[..(Length / 4)].Fill((byte)(0x10 + piece)); w.Advance(Length / 4); });
+            await Task.Delay(20);
+        }
+
+        Assert.Equal(new AckFrame(1, AckKind.Written, AckStatus.Ok), (await ReceiveAsync()).Ack);
+        var data = await ReadVolumeAsync(4096, Length);
+        for (var piece = 0; piece < 4; piece++)
+        {
+            Assert.All(data.AsSpan(piece * (Length / 4), Length / 4).ToArray(), b => Assert.Equal(0x10 + piece, b));
+        }
+    }
+
+    [Fact]
+    public async Task Checksums_are_answered_per_4_KiB_block_and_a_range_past_the_end_ends_the_link()
+    {
+        await SendAsync(w => LinkFrameWriter.WriteHello(w, PrimaryHello()));
+        await ReceiveAsync();
+        await SendWriteAsync(1, 5, 4096, 0x77);
+        await SendAsync(w => LinkFrameWriter.WriteChecksumRequest(w, new ChecksumRequestFrame(2, 5, 0, 3 * 4096)));
+        Assert.Equal(AckStatus.Ok, (await ReceiveAsync()).Ack.Status);
+
+        var answer = await ReceiveAsync();
+        Assert.Equal(LinkFrameType.Checksums, answer.Header.Type);
+        Assert.Equal(new ChecksumsFrame(2, 3 * 8), answer.Checksums);
+        var result = await _fromReplica.Reader.ReadAtLeastAsync(24);
+        var checksums = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(result.Buffer.Slice(0, 24).ToArray()).ToArray();
+        _fromReplica.Reader.AdvanceTo(result.Buffer.GetPosition(24));
+        var zeros = System.IO.Hashing.XxHash3.HashToUInt64(new byte[4096]);
+        var written = System.IO.Hashing.XxHash3.HashToUInt64(Enumerable.Repeat((byte)0x77, 4096).ToArray());
+        Assert.Equal([zeros, written, zeros], checksums);
+
+        await SendAsync(w => LinkFrameWriter.WriteChecksumRequest(w, new ChecksumRequestFrame(3, 5, Size - 4096, 8192)));
+        Assert.Equal((uint)LinkErrorCode.ProtocolViolation, (await ReceiveAsync()).ErrorCode);
+    }
 }
