@@ -176,6 +176,20 @@ public sealed class FileBlockDevice : IBlockDevice, IDisposable
         }
     }
 
+    /// <summary>Whether the whole range is a hole (reads as zeroes, holds no data); synchronous, for replication's ordering lock.</summary>
+    public bool IsHole(long offset, long length)
+    {
+        Span<AllocationExtent> first = stackalloc AllocationExtent[1];
+        try
+        {
+            return Map(offset, length, first) == 1 && (first[0].Flags & AllocationFlags.Hole) != 0 && first[0].Length >= Math.Min(length, Size - offset);
+        }
+        catch (IOException e)
+        {
+            throw Translate(e, "map");
+        }
+    }
+
     /// <summary>Grows (sparsely) or shrinks the file, durably; connections negotiated before keep their size.</summary>
     public void SetLength(long length)
     {

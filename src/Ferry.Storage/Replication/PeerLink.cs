@@ -168,10 +168,10 @@ internal sealed partial class PeerLink : IDisposable
         Enqueue(new PendingFrame(sequence, resync ? PendingKind.Resync : PendingKind.Change, offset, data.Length, waiter, WaitsForWrite(fua), holdsCredit, null));
     }
 
-    public void SendZero(ulong sequence, ulong epoch, long offset, long length, bool fua, bool mayTrim, AckWaiter? waiter, bool holdsCredit)
+    public void SendZero(ulong sequence, ulong epoch, long offset, long length, bool fua, bool mayTrim, AckWaiter? waiter, bool holdsCredit, bool resync = false)
     {
         LinkFrameWriter.WriteZero(_pipe!.Writer, new ZeroFrame(sequence, epoch, offset, length, fua, mayTrim));
-        Enqueue(new PendingFrame(sequence, PendingKind.Change, offset, length, waiter, WaitsForWrite(fua), holdsCredit, null));
+        Enqueue(new PendingFrame(sequence, resync ? PendingKind.Resync : PendingKind.Change, offset, length, waiter, WaitsForWrite(fua), holdsCredit, null));
     }
 
     public void SendFlush(ulong sequence, ulong epoch, AckWaiter? waiter, bool holdsCredit)
@@ -724,7 +724,11 @@ internal sealed partial class PeerLink : IDisposable
         return resync;
     }
 
-    /// <summary>Sends one resync block under the ordering lock, read from the primary's copy at that moment.</summary>
+    /// <summary>
+    /// Sends one resync block under the ordering lock, read from the primary's copy at that moment; a
+    /// range that is a hole there goes as a Zero frame that may punch a hole, so no data crosses and the
+    /// target stays sparse.
+    /// </summary>
     internal bool SendResyncBlock(long offset, int length, byte[] buffer)
     {
         lock (_owner.OrderLock)
@@ -732,6 +736,12 @@ internal sealed partial class PeerLink : IDisposable
             if (!_replicating)
             {
                 return false;
+            }
+
+            if (_owner.Volume.IsHole(offset, length))
+            {
+                SendZero(_owner.NextSequence(), _owner.Epoch, offset, length, fua: false, mayTrim: true, waiter: null, holdsCredit: false, resync: true);
+                return true;
             }
 
             _owner.Volume.Read(offset, buffer.AsSpan(0, length));

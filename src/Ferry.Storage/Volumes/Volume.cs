@@ -85,6 +85,12 @@ public sealed class Volume : IBlockDevice, IDisposable
         return _data.MapAsync(offset, length, extents, ct);
     }
 
+    public bool IsHole(long offset, long length)
+    {
+        ThrowIfClosed();
+        return _data.IsHole(offset, length);
+    }
+
     /// <summary>Bytes stored in the data file, summed over its allocated extents.</summary>
     public async Task<long> AllocatedBytesAsync(CancellationToken ct)
     {

@@ -13,8 +13,11 @@ public sealed partial class ReplicationTests
     public async Task A_copy_that_was_away_resyncs_only_the_blocks_written_meanwhile()
     {
         await using var pair = await ReplicatedPair.StartAsync();
-        var sentBefore = (await ReplicatedPair.PeerAsync(pair.A)).GetProperty("resyncBytesSent").GetInt64();
-        Assert.Equal(64L << 20, sentBefore); // the new copy was filled by a full sync
+        var full = await ReplicatedPair.PeerAsync(pair.A);
+        Assert.Equal(64L << 20, full.GetProperty("resync").GetProperty("doneBytes").GetInt64()); // the new copy was filled by a full sync...
+        var sentBefore = full.GetProperty("resyncBytesSent").GetInt64();
+        Assert.Equal(0, sentBefore); // ...of holes only: no data crossed
+        Assert.Equal(0, (await ReplicatedPair.ShowAsync(pair.B)).GetProperty("allocated").GetInt64());
 
         await pair.B.KillAsync();
         await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(pair.A), "write -P 0x11 0 1M", "write -P 0x22 10M 4k", "write -P 0x33 20M 12k");
