@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace Ferry.Cli;
 
 /// <summary>How tables spell values, matching the JSON output.</summary>
@@ -7,5 +5,5 @@ internal static class Display
 {
     /// <summary>Enum values as JSON spells them (running, up-to-date, stand-alone).</summary>
     public static string Name<T>(T value)
-        where T : struct, Enum => JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
+        where T : struct, Enum => FerryJson.Name(value);
 }

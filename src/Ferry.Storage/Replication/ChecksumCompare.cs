@@ -9,7 +9,7 @@ internal sealed class ChecksumCompare
 {
     private readonly TaskCompletionSource _answered = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ulong[] _local;
-    private ulong[]? _peer;
+    private byte[]? _peer;
 
     public ChecksumCompare(long offset, int length)
     {
@@ -29,7 +29,8 @@ internal sealed class ChecksumCompare
     /// <summary>Completes when the peer answered; faults when the link was lost first.</summary>
     public Task Answered => _answered.Task;
 
-    public void Answer(ulong[] peer)
+    /// <summary>The peer's checksums as they came off the link: <see cref="Blocks"/> little-endian 64-bit values.</summary>
+    public void Answer(byte[] peer)
     {
         _peer = peer;
         _answered.TrySetResult();
@@ -45,18 +46,22 @@ internal sealed class ChecksumCompare
 
     private IEnumerable<(long Offset, int Length)> Runs(bool differing)
     {
-        var peer = _peer ?? throw new InvalidOperationException("the peer has not answered");
+        if (_peer is null)
+        {
+            throw new InvalidOperationException("the peer has not answered");
+        }
+
         const int Block = Wire.LinkWire.ChecksumBlock;
         for (var i = 0; i < _local.Length;)
         {
-            if ((_local[i] != peer[i]) != differing)
+            if (Differs(i) != differing)
             {
                 i++;
                 continue;
             }
 
             var first = i;
-            while (i < _local.Length && (_local[i] != peer[i]) == differing)
+            while (i < _local.Length && Differs(i) == differing)
             {
                 i++;
             }
@@ -65,4 +70,6 @@ internal sealed class ChecksumCompare
             yield return (offset, (int)Math.Min((long)(i - first) * Block, Offset + Length - offset));
         }
     }
+
+    private bool Differs(int block) => _local[block] != System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(_peer.AsSpan(block * sizeof(ulong)));
 }

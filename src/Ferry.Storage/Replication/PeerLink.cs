@@ -129,14 +129,14 @@ internal sealed partial class PeerLink : IDisposable
     /// Starts an online verify against this peer: it runs in the background while the link replicates,
     /// and a resync of the blocks that differ follows it. Refused unless the peer is connected and in sync.
     /// </summary>
-    public Result<VerifyRun> StartVerify()
+    public FerryError? StartVerify()
     {
         VerifyRun verify;
         lock (_pendingLock)
         {
             if (_connection != ConnectionState.Connected)
             {
-                return FerryError.WrongState($"{Peer.Host}'s copy of '{_owner.Name}' is {Display(_connection)}, not connected and in sync; verify it once it is");
+                return FerryError.WrongState($"{Peer.Host}'s copy of '{_owner.Name}' is {FerryJson.Name(_connection)}, not connected and in sync; verify it once it is");
             }
 
             if (_verify is { IsRunning: true })
@@ -148,10 +148,8 @@ internal sealed partial class PeerLink : IDisposable
         }
 
         _verifyRequests.Writer.TryWrite(verify);
-        return verify;
+        return null;
     }
-
-    private static string Display(ConnectionState state) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(state.ToString());
 
     public ValueTask TakeCreditAsync(CancellationToken ct) => new(_credits.WaitAsync(ct));
 
@@ -635,12 +633,11 @@ internal sealed partial class PeerLink : IDisposable
             throw new IOException("the peer left while sending checksums");
         }
 
-        var data = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(bytes).ToArray();
 
         PendingFrame head;
         lock (_pendingLock)
         {
-            if (!_pending.TryPeek(out head) || head.Sequence != checksums.Sequence || head.Compare is not { } compare || compare.Blocks != data.Length)
+            if (!_pending.TryPeek(out head) || head.Sequence != checksums.Sequence || head.Compare is not { } compare || compare.Blocks * sizeof(ulong) != bytes.Length)
             {
                 throw new IOException($"the peer sent checksums for {checksums.Sequence}, which does not match the next request");
             }
@@ -648,7 +645,7 @@ internal sealed partial class PeerLink : IDisposable
             _pending.Dequeue();
         }
 
-        head.Compare.Answer(data);
+        head.Compare.Answer(bytes);
     }
 
     private bool IsSignalled(in PendingFrame frame) => !frame.WaitForWrite && frame.Sequence == _receivedThrough;

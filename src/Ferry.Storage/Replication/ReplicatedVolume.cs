@@ -273,7 +273,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
 
         foreach (var link in links)
         {
-            if (!link.StartVerify().TryGetValue(out _, out var error))
+            if (link.StartVerify() is { } error)
             {
                 return error;
             }

@@ -163,18 +163,21 @@ internal sealed class ResyncRun : IDisposable
         }
     }
 
-    private async Task PaceAsync(CancellationToken ct)
+    private Task PaceAsync(CancellationToken ct) => PaceAsync(_owner, _startedAt, Interlocked.Read(ref _done), ct);
+
+    /// <summary>Waits until <paramref name="done"/> bytes since <paramref name="startedAt"/> are within the resync rate limit (verify uses it too).</summary>
+    internal static async Task PaceAsync(ReplicatedVolume owner, long startedAt, long done, CancellationToken ct)
     {
-        var limit = _owner.Settings.ResyncRateLimit;
+        var limit = owner.Settings.ResyncRateLimit;
         if (limit <= 0)
         {
             return;
         }
 
-        var due = TimeSpan.FromSeconds((double)Interlocked.Read(ref _done) / limit) - _owner.Time.GetElapsedTime(_startedAt);
+        var due = TimeSpan.FromSeconds((double)done / limit) - owner.Time.GetElapsedTime(startedAt);
         if (due > TimeSpan.Zero)
         {
-            await Task.Delay(due, _owner.Time, ct).ConfigureAwait(false);
+            await Task.Delay(due, owner.Time, ct).ConfigureAwait(false);
         }
     }
 }

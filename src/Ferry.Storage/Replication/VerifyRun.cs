@@ -27,7 +27,16 @@ internal sealed class VerifyRun
         _startedAtWall = owner.Time.GetUtcNow();
     }
 
-    public bool IsRunning => _finishedAt is null;
+    public bool IsRunning
+    {
+        get
+        {
+            lock (_firstDifferences)
+            {
+                return _finishedAt is null;
+            }
+        }
+    }
 
     /// <summary>
     /// Compares the whole volume; returns the number of blocks marked because they differ. The run counts
@@ -47,7 +56,7 @@ internal sealed class VerifyRun
                     await CheckAsync(inFlight.Dequeue(), ct).ConfigureAwait(false);
                 }
 
-                await PaceAsync(ct).ConfigureAwait(false);
+                await ResyncRun.PaceAsync(_owner, _startedAt, Interlocked.Read(ref _done), ct).ConfigureAwait(false);
                 var length = (int)Math.Min(ChunkBytes, size - offset);
                 inFlight.Enqueue(link.SendChecksumRequest(offset, length, buffer) ?? throw new IOException("the link was lost during the verify"));
             }
@@ -105,18 +114,5 @@ internal sealed class VerifyRun
         }
 
         Interlocked.Add(ref _done, compare.Length);
-    }
-
-    private async Task PaceAsync(CancellationToken ct)
-    {
-        var limit = _owner.Settings.ResyncRateLimit;
-        if (limit > 0)
-        {
-            var due = TimeSpan.FromSeconds((double)Interlocked.Read(ref _done) / limit) - _owner.Time.GetElapsedTime(_startedAt);
-            if (due > TimeSpan.Zero)
-            {
-                await Task.Delay(due, _owner.Time, ct).ConfigureAwait(false);
-            }
-        }
     }
 }

@@ -74,11 +74,17 @@ public static class LinkFrameWriter
     /// <summary>Writes the checksums answering a request, header and data.</summary>
     public static void WriteChecksums(IBufferWriter<byte> output, ulong sequence, ReadOnlySpan<ulong> checksums)
     {
-        var data = System.Runtime.InteropServices.MemoryMarshal.AsBytes(checksums);
-        var span = Begin(output, LinkFrameType.Checksums, LinkFrameFlags.None, LinkWire.ChecksumsFixedSize + data.Length);
+        var length = checksums.Length * sizeof(ulong);
+        var span = Begin(output, LinkFrameType.Checksums, LinkFrameFlags.None, LinkWire.ChecksumsFixedSize + length);
         BinaryPrimitives.WriteUInt64BigEndian(span, sequence);
         output.Advance(LinkWire.HeaderSize + LinkWire.ChecksumsFixedSize);
-        output.Write(data);
+        var data = output.GetSpan(length);
+        for (var i = 0; i < checksums.Length; i++)
+        {
+            BinaryPrimitives.WriteUInt64LittleEndian(data[(i * sizeof(ulong))..], checksums[i]);
+        }
+
+        output.Advance(length);
     }
 
     public static void WriteBitmapRequest(IBufferWriter<byte> output)
