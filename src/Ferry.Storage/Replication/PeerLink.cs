@@ -179,28 +179,25 @@ internal sealed partial class PeerLink : IDisposable
     }
 
     /// <summary>
-    /// Under the ordering lock: checksums the primary's range as it is now and asks the peer for its
-    /// checksums at the same point in the stream. Null when the link is not replicating.
+    /// Checksums the primary's range as it is now and asks the peer for its checksums at the same point
+    /// in the stream. Null when the link is not replicating.
     /// </summary>
-    internal ChecksumCompare? SendChecksumRequest(long offset, int length, byte[] buffer)
-    {
-        var compare = new ChecksumCompare(offset, length);
-        lock (_owner.OrderLock)
+    internal ValueTask<ChecksumCompare?> SendChecksumRequestAsync(long offset, int length, byte[] buffer, CancellationToken ct) =>
+        _owner.ReadSettledAsync(offset, length, () =>
         {
             if (!_replicating)
             {
                 return null;
             }
 
+            var compare = new ChecksumCompare(offset, length);
             _owner.Volume.Read(offset, buffer.AsSpan(0, length));
             BlockChecksums.Compute(buffer.AsSpan(0, length), compare.Local);
             var sequence = _owner.NextSequence();
             LinkFrameWriter.WriteChecksumRequest(_pipe!.Writer, new ChecksumRequestFrame(sequence, _owner.Epoch, offset, length));
             Enqueue(new PendingFrame(sequence, PendingKind.Checksums, offset, length, null, WaitForWrite: true, HoldsCredit: false, compare));
-        }
-
-        return compare;
-    }
+            return compare;
+        }, ct);
 
     public void SendPing(ulong nonce)
     {
@@ -722,13 +719,12 @@ internal sealed partial class PeerLink : IDisposable
     }
 
     /// <summary>
-    /// Sends one resync block under the ordering lock, read from the primary's copy at that moment; a
-    /// range that is a hole there goes as a Zero frame that may punch a hole, so no data crosses and the
-    /// target stays sparse.
+    /// Sends one resync block read from the primary's copy as it is at that point in the stream; a range
+    /// that is a hole there goes as a Zero frame that may punch a hole, so no data crosses and the target
+    /// stays sparse. False when the link is not replicating.
     /// </summary>
-    internal bool SendResyncBlock(long offset, int length, byte[] buffer)
-    {
-        lock (_owner.OrderLock)
+    internal ValueTask<bool> SendResyncBlockAsync(long offset, int length, byte[] buffer, CancellationToken ct) =>
+        _owner.ReadSettledAsync(offset, length, () =>
         {
             if (!_replicating)
             {
@@ -743,11 +739,9 @@ internal sealed partial class PeerLink : IDisposable
 
             _owner.Volume.Read(offset, buffer.AsSpan(0, length));
             SendWrite(_owner.NextSequence(), _owner.Epoch, offset, buffer.AsSpan(0, length), fua: false, resync: true, waiter: null, holdsCredit: false);
-        }
-
-        Interlocked.Add(ref _resyncBytesSent, length);
-        return true;
-    }
+            Interlocked.Add(ref _resyncBytesSent, length);
+            return true;
+        }, ct);
 
     internal void SendSyncEnd(GenerationIds ids, AckWaiter waiter)
     {

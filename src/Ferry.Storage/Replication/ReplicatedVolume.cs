@@ -28,6 +28,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
     private readonly ReplicationContext _context;
     private readonly ActivityLog _activityLog;
     private readonly Lock _order = new();
+    private readonly InFlightRanges _inFlight = new();
     private readonly List<Task> _links = [];
     private PeerLink[] _peers = [];
     private readonly CancellationTokenSource _lifetime = new();
@@ -369,8 +370,9 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
     }
 
     /// <summary>
-    /// A write or a zeroing: recorded in the activity log, applied locally and queued to every
-    /// replicating peer under the ordering lock, then made durable (FUA) and acknowledged by the protocol.
+    /// A write or a zeroing: recorded in the activity log, queued to every replicating peer under the
+    /// ordering lock, applied locally outside it (after any earlier overlapping change), then made
+    /// durable (FUA) and acknowledged by the protocol.
     /// </summary>
     private async ValueTask ChangeAsync(Change change, CancellationToken ct)
     {
@@ -379,28 +381,56 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         try
         {
             var credits = await TakeCreditsAsync(ct).ConfigureAwait(false);
-            AckWaiter? waiter;
+            long range;
             lock (_order)
             {
-                BeginChange(change.Offset, change.Length, credits);
-                try
+                range = _inFlight.Enter(change.Offset, change.Length);
+            }
+
+            var queued = false;
+            AckWaiter? waiter = null;
+            try
+            {
+                while (true)
                 {
-                    change.ApplyTo(Volume);
-                }
-                catch
-                {
-                    ReturnCredits(credits);
-                    throw;
+                    Task? earlier;
+                    lock (_order)
+                    {
+                        earlier = _inFlight.Blocker(range);
+                        if (earlier is null)
+                        {
+                            waiter = Queue(change, credits);
+                            queued = true;
+                            break;
+                        }
+                    }
+
+                    await earlier.WaitAsync(ct).ConfigureAwait(false);
                 }
 
-                waiter = RentWaiter();
-                var sequence = ++_sequence;
-                for (var i = 0; i < _peers.Length; i++)
+                change.ApplyTo(Volume);
+            }
+            catch when (!queued)
+            {
+                ReturnCredits(credits);
+                throw;
+            }
+            catch
+            {
+                // The peers may now hold what this copy failed to write: the range differs until a resync.
+                Bitmap.Mark(change.Offset, change.Length);
+                if (waiter is not null)
                 {
-                    if (_peers[i].IsReplicating)
-                    {
-                        change.SendTo(_peers[i], sequence, Epoch, waiter, HoldsCredit(credits, i));
-                    }
+                    await waiter.WaitAsync().ConfigureAwait(false); // every peer answers once; the waiter goes back to its pool
+                }
+
+                throw;
+            }
+            finally
+            {
+                lock (_order)
+                {
+                    _inFlight.Exit(range);
                 }
             }
 
@@ -414,6 +444,61 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         finally
         {
             _activityLog.End(change.Offset, change.Length);
+        }
+    }
+
+    /// <summary>Under the ordering lock: the change gets its sequence number and goes to every replicating peer.</summary>
+    private AckWaiter? Queue(in Change change, int credits)
+    {
+        BeginChange(change.Offset, change.Length, credits);
+        var waiter = RentWaiter();
+        var sequence = ++_sequence;
+        for (var i = 0; i < _peers.Length; i++)
+        {
+            if (_peers[i].IsReplicating)
+            {
+                change.SendTo(_peers[i], sequence, Epoch, waiter, HoldsCredit(credits, i));
+            }
+        }
+
+        return waiter;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="read"/> under the ordering lock once every change sent before it to the range
+    /// has reached this copy: what it reads for a peer then holds all of them.
+    /// </summary>
+    internal async ValueTask<T> ReadSettledAsync<T>(long offset, long length, Func<T> read, CancellationToken ct)
+    {
+        long range;
+        lock (_order)
+        {
+            range = _inFlight.Enter(offset, length);
+        }
+
+        try
+        {
+            while (true)
+            {
+                Task? earlier;
+                lock (_order)
+                {
+                    earlier = _inFlight.Blocker(range);
+                    if (earlier is null)
+                    {
+                        return read();
+                    }
+                }
+
+                await earlier.WaitAsync(ct).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            lock (_order)
+            {
+                _inFlight.Exit(range);
+            }
         }
     }
 

@@ -62,7 +62,7 @@ internal sealed class ResyncRun : IDisposable
                     continue;
                 }
 
-                compared.Enqueue(link.SendChecksumRequest(offset, length, buffer) ?? throw new IOException("the link was lost during the resync"));
+                compared.Enqueue(await link.SendChecksumRequestAsync(offset, length, buffer, ct).ConfigureAwait(false) ?? throw new IOException("the link was lost during the resync"));
                 if (compared.Count == ChunksInFlight)
                 {
                     await SendDifferingAsync(link, compared.Dequeue(), buffer, ct).ConfigureAwait(false);
@@ -103,7 +103,7 @@ internal sealed class ResyncRun : IDisposable
 
         await PaceAsync(ct).ConfigureAwait(false);
         Interlocked.Increment(ref _inFlight);
-        if (!link.SendResyncBlock(offset, length, buffer))
+        if (!await link.SendResyncBlockAsync(offset, length, buffer, ct).ConfigureAwait(false))
         {
             throw new IOException("the link was lost during the resync");
         }

@@ -58,7 +58,7 @@ internal sealed class VerifyRun
 
                 await ResyncRun.PaceAsync(_owner, _startedAt, Interlocked.Read(ref _done), ct).ConfigureAwait(false);
                 var length = (int)Math.Min(ChunkBytes, size - offset);
-                inFlight.Enqueue(link.SendChecksumRequest(offset, length, buffer) ?? throw new IOException("the link was lost during the verify"));
+                inFlight.Enqueue(await link.SendChecksumRequestAsync(offset, length, buffer, ct).ConfigureAwait(false) ?? throw new IOException("the link was lost during the verify"));
             }
 
             while (inFlight.TryDequeue(out var compare))
