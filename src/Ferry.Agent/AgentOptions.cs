@@ -43,6 +43,15 @@ public sealed record AgentOptions
     /// </summary>
     public string? ReplicationAuthority { get; init; }
 
+    /// <summary>PEM certificate naming this host for replication links; with <see cref="ReplicationTlsAuthority"/>, links use TLS both ways.</summary>
+    public string? ReplicationTlsCertificate { get; init; }
+
+    /// <summary>PEM private key of <see cref="ReplicationTlsCertificate"/> (null: the key is in the certificate file).</summary>
+    public string? ReplicationTlsKey { get; init; }
+
+    /// <summary>PEM certificate authority that every peer's replication certificate must chain to.</summary>
+    public string? ReplicationTlsAuthority { get; init; }
+
     public string AuthorityFile => ReplicationAuthority ?? Path.Combine(DataDirectory, "replication-authority.json");
 
     /// <summary>PEM private key of <see cref="NbdTlsCertificate"/> (null: the key is in the certificate file).</summary>

@@ -24,6 +24,7 @@ internal sealed partial class VolumeReplication(VolumeStore store, AgentOptions 
     private readonly ILogger _logger = loggers.CreateLogger("Ferry.Replication");
     private readonly CancellationTokenSource _stopping = new();
     private readonly FileReplicationAuthority _authority = new(options.AuthorityFile, time);
+    private readonly ReplicationTls? _tls = ReplicationTls.FromOptions(options);
     private TcpListener? _listener;
     private Task? _accepting;
 
@@ -83,7 +84,7 @@ internal sealed partial class VolumeReplication(VolumeStore store, AgentOptions 
 
     private ReplicationContext Context() => new(Host, _authority, ConnectAsync, time, _logger);
 
-    private static async Task<Stream> ConnectAsync(PeerAddress peer, CancellationToken ct)
+    private async Task<Stream> ConnectAsync(PeerAddress peer, CancellationToken ct)
     {
         var (host, port) = ParseAddress(peer.Address);
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
@@ -92,7 +93,8 @@ internal sealed partial class VolumeReplication(VolumeStore store, AgentOptions 
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
             timeout.CancelAfter(TimeSpan.FromSeconds(3));
             await socket.ConnectAsync(host, port, timeout.Token).ConfigureAwait(false);
-            return new NetworkStream(socket, ownsSocket: true);
+            var stream = new NetworkStream(socket, ownsSocket: true);
+            return _tls is null ? stream : await _tls.ClientAsync(stream, peer.Host, ct).ConfigureAwait(false);
         }
         catch
         {
@@ -131,7 +133,21 @@ internal sealed partial class VolumeReplication(VolumeStore store, AgentOptions 
     private async Task ServeAsync(Socket socket, CancellationToken ct)
     {
         var from = socket.RemoteEndPoint?.ToString() ?? "?";
-        await using var stream = new NetworkStream(socket, ownsSocket: true);
+        Stream stream = new NetworkStream(socket, ownsSocket: true);
+        if (_tls is not null)
+        {
+            try
+            {
+                stream = await _tls.ServerAsync(stream, ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or OperationCanceledException)
+            {
+                LogSessionEnded(_logger, from, $"refused: {e.Message}");
+                return;
+            }
+        }
+
+        await using var owned = stream;
         using var session = new ReplicaSession(Resolve, PipeReader.Create(stream, LinkPipes.Reader), PipeWriter.Create(stream, LinkPipes.Writer), from, _logger);
         try
         {
@@ -169,6 +185,7 @@ internal sealed partial class VolumeReplication(VolumeStore store, AgentOptions 
         }
 
         _authority.Dispose();
+        _tls?.Dispose();
     }
 
     [LoggerMessage(2400, LogLevel.Information, "replication listening on {Address} as host {Host}")]

@@ -18,10 +18,13 @@ internal static class AgentCommand
         var nbdKey = new Option<string?>("--nbd-tls-key") { Description = "PEM private key for --nbd-tls-cert (if not in the same file)" };
         var hostName = new Option<string>("--host-name") { Description = "This host's name among the hosts holding volume copies", DefaultValueFactory = _ => Environment.MachineName };
         var replicationListen = new Option<string?>("--replication-listen") { Description = "Accept replication links from primaries on this TCP address (e.g. 0.0.0.0:7481)" };
+        var replicationCert = new Option<string?>("--replication-tls-cert") { Description = "PEM certificate of this host for replication links (names the host); links then use TLS both ways" };
+        var replicationKey = new Option<string?>("--replication-tls-key") { Description = "PEM private key for --replication-tls-cert (if not in the same file)" };
+        var replicationCa = new Option<string?>("--replication-tls-ca") { Description = "PEM certificate authority that peers' replication certificates must chain to" };
         var authority = new Option<string?>("--replication-authority") { Description = "File recording granted epochs and Outdated copies (default: in the data directory)" };
         var stopTimeout = new Option<int>("--stop-timeout") { Description = "Seconds a graceful stop waits for the guest", DefaultValueFactory = _ => 30 };
 
-        var command = new Command("agent", "Run the Ferry agent on this host") { data, listen, qemu, accel, nbdListen, nbdCert, nbdKey, hostName, replicationListen, authority, stopTimeout };
+        var command = new Command("agent", "Run the Ferry agent on this host") { data, listen, qemu, accel, nbdListen, nbdCert, nbdKey, hostName, replicationListen, replicationCert, replicationKey, replicationCa, authority, stopTimeout };
         command.SetAction(async (parse, ct) =>
         {
             if (parse.GetValue(stopTimeout) is var seconds and (< 1 or > 3600))
@@ -34,7 +37,13 @@ internal static class AgentCommand
                 return CliContext.Fail(FerryError.InvalidArgument($"invalid --nbd-listen '{address}': give ADDRESS:PORT, e.g. 127.0.0.1:10809"));
             }
 
-            foreach (var file in new[] { parse.GetValue(nbdCert), parse.GetValue(nbdKey) })
+            if (parse.GetValue(replicationCert) is null != parse.GetValue(replicationCa) is null)
+            {
+                return CliContext.Fail(FerryError.InvalidArgument(
+                    "replication over TLS needs both --replication-tls-cert (this host's certificate) and --replication-tls-ca (the authority peers' certificates chain to)"));
+            }
+
+            foreach (var file in new[] { parse.GetValue(nbdCert), parse.GetValue(nbdKey), parse.GetValue(replicationCert), parse.GetValue(replicationKey), parse.GetValue(replicationCa) })
             {
                 if (file is not null && !File.Exists(file))
                 {
@@ -50,15 +59,20 @@ internal static class AgentCommand
                 Accelerator = parse.GetValue(accel),
                 StopTimeout = TimeSpan.FromSeconds(parse.GetValue(stopTimeout)),
                 NbdListen = parse.GetValue(nbdListen),
-                NbdTlsCertificate = parse.GetValue(nbdCert) is { } c ? Path.GetFullPath(c) : null,
-                NbdTlsKey = parse.GetValue(nbdKey) is { } k ? Path.GetFullPath(k) : null,
+                NbdTlsCertificate = FullPath(parse.GetValue(nbdCert)),
+                NbdTlsKey = FullPath(parse.GetValue(nbdKey)),
                 HostName = parse.GetValue(hostName)!,
                 ReplicationListen = parse.GetValue(replicationListen),
-                ReplicationAuthority = parse.GetValue(authority) is { } a ? Path.GetFullPath(a) : null,
+                ReplicationAuthority = FullPath(parse.GetValue(authority)),
+                ReplicationTlsCertificate = FullPath(parse.GetValue(replicationCert)),
+                ReplicationTlsKey = FullPath(parse.GetValue(replicationKey)),
+                ReplicationTlsAuthority = FullPath(parse.GetValue(replicationCa)),
             };
             await AgentHost.RunAsync(options, ct).ConfigureAwait(false);
             return ExitCodes.Ok;
         });
         return command;
     }
+
+    private static string? FullPath(string? path) => path is null ? null : Path.GetFullPath(path);
 }

@@ -29,14 +29,18 @@ public sealed class ReplicatedPair : IAsyncDisposable
 
     public int PortB { get; }
 
-    public static async Task<ReplicatedPair> StartAsync(string size = "64M")
+    /// <param name="size">The volume's size.</param>
+    /// <param name="hostArguments">More agent arguments for a host ("host-a", "host-b"), e.g. its TLS files.</param>
+    public static async Task<ReplicatedPair> StartAsync(string size = "64M", Func<string, string[]>? hostArguments = null)
     {
         var shared = Path.Combine(Path.GetTempPath(), "ferry-it-auth-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(shared);
         var authority = Path.Combine(shared, "authority.json");
         int portA = Processes.FreeTcpPort(), portB = Processes.FreeTcpPort();
-        var a = await AgentProcess.StartAsync("--host-name", "host-a", "--replication-listen", $"127.0.0.1:{portA}", "--replication-authority", authority);
-        var b = await AgentProcess.StartAsync("--host-name", "host-b", "--replication-listen", $"127.0.0.1:{portB}", "--replication-authority", authority);
+        string[] Arguments(string host, int port) =>
+            ["--host-name", host, "--replication-listen", $"127.0.0.1:{port}", "--replication-authority", authority, .. hostArguments?.Invoke(host) ?? []];
+        var a = await AgentProcess.StartAsync(Arguments("host-a", portA));
+        var b = await AgentProcess.StartAsync(Arguments("host-b", portB));
         var pair = new ReplicatedPair(shared, a, b, portA, portB);
         try
         {

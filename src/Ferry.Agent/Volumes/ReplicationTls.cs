@@ -1,0 +1,135 @@
+using System.Net.Security;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+
+namespace Ferry.Agent.Volumes;
+
+/// <summary>
+/// TLS for replication links, both ways authenticated: each end presents its host's certificate and
+/// accepts only a peer whose certificate chains to the cluster's certificate authority, and a primary
+/// also checks that the copy it dialled holds a certificate for that host's name. Without it a link is
+/// plain TCP, and anyone who can reach the port with a current epoch could take it over.
+/// </summary>
+internal sealed class ReplicationTls : IDisposable
+{
+    private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly X509Certificate2 _certificate;
+    private readonly X509Certificate2Collection _authority;
+    private readonly SslStreamCertificateContext _context;
+
+    private ReplicationTls(X509Certificate2 certificate, X509Certificate2Collection authority)
+    {
+        _certificate = certificate;
+        _authority = authority;
+        _context = SslStreamCertificateContext.Create(certificate, additionalCertificates: null, offline: true);
+    }
+
+    /// <summary>Null when the options ask for plain links; a clear error when they ask for TLS only in part.</summary>
+    public static ReplicationTls? FromOptions(AgentOptions options)
+    {
+        if (options.ReplicationTlsCertificate is null && options.ReplicationTlsAuthority is null)
+        {
+            return null;
+        }
+
+        if (options.ReplicationTlsCertificate is not { } cert || options.ReplicationTlsAuthority is not { } ca)
+        {
+            throw new ArgumentException(
+                "replication over TLS needs both this host's certificate (--replication-tls-cert, with --replication-tls-key unless the key is in it) " +
+                "and the certificate authority peers' certificates must chain to (--replication-tls-ca)");
+        }
+
+        var authority = new X509Certificate2Collection();
+        authority.ImportFromPemFile(ca);
+        if (authority.Count == 0)
+        {
+            throw new ArgumentException($"'{ca}' holds no PEM certificate");
+        }
+
+        return new ReplicationTls(X509Certificate2.CreateFromPemFile(cert, options.ReplicationTlsKey), authority);
+    }
+
+    /// <summary>The primary's end: the copy on <paramref name="peerHost"/> must prove it is that host.</summary>
+    public async Task<Stream> ClientAsync(Stream inner, string peerHost, CancellationToken ct)
+    {
+        var tls = new SslStream(inner, leaveInnerStreamOpen: false);
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(HandshakeTimeout);
+            await tls.AuthenticateAsClientAsync(
+                new SslClientAuthenticationOptions
+                {
+                    TargetHost = peerHost,
+                    ClientCertificateContext = _context,
+                    CertificateChainPolicy = ChainPolicy(),
+                    EnabledSslProtocols = SslProtocols.Tls13,
+                },
+                timeout.Token).ConfigureAwait(false);
+            return tls;
+        }
+        catch (Exception e) when (e is AuthenticationException or OperationCanceledException && !ct.IsCancellationRequested)
+        {
+            await tls.DisposeAsync().ConfigureAwait(false);
+            throw new IOException($"TLS with {peerHost} failed: {e.Message}", e);
+        }
+        catch
+        {
+            await tls.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>The copy's end: the primary must present a certificate of this cluster.</summary>
+    public async Task<Stream> ServerAsync(Stream inner, CancellationToken ct)
+    {
+        var tls = new SslStream(inner, leaveInnerStreamOpen: false);
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(HandshakeTimeout);
+            await tls.AuthenticateAsServerAsync(
+                new SslServerAuthenticationOptions
+                {
+                    ServerCertificateContext = _context,
+                    ClientCertificateRequired = true,
+                    CertificateChainPolicy = ChainPolicy(),
+                    EnabledSslProtocols = SslProtocols.Tls13,
+                },
+                timeout.Token).ConfigureAwait(false);
+            return tls;
+        }
+        catch (Exception e) when (e is AuthenticationException or OperationCanceledException && !ct.IsCancellationRequested)
+        {
+            await tls.DisposeAsync().ConfigureAwait(false);
+            throw new IOException($"TLS handshake failed: {e.Message}", e);
+        }
+        catch
+        {
+            await tls.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    // Only the cluster's authority is trusted, not the machine's store; cluster certificates carry no revocation endpoints.
+    private X509ChainPolicy ChainPolicy()
+    {
+        var policy = new X509ChainPolicy
+        {
+            TrustMode = X509ChainTrustMode.CustomRootTrust,
+            RevocationMode = X509RevocationMode.NoCheck,
+        };
+        policy.CustomTrustStore.AddRange(_authority);
+        return policy;
+    }
+
+    public void Dispose()
+    {
+        _certificate.Dispose();
+        foreach (var certificate in _authority)
+        {
+            certificate.Dispose();
+        }
+    }
+}
