@@ -54,12 +54,18 @@ internal static class VolumeEndpoints
             return ApiResults.Problem(FerryError.InvalidArgument($"unknown protocol '{body.Protocol}': use A, B or C"));
         }
 
+        if (body.AllowTwoPrimaries && (body.Protocol != ReplicationProtocol.C || body.Peers is not { Count: 1 }))
+        {
+            return ApiResults.Problem(FerryError.InvalidArgument("two primaries need protocol C and exactly one peer"));
+        }
+
         var settings = copy.Settings with
         {
             Peers = body.Peers ?? [],
             Protocol = body.Protocol,
             ChecksumResync = body.ChecksumResync,
             ResyncRateLimit = Math.Max(0, body.ResyncRateLimit),
+            AllowTwoPrimaries = body.AllowTwoPrimaries,
         };
         await copy.ApplySettingsAsync(settings, ct);
         await VolumeReplication.SaveAsync(copy, ct);
@@ -106,6 +112,28 @@ internal static class VolumeEndpoints
         if (!replication.TryGet(name, out var copy))
         {
             return ApiResults.Problem(NotFound(name));
+        }
+
+        if (body.Dual)
+        {
+            if (body.Epoch != 0 || body.Force)
+            {
+                return ApiResults.Problem(FerryError.InvalidArgument("a second primary takes the current primary's epoch and cannot be forced: give --dual alone"));
+            }
+
+            if (!(await copy.PromoteSecondAsync(ct)).TryGetValue(out var joined, out var notJoined))
+            {
+                return ApiResults.Problem(notJoined);
+            }
+
+            await VolumeReplication.SaveAsync(copy, ct);
+            events.Append("volume.promoted", null, $"volume '{name}' on {replication.Host}: {joined}");
+            return Results.Json(new VolumeActionResult(name, joined), FerryJson.Options);
+        }
+
+        if (body.Epoch == 0)
+        {
+            return ApiResults.Problem(FerryError.InvalidArgument("give the new epoch (above every epoch any copy has seen), or --dual for a second primary"));
         }
 
         if (!(await copy.PromoteAsync(body.Epoch, body.Force, ct)).TryGetValue(out var warning, out var refused))

@@ -14,10 +14,14 @@ public sealed record ReplicationRequest(
     IReadOnlyList<PeerAddress> Peers,
     ReplicationProtocol Protocol = ReplicationProtocol.C,
     bool ChecksumResync = false,
-    long ResyncRateLimit = 0);
+    long ResyncRateLimit = 0,
+    bool AllowTwoPrimaries = false);
 
-/// <summary>Body of POST /api/v1/volumes/{name}/promote: the epoch comes from the caller until the cluster grants them.</summary>
-public sealed record PromoteRequest(ulong Epoch, bool Force = false);
+/// <summary>
+/// Body of POST /api/v1/volumes/{name}/promote: the epoch comes from the caller until the cluster grants
+/// them. <paramref name="Dual"/> makes a second primary beside the current one (a migration handoff), at its epoch.
+/// </summary>
+public sealed record PromoteRequest(ulong Epoch, bool Force = false, bool Dual = false);
 
 /// <summary>Body of POST /api/v1/volumes/{name}/verify: the peer host to verify, or null for every peer.</summary>
 public sealed record VerifyRequest(string? Peer);

@@ -113,7 +113,8 @@ internal static class VolumeCommands
         var protocol = new Option<ReplicationProtocol>("--protocol") { Description = "C: a write completes when every copy has it; B: when they received it; A: after the local write", DefaultValueFactory = _ => ReplicationProtocol.C };
         var checksum = new Option<bool>("--checksum-resync") { Description = "Compare checksums during a resync and skip identical blocks" };
         var rate = new Option<string?>("--resync-rate") { Description = "Most a resync sends per second, e.g. 200M (default: no limit)" };
-        var command = new Command("replicate", "Set the other copies of a volume and the replication protocol") { name, peers, protocol, checksum, rate };
+        var twoPrimaries = new Option<bool>("--allow-two-primaries") { Description = "Allow a second primary beside this one for a live migration's handoff (protocol C, one peer; set on both copies)" };
+        var command = new Command("replicate", "Set the other copies of a volume and the replication protocol") { name, peers, protocol, checksum, rate, twoPrimaries };
         command.SetAction(CliContext.Action(async (context, parse, ct) =>
         {
             var list = new List<PeerAddress>();
@@ -134,7 +135,7 @@ internal static class VolumeCommands
                 return CliContext.Fail(error);
             }
 
-            var request = new ReplicationRequest(list, parse.GetValue(protocol), parse.GetValue(checksum), limit);
+            var request = new ReplicationRequest(list, parse.GetValue(protocol), parse.GetValue(checksum), limit, parse.GetValue(twoPrimaries));
             return context.Print(await context.Client.ReplicateVolumeAsync(parse.GetValue(name)!, request, ct).ConfigureAwait(false), Render);
         }));
         return command;
@@ -143,13 +144,20 @@ internal static class VolumeCommands
     private static Command Promote()
     {
         var name = NameArgument();
-        var epoch = new Option<ulong>("--epoch") { Description = "The new epoch: above every epoch any copy has seen", Required = true };
+        var epoch = new Option<ulong>("--epoch") { Description = "The new epoch: above every epoch any copy has seen" };
         var force = new Option<bool>("--force") { Description = "Promote an Outdated copy; the writes it lacks are lost (the answer says which)" };
-        var command = new Command("promote", "Make this host's copy the primary") { name, epoch, force };
+        var dual = new Option<bool>("--dual") { Description = "Become a second primary beside the current one, at its epoch, for a live migration's handoff" };
+        var command = new Command("promote", "Make this host's copy the primary (--epoch N), or a second primary (--dual)") { name, epoch, force, dual };
         command.SetAction(CliContext.Action(async (context, parse, ct) =>
-            context.Print(
-                await context.Client.VolumeActionAsync<VolumeActionResult>(parse.GetValue(name)!, "promote", new PromoteRequest(parse.GetValue(epoch), parse.GetValue(force)), ct).ConfigureAwait(false),
-                RenderAction)));
+        {
+            if (parse.GetValue(dual) == (parse.GetValue(epoch) != 0))
+            {
+                return CliContext.Fail(FerryError.InvalidArgument("give either --epoch N (a new primary) or --dual (a second primary at the current primary's epoch)"));
+            }
+
+            var request = new PromoteRequest(parse.GetValue(epoch), parse.GetValue(force), parse.GetValue(dual));
+            return context.Print(await context.Client.VolumeActionAsync<VolumeActionResult>(parse.GetValue(name)!, "promote", request, ct).ConfigureAwait(false), RenderAction);
+        }));
         return command;
     }
 

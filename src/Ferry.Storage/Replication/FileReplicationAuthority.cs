@@ -23,6 +23,7 @@ public sealed class FileReplicationAuthority(string path, TimeProvider time) : I
 
             volume.HighestEpoch = epoch;
             volume.Primary = host;
+            volume.Outdated.Remove(host); // the promoted copy is the reference from now on, forced or not
             return epoch;
         }, ct).ConfigureAwait(false);
     }
@@ -36,6 +37,13 @@ public sealed class FileReplicationAuthority(string path, TimeProvider time) : I
             {
                 return new OutdateResult(OutdateOutcome.Refused,
                     $"{request.ByHost} is primary at epoch {request.Epoch}, but epoch {volume.HighestEpoch} was granted to {volume.Primary}: it is stale");
+            }
+
+            // Two primaries that lost each other both ask: the first is granted, the other is stale from then on.
+            if (volume.Outdated.TryGetValue(request.ByHost, out var own))
+            {
+                return new OutdateResult(OutdateOutcome.Refused,
+                    $"{request.ByHost}'s own copy was marked Outdated by {own.ByHost} at epoch {own.Epoch} ({own.At:u}), which went on without it first");
             }
 
             volume.Outdated[request.PeerHost] = new OutdatedMark(request.PeerHost, request.ByHost, request.Epoch, time.GetUtcNow());

@@ -109,6 +109,9 @@ internal sealed partial class PeerLink : IDisposable
         return $"{Peer.Host}'s copy will be overwritten from {_owner.Host}'s, discarding {lost}: its generation {SyncDecision.Id(discard.DiscardedGeneration)} is lost; {discard.Sync.Reason}";
     }
 
+    /// <summary>This primary acknowledged, or is about to acknowledge, writes the peer lacks: it is (being) outdated.</summary>
+    public bool WentOnWithoutPeer => _outdated || Volatile.Read(ref _outdating) is not null;
+
     /// <summary>Cuts a waiting retry short (a resolve, a connect, new settings).</summary>
     public void Wake()
     {
@@ -242,6 +245,7 @@ internal sealed partial class PeerLink : IDisposable
         if (!_outdated && _outdating is null)
         {
             StartOutdating();
+            _owner.StopOtherPrimary();
         }
     }
 

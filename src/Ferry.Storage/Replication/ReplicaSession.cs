@@ -50,6 +50,9 @@ public sealed partial class ReplicaSession : IDisposable
 
     public ConnectionState Connection { get; private set; } = ConnectionState.Connecting;
 
+    /// <summary>The protocol the primary on the other end replicates with.</summary>
+    public ReplicationProtocol Protocol => _protocol;
+
     public IncomingStatus Status() => new(_from, Connection, _primaryEpoch, Interlocked.Read(ref _resyncBytes), _lastError);
 
     public async Task<ReplicaSessionEnd> RunAsync(CancellationToken ct)
@@ -126,10 +129,10 @@ public sealed partial class ReplicaSession : IDisposable
         }
 
         var copy = _copy!;
-        if (!await copy.AttachIncomingAsync(this).ConfigureAwait(false))
+        if (await copy.AttachIncomingAsync(this, helloFrame.Hello).ConfigureAwait(false) is { } conflict)
         {
             _copy = null;
-            return new(LinkErrorCode.RoleConflict, $"the copy of '{copy.Name}' on {copy.Host} is primary too; dual-primary is only for a migration handoff");
+            return new(LinkErrorCode.RoleConflict, conflict);
         }
 
         _protocol = helloFrame.Hello.Protocol;
@@ -256,6 +259,11 @@ public sealed partial class ReplicaSession : IDisposable
                 if (AcceptEpoch(volume, frame.Sync.Epoch) is { } staleBegin)
                 {
                     return staleBegin;
+                }
+
+                if (copy.Settings.Role == CopyRole.Primary)
+                {
+                    return new(LinkErrorCode.CannotSync, $"the copy of '{copy.Name}' on {copy.Host} is primary and cannot be a resync target; two primaries must be in step");
                 }
 
                 // From here the copy is a partial copy of the source's data until SyncEnd (GenerationRules).

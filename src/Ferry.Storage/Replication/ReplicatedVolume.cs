@@ -127,7 +127,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
             Peers = peers,
             FencedReason = _fencedReason,
             DirtyBytes = Bitmap.CountDirty() * Bitmap.BlockSize,
-            Incoming = role == CopyRole.Secondary ? Volatile.Read(ref _incoming)?.Status() : null,
+            Incoming = Volatile.Read(ref _incoming)?.Status(),
         };
     }
 
@@ -381,12 +381,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         try
         {
             var credits = await TakeCreditsAsync(ct).ConfigureAwait(false);
-            long range;
-            lock (_order)
-            {
-                range = _inFlight.Enter(change.Offset, change.Length);
-            }
-
+            long range = 0;
             var queued = false;
             AckWaiter? waiter = null;
             try
@@ -396,6 +391,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
                     Task? earlier;
                     lock (_order)
                     {
+                        range = range == 0 ? _inFlight.Enter(change.Offset, change.Length) : range;
                         earlier = _inFlight.Blocker(range);
                         if (earlier is null)
                         {
@@ -428,9 +424,12 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
             }
             finally
             {
-                lock (_order)
+                if (range != 0)
                 {
-                    _inFlight.Exit(range);
+                    lock (_order)
+                    {
+                        _inFlight.Exit(range);
+                    }
                 }
             }
 
@@ -742,12 +741,16 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
 
     // --- The secondary's side ---------------------------------------------------------------------------
 
-    /// <summary>Takes a link from a primary; a previous one (a primary that went away unnoticed) ends.</summary>
-    internal async Task<bool> AttachIncomingAsync(ReplicaSession session)
+    /// <summary>
+    /// Takes a link from a primary; a previous one (a primary that went away unnoticed) ends. A primary
+    /// copy takes one only as the other half of two primaries (<see cref="TwoPrimariesRefusal"/>). Null
+    /// when taken, otherwise why not.
+    /// </summary>
+    internal async Task<string?> AttachIncomingAsync(ReplicaSession session, HelloFrame hello)
     {
-        if (Settings.Role == CopyRole.Primary)
+        if (Settings.Role == CopyRole.Primary && TwoPrimariesRefusal(hello) is { } refusal)
         {
-            return false;
+            return refusal;
         }
 
         var previous = Interlocked.Exchange(ref _incoming, session);
@@ -756,10 +759,96 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
             await previous.StopAsync().ConfigureAwait(false);
         }
 
-        return true;
+        return null;
+    }
+
+    /// <summary>
+    /// Whether this primary may take a link from another primary: both allow two primaries, replicate
+    /// with protocol C and share the epoch (the second primary joined this one's rather than taking a newer).
+    /// </summary>
+    private string? TwoPrimariesRefusal(in HelloFrame hello)
+    {
+        if (!Settings.AllowTwoPrimaries)
+        {
+            return $"the copy of '{Name}' on {Host} is primary too; two primaries are only for a migration handoff (volume replicate --allow-two-primaries on both, then promote --dual)";
+        }
+
+        if (hello.Protocol != ReplicationProtocol.C || Settings.Protocol != ReplicationProtocol.C)
+        {
+            return $"two primaries of '{Name}' need protocol C on both copies";
+        }
+
+        if (hello.Epoch != Epoch)
+        {
+            return $"the other primary of '{Name}' is at epoch {hello.Epoch}, this one at {Epoch}: two primaries share one epoch";
+        }
+
+        return _peers.Any(p => p.WentOnWithoutPeer)
+            ? $"the copy of '{Name}' on {Host} went on writing without the other primary and had it marked Outdated; demote one of them"
+            : null;
     }
 
     internal void DetachIncoming(ReplicaSession session) => Interlocked.CompareExchange(ref _incoming, null, session);
+
+    /// <summary>
+    /// Under the ordering lock, as this primary starts to go on without its peer: if the peer is a second
+    /// primary, its link here ends and no new one is taken, so its next write must outdate this copy in
+    /// turn, which the authority refuses (this copy asked first) and the peer is fenced.
+    /// </summary>
+    internal void StopOtherPrimary()
+    {
+        if (Settings.Role == CopyRole.Primary && Volatile.Read(ref _incoming) is { } other)
+        {
+            _ = other.StopAsync();
+        }
+    }
+
+    /// <summary>
+    /// Makes this secondary a second primary beside the one replicating to it, for a live migration's
+    /// handoff: it keeps the primary's link and epoch and opens its own link back, so writes on either
+    /// copy reach the other before they complete. Only with protocol C, one peer, both copies allowing
+    /// two primaries and in step; the answer comes once the link back is up (or the promotion is undone).
+    /// </summary>
+    public async Task<Result<string>> PromoteSecondAsync(CancellationToken ct)
+    {
+        if (Settings.Role == CopyRole.Primary)
+        {
+            return FerryError.WrongState($"the copy of '{Name}' on {Host} is already primary (epoch {Epoch})");
+        }
+
+        if (!Settings.AllowTwoPrimaries || Settings.Peers.Count != 1 || Settings.Protocol != ReplicationProtocol.C)
+        {
+            return FerryError.WrongState(
+                $"two primaries of '{Name}' need exactly one peer, protocol C and --allow-two-primaries (ferry volume replicate) on both copies");
+        }
+
+        if (Volatile.Read(ref _incoming) is not { Connection: ConnectionState.Connected, Protocol: ReplicationProtocol.C } incoming
+            || Volume.Metadata.Current.Disk != DiskState.UpToDate)
+        {
+            return FerryError.WrongState($"the copy of '{Name}' on {Host} is not connected and in step with its primary over protocol C; wait for the resync (volume wait-sync on the primary)");
+        }
+
+        Settings = Settings with { Role = CopyRole.Primary };
+        StartPrimary();
+        var peer = _peers[0];
+        var deadline = Time.GetTimestamp();
+        while (peer.Status().Connection != ConnectionState.Connected)
+        {
+            var refused = peer.Status().Connection == ConnectionState.StandAlone;
+            if (refused || Time.GetElapsedTime(deadline) > TimeSpan.FromSeconds(15) || incoming.Connection != ConnectionState.Connected)
+            {
+                var why = peer.Status().Reason ?? "it did not come up";
+                Settings = Settings with { Role = CopyRole.Secondary };
+                await StopPrimaryAsync(ct).ConfigureAwait(false);
+                return FerryError.Unavailable($"the link from {Host} back to {peer.Peer.Host} did not come up, so '{Name}' stays secondary here: {why}");
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(20), Time, ct).ConfigureAwait(false);
+        }
+
+        LogSecondPrimary(_context.Logger, Name, peer.Peer.Host, Epoch);
+        return $"primary beside {peer.Peer.Host} at epoch {Epoch}: writes on either copy reach both; demote one to end the handoff";
+    }
 
     public async ValueTask DisposeAsync()
     {
@@ -799,6 +888,9 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
 
     [LoggerMessage(2304, LogLevel.Warning, "volume {VolumeId}: promotion forced: {Warning}")]
     private static partial void LogForced(ILogger logger, string volumeId, string warning);
+
+    [LoggerMessage(2306, LogLevel.Information, "volume {VolumeId}: primary beside {PeerHost} at epoch {Epoch} (two primaries)")]
+    private static partial void LogSecondPrimary(ILogger logger, string volumeId, string peerHost, ulong epoch);
 
     [LoggerMessage(2305, LogLevel.Information, "volume {VolumeId}: new data generation, {PeerHost} does not receive the writes")]
     private static partial void LogNewGeneration(ILogger logger, string volumeId, string peerHost);

@@ -23,5 +23,11 @@ public sealed record ReplicationSettings
     /// <summary>The most a resync may send per second (0: no limit); application I/O is favoured either way.</summary>
     public long ResyncRateLimit { get; init; }
 
+    /// <summary>
+    /// This copy may be primary beside its one peer for a live migration's handoff (protocol C only): as
+    /// primary it takes the other primary's link, as secondary it may be promoted with <c>--dual</c>.
+    /// </summary>
+    public bool AllowTwoPrimaries { get; init; }
+
     public static ReplicationSettings StandAlone { get; } = new();
 }

@@ -29,7 +29,7 @@ public sealed record CopyState(DiskState Disk, CopyRole Role, ConnectionState Co
     /// <summary>Bytes marked in the dirty bitmap: what some peer copy may lack.</summary>
     public long DirtyBytes { get; init; }
 
-    /// <summary>A secondary's link from its primary.</summary>
+    /// <summary>The link from a primary: a secondary's, or, with two primaries, the other primary's.</summary>
     public Ferry.Storage.Replication.IncomingStatus? Incoming { get; init; }
 }
 
