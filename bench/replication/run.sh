@@ -4,6 +4,7 @@
 # on loopback; then a full resync of 1 GiB from A to B against nbdcopy copying the same GiB from A's
 # export to a qemu-nbd export.
 # Usage: bench/replication/run.sh [SECONDS_PER_JOB]   (default 10). Prints a table with ratios.
+# FERRY_BENCH_DIR=/dev/shm puts both agents' data in memory, to measure Ferry rather than the disk.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 runtime=${1:-10}
@@ -16,7 +17,7 @@ command -v jq >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q
 # The build just made, run directly: ./ferry rebuilds whenever src/ changes, which would land inside a timing.
 ferry=(dotnet artifacts/ferry/ferry.dll)
 
-work=$(mktemp -d /tmp/ferry-bench-replication-XXXXXX)
+work=$(mktemp -d "${FERRY_BENCH_DIR:-/tmp}/ferry-bench-replication-XXXXXX")
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
