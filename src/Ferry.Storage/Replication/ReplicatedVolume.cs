@@ -264,6 +264,11 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
             return FerryError.WrongState($"the copy of '{Name}' on {Host} is secondary; verify from the primary");
         }
 
+        if (Volatile.Read(ref _incoming) is not null)
+        {
+            return FerryError.WrongState($"'{Name}' has two primaries (a migration handoff); verify once one of them is demoted");
+        }
+
         var links = peerHost is null ? _peers : [.. _peers.Where(p => p.Peer.Host == peerHost)];
         if (links.Length == 0)
         {
@@ -391,7 +396,11 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
                     Task? earlier;
                     lock (_order)
                     {
-                        range = range == 0 ? _inFlight.Enter(change.Offset, change.Length) : range;
+                        if (range == 0)
+                        {
+                            range = _inFlight.Enter(change.Offset, change.Length);
+                        }
+
                         earlier = _inFlight.Blocker(range);
                         if (earlier is null)
                         {
@@ -831,11 +840,11 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         Settings = Settings with { Role = CopyRole.Primary };
         StartPrimary();
         var peer = _peers[0];
-        var deadline = Time.GetTimestamp();
+        var started = Time.GetTimestamp();
         while (peer.Status().Connection != ConnectionState.Connected)
         {
             var refused = peer.Status().Connection == ConnectionState.StandAlone;
-            if (refused || Time.GetElapsedTime(deadline) > TimeSpan.FromSeconds(15) || incoming.Connection != ConnectionState.Connected)
+            if (refused || Time.GetElapsedTime(started) > TimeSpan.FromSeconds(15) || incoming.Connection != ConnectionState.Connected)
             {
                 var why = peer.Status().Reason ?? "it did not come up";
                 Settings = Settings with { Role = CopyRole.Secondary };
@@ -889,9 +898,9 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
     [LoggerMessage(2304, LogLevel.Warning, "volume {VolumeId}: promotion forced: {Warning}")]
     private static partial void LogForced(ILogger logger, string volumeId, string warning);
 
-    [LoggerMessage(2306, LogLevel.Information, "volume {VolumeId}: primary beside {PeerHost} at epoch {Epoch} (two primaries)")]
-    private static partial void LogSecondPrimary(ILogger logger, string volumeId, string peerHost, ulong epoch);
-
     [LoggerMessage(2305, LogLevel.Information, "volume {VolumeId}: new data generation, {PeerHost} does not receive the writes")]
     private static partial void LogNewGeneration(ILogger logger, string volumeId, string peerHost);
+
+    [LoggerMessage(2306, LogLevel.Information, "volume {VolumeId}: primary beside {PeerHost} at epoch {Epoch} (two primaries)")]
+    private static partial void LogSecondPrimary(ILogger logger, string volumeId, string peerHost, ulong epoch);
 }
