@@ -179,15 +179,11 @@ public sealed class FileBlockDevice : IBlockDevice, IDisposable
     /// <summary>Whether the whole range is a hole (reads as zeroes, holds no data); synchronous, for replication's ordering lock.</summary>
     public bool IsHole(long offset, long length)
     {
-        Span<AllocationExtent> first = stackalloc AllocationExtent[1];
-        try
-        {
-            return Map(offset, length, first) == 1 && (first[0].Flags & AllocationFlags.Hole) != 0 && first[0].Length >= Math.Min(length, Size - offset);
-        }
-        catch (IOException e)
-        {
-            throw Translate(e, "map");
-        }
+        // SEEK_DATA alone answers it. SEEK_HOLE would find where the data ends, which on some file
+        // systems (tmpfs) means walking every page up to the next hole: for a full file, its whole length.
+        var end = Math.Min(offset + length, Size);
+        var data = LinuxFile.Lseek(_handle, offset, LinuxFile.SeekData);
+        return data == -LinuxFile.ENxio || data >= end;
     }
 
     /// <summary>Grows (sparsely) or shrinks the file, durably; connections negotiated before keep their size.</summary>

@@ -180,4 +180,16 @@ public sealed class FileBlockDeviceTests : IDisposable
     {
         Assert.Throws<FileNotFoundException>(() => FileBlockDevice.Open(Path.Combine(_dir.Path, "missing.img"), readOnly: false));
     }
+
+    [Fact]
+    public async Task A_range_is_a_hole_only_where_no_data_was_written()
+    {
+        await _device.WriteAsync(1 << 20, Pattern(4096, 1), fua: false, CancellationToken.None);
+
+        Assert.True(_device.IsHole(0, 1 << 20));
+        Assert.False(_device.IsHole(0, (1 << 20) + 4096));
+        Assert.False(_device.IsHole(1 << 20, 4096));
+        Assert.True(_device.IsHole(2 << 20, 1 << 20));
+        Assert.True(_device.IsHole(Size - 4096, 1 << 20)); // past the end counts as hole
+    }
 }
