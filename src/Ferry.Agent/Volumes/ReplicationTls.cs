@@ -51,14 +51,10 @@ internal sealed class ReplicationTls : IDisposable
     }
 
     /// <summary>The primary's end: the copy on <paramref name="peerHost"/> must prove it is that host.</summary>
-    public async Task<Stream> ClientAsync(Stream inner, string peerHost, CancellationToken ct)
-    {
-        var tls = new SslStream(inner, leaveInnerStreamOpen: false);
-        try
-        {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            timeout.CancelAfter(HandshakeTimeout);
-            await tls.AuthenticateAsClientAsync(
+    public Task<Stream> ClientAsync(Stream inner, string peerHost, CancellationToken ct) =>
+        AuthenticateAsync(
+            inner,
+            (tls, timeout) => tls.AuthenticateAsClientAsync(
                 new SslClientAuthenticationOptions
                 {
                     TargetHost = peerHost,
@@ -66,30 +62,15 @@ internal sealed class ReplicationTls : IDisposable
                     CertificateChainPolicy = ChainPolicy(),
                     EnabledSslProtocols = SslProtocols.Tls13,
                 },
-                timeout.Token).ConfigureAwait(false);
-            return tls;
-        }
-        catch (Exception e) when (e is AuthenticationException or OperationCanceledException && !ct.IsCancellationRequested)
-        {
-            await tls.DisposeAsync().ConfigureAwait(false);
-            throw new IOException($"TLS with {peerHost} failed: {e.Message}", e);
-        }
-        catch
-        {
-            await tls.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
-    }
+                timeout),
+            $"TLS with {peerHost} failed",
+            ct);
 
     /// <summary>The copy's end: the primary must present a certificate of this cluster.</summary>
-    public async Task<Stream> ServerAsync(Stream inner, CancellationToken ct)
-    {
-        var tls = new SslStream(inner, leaveInnerStreamOpen: false);
-        try
-        {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            timeout.CancelAfter(HandshakeTimeout);
-            await tls.AuthenticateAsServerAsync(
+    public Task<Stream> ServerAsync(Stream inner, CancellationToken ct) =>
+        AuthenticateAsync(
+            inner,
+            (tls, timeout) => tls.AuthenticateAsServerAsync(
                 new SslServerAuthenticationOptions
                 {
                     ServerCertificateContext = _context,
@@ -97,13 +78,25 @@ internal sealed class ReplicationTls : IDisposable
                     CertificateChainPolicy = ChainPolicy(),
                     EnabledSslProtocols = SslProtocols.Tls13,
                 },
-                timeout.Token).ConfigureAwait(false);
+                timeout),
+            "TLS handshake failed",
+            ct);
+
+    /// <summary>Runs one end's handshake within <see cref="HandshakeTimeout"/>; a refused or stalled peer becomes an IOException.</summary>
+    private static async Task<Stream> AuthenticateAsync(Stream inner, Func<SslStream, CancellationToken, Task> handshake, string failure, CancellationToken ct)
+    {
+        var tls = new SslStream(inner, leaveInnerStreamOpen: false);
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(HandshakeTimeout);
+            await handshake(tls, timeout.Token).ConfigureAwait(false);
             return tls;
         }
         catch (Exception e) when (e is AuthenticationException or OperationCanceledException && !ct.IsCancellationRequested)
         {
             await tls.DisposeAsync().ConfigureAwait(false);
-            throw new IOException($"TLS handshake failed: {e.Message}", e);
+            throw new IOException($"{failure}: {e.Message}", e);
         }
         catch
         {

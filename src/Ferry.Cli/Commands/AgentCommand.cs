@@ -37,7 +37,7 @@ internal static class AgentCommand
                 return CliContext.Fail(FerryError.InvalidArgument($"invalid --nbd-listen '{address}': give ADDRESS:PORT, e.g. 127.0.0.1:10809"));
             }
 
-            if (parse.GetValue(replicationCert) is null != parse.GetValue(replicationCa) is null)
+            if ((parse.GetValue(replicationCert) is null) != (parse.GetValue(replicationCa) is null))
             {
                 return CliContext.Fail(FerryError.InvalidArgument(
                     "replication over TLS needs both --replication-tls-cert (this host's certificate) and --replication-tls-ca (the authority peers' certificates chain to)"));
