@@ -1,0 +1,22 @@
+namespace Ferry.Cluster.State;
+
+public enum HostRole
+{
+    /// <summary>Votes, runs VMs and holds volume copies.</summary>
+    Member,
+
+    /// <summary>Votes and holds nothing else: the tie-breaker of a two-host cluster.</summary>
+    Witness,
+}
+
+/// <summary>A host of the cluster and where the others reach it.</summary>
+/// <param name="ConsensusAddress">host:port of its consensus (Raft) endpoint.</param>
+/// <param name="ApiAddress">Base URL of its REST API.</param>
+/// <param name="ReplicationAddress">host:port where primaries connect to its volume copies (none on a witness).</param>
+public sealed record HostRecord(
+    string Name,
+    string ConsensusAddress,
+    string ApiAddress,
+    string? ReplicationAddress,
+    HostRole Role,
+    DateTimeOffset JoinedAt);

@@ -1,0 +1,103 @@
+using Ferry.Hypervisor;
+
+namespace Ferry.Cluster.State;
+
+/// <summary>Declares a VM, stopped and unplaced. Its volume disks must exist.</summary>
+public sealed record DefineVm(VmSpec Spec) : ClusterCommand
+{
+    public override string? VmSubject => Spec.Name;
+
+    internal override Result<StateChange> Execute(ClusterState state)
+    {
+        if (!ResourceName.IsValid(Spec.Name))
+        {
+            return FerryError.InvalidArgument($"invalid VM name '{Spec.Name}': {ResourceName.Rule}");
+        }
+
+        if (state.Vms.ContainsKey(Spec.Name))
+        {
+            return FerryError.Conflict($"a VM named '{Spec.Name}' already exists");
+        }
+
+        if (Spec.Disks.FirstOrDefault(d => d.Volume is { } v && !state.Volumes.ContainsKey(v)) is { } missing)
+        {
+            return FerryError.NotFound($"VM '{Spec.Name}' uses volume '{missing.Volume}', which does not exist");
+        }
+
+        return new StateChange(state with { Vms = state.Vms.Add(Spec.Name, new VmRecord(Spec, VmDesiredState.Stopped, null, At)) }, $"VM {Spec.Name} defined");
+    }
+}
+
+/// <summary>Whether the VM should run. Repeating it changes nothing.</summary>
+public sealed record SetVmDesiredState(string Name, VmDesiredState Desired) : ClusterCommand
+{
+    public override string? VmSubject => Name;
+
+    internal override Result<StateChange> Execute(ClusterState state)
+    {
+        if (state.Vm(Name) is not { } vm)
+        {
+            return VmChecks.Unknown(Name);
+        }
+
+        return new StateChange(state with { Vms = state.Vms.SetItem(Name, vm with { Desired = Desired }) }, $"VM {Name} should be {FerryJson.Name(Desired)}");
+    }
+}
+
+/// <summary>Places the VM on one host (or none). A VM runs only on the host it is placed on.</summary>
+public sealed record PlaceVm(string Name, string? Host) : ClusterCommand
+{
+    public override string? HostSubject => Host;
+
+    public override string? VmSubject => Name;
+
+    internal override Result<StateChange> Execute(ClusterState state)
+    {
+        if (state.Vm(Name) is not { } vm)
+        {
+            return VmChecks.Unknown(Name);
+        }
+
+        if (Host is not null)
+        {
+            if (state.Host(Host) is not { } host)
+            {
+                return FerryError.NotFound($"no host named '{Host}' in the cluster");
+            }
+
+            if (host.Role == HostRole.Witness)
+            {
+                return FerryError.InvalidArgument($"host '{Host}' is a witness and runs no VMs");
+            }
+        }
+
+        return new StateChange(state with { Vms = state.Vms.SetItem(Name, vm with { Host = Host }) },
+            Host is null ? $"VM {Name} unplaced" : $"VM {Name} placed on {Host}");
+    }
+}
+
+/// <summary>Forgets a VM; refused unless it is meant to be stopped.</summary>
+public sealed record DeleteVm(string Name) : ClusterCommand
+{
+    public override string? VmSubject => Name;
+
+    internal override Result<StateChange> Execute(ClusterState state)
+    {
+        if (state.Vm(Name) is not { } vm)
+        {
+            return VmChecks.Unknown(Name);
+        }
+
+        if (vm.Desired != VmDesiredState.Stopped)
+        {
+            return FerryError.WrongState($"VM '{Name}' should be running: stop it first");
+        }
+
+        return new StateChange(state with { Vms = state.Vms.Remove(Name) }, $"VM {Name} deleted");
+    }
+}
+
+internal static class VmChecks
+{
+    public static FerryError Unknown(string name) => FerryError.NotFound($"no VM named '{name}'");
+}

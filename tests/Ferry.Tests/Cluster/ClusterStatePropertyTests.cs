@@ -1,0 +1,113 @@
+using System.Text.Json;
+using CsCheck;
+using Ferry.Cluster.State;
+using static Ferry.Tests.Cluster.ClusterFixtures;
+
+namespace Ferry.Tests.Cluster;
+
+/// <summary>Random command sequences over a few names; the invariants hold after every command.</summary>
+public class ClusterStatePropertyTests
+{
+    private static readonly string[] HostNames = ["a", "b", "c", "d", "w"];
+    private static readonly string[] VolumeNames = ["v1", "v2"];
+    private static readonly string[] VmNames = ["m1", "m2"];
+    private static readonly string[] Tokens = ["t1", "t2", "t3"];
+
+    private static readonly Gen<string> AnyHost = Gen.OneOf(HostNames);
+    private static readonly Gen<string> AnyVolume = Gen.OneOf(VolumeNames);
+    private static readonly Gen<string> AnyVm = Gen.OneOf(VmNames);
+    private static readonly Gen<string> AnyToken = Gen.OneOf(Tokens);
+
+    private static readonly Gen<ClusterCommand> Command = Gen.OneOf<ClusterCommand>(
+        Gen.Select(AnyToken, Gen.Int[-5, 30], (t, minutes) => (ClusterCommand)new IssueJoinToken(t, "secret-" + t, T0.AddMinutes(minutes))),
+        Gen.Select(AnyToken, Gen.Bool, AnyHost, (t, right, h) => (ClusterCommand)new JoinHost(t, right ? "secret-" + t : "wrong", Host(h, h == "w" ? HostRole.Witness : HostRole.Member))),
+        Gen.Select(AnyHost, Gen.Bool, (h, force) => (ClusterCommand)new RemoveHost(h, force)),
+        Gen.Select(AnyVolume, AnyHost.Array[0, 3], (v, hosts) => (ClusterCommand)new CreateVolume(v, Guid.Empty, 1 << 20, [.. hosts])),
+        AnyVolume.Select(v => (ClusterCommand)new DeleteVolume(v)),
+        Gen.Select(AnyVolume, AnyHost, Gen.Bool, (v, h, force) => (ClusterCommand)new PromoteCopy(v, h, force)),
+        Gen.Select(AnyVolume, AnyHost, (v, h) => (ClusterCommand)new DemoteCopy(v, h)),
+        Gen.Select(AnyVolume, AnyHost, AnyHost, Gen.ULong[0, 4], (v, peer, by, epoch) => (ClusterCommand)new OutdateCopy(v, peer, by, epoch)),
+        Gen.Select(AnyVolume, AnyHost, (v, h) => (ClusterCommand)new ClearOutdated(v, h)),
+        Gen.Select(AnyVm, AnyVolume.Array[0, 2], (m, vols) => (ClusterCommand)Vm(m, vols)),
+        Gen.Select(AnyVm, Gen.Bool, (m, run) => (ClusterCommand)new SetVmDesiredState(m, run ? VmDesiredState.Running : VmDesiredState.Stopped)),
+        Gen.Select(AnyVm, AnyHost, Gen.Bool, (m, h, none) => (ClusterCommand)new PlaceVm(m, none ? null : h)),
+        AnyVm.Select(m => (ClusterCommand)new DeleteVm(m)));
+
+    /// <summary>A sequence of commands one minute apart, after the cluster was created on host a.</summary>
+    private static readonly Gen<ClusterCommand[]> Sequence = Command.Array[1, 60].Select(commands =>
+        commands.Select((c, i) => c with { At = T0.AddMinutes(i) }).Prepend(new InitializeCluster(Guid.Empty, "lab", "CA", Host("a")) { At = T0 }).ToArray());
+
+    [Fact]
+    public void Invariants_hold_after_every_command() =>
+        Sequence.Sample(commands =>
+        {
+            var state = ClusterState.Empty;
+            foreach (var command in commands)
+            {
+                var (next, outcome) = ClusterStateMachine.Apply(state, command);
+                if (!outcome.IsOk)
+                {
+                    Assert.Equal(Content(state), Content(next));
+                }
+
+                CheckInvariants(state, next);
+                state = next;
+            }
+        }, iter: 400);
+
+    [Fact]
+    public void Replicas_that_apply_the_same_commands_hold_the_same_state_and_a_snapshot_restores_it() =>
+        Sequence.Sample(commands =>
+        {
+            var one = commands.Aggregate(ClusterState.Empty, (s, c) => ClusterStateMachine.Apply(s, c).State);
+            var other = commands.Aggregate(ClusterState.Empty, (s, c) => ClusterStateMachine.Apply(s, Roundtrip(c)).State);
+            var json = JsonSerializer.Serialize(one, FerryJson.Options);
+            Assert.Equal(json, JsonSerializer.Serialize(other, FerryJson.Options));
+
+            var restored = JsonSerializer.Deserialize<ClusterState>(json, FerryJson.Options)!;
+            Assert.Equal(json, JsonSerializer.Serialize(restored, FerryJson.Options));
+        }, iter: 200);
+
+    [Fact]
+    public void Applying_every_command_twice_is_the_same_as_applying_it_once() =>
+        Sequence.Sample(commands =>
+        {
+            var once = commands.Aggregate(ClusterState.Empty, (s, c) => ClusterStateMachine.Apply(s, c).State);
+            var twice = commands.Aggregate(ClusterState.Empty, (s, c) => ClusterStateMachine.Apply(ClusterStateMachine.Apply(s, c).State, c).State);
+            Assert.Equal(JsonSerializer.Serialize(once, FerryJson.Options), JsonSerializer.Serialize(twice, FerryJson.Options));
+        }, iter: 200);
+
+    private static ClusterCommand Roundtrip(ClusterCommand command) =>
+        JsonSerializer.Deserialize<ClusterCommand>(JsonSerializer.Serialize(command, FerryJson.Options), FerryJson.Options)!;
+
+    private static void CheckInvariants(ClusterState before, ClusterState after)
+    {
+        Assert.NotEmpty(after.Hosts);
+        foreach (var volume in after.Volumes.Values)
+        {
+            // One primary per volume, and it holds a copy; epochs only grow.
+            Assert.True(volume.Primary is null || volume.Hosts.Contains(volume.Primary), $"{volume.Name}: primary {volume.Primary} holds no copy");
+            Assert.All(volume.Outdated.Keys, h => Assert.Contains(h, volume.Hosts));
+            Assert.All(volume.Hosts, h => Assert.Equal(HostRole.Member, after.Hosts[h].Role));
+            if (before.Volume(volume.Name) is { } earlier && earlier.Id == volume.Id)
+            {
+                Assert.True(volume.Epoch >= earlier.Epoch, $"{volume.Name}: epoch went from {earlier.Epoch} to {volume.Epoch}");
+            }
+        }
+
+        foreach (var vm in after.Vms.Values)
+        {
+            // A VM is placed on at most one host, and it is a member that exists.
+            Assert.True(vm.Host is null || after.Host(vm.Host) is { Role: HostRole.Member }, $"{vm.Name} placed on {vm.Host}");
+            Assert.All(vm.Spec.Disks, d => Assert.True(d.Volume is null || after.Volumes.ContainsKey(d.Volume)));
+        }
+
+        foreach (var token in before.Tokens.Values.Where(t => t.UsedBy is not null))
+        {
+            // A used token is never used again.
+            Assert.True(!after.Tokens.TryGetValue(token.Id, out var now) || now.UsedBy == token.UsedBy || now.SecretHash != token.SecretHash);
+        }
+
+        Assert.Equal(after.Hosts.Count, after.Hosts.Values.Select(h => h.ConsensusAddress).Distinct().Count());
+    }
+}
