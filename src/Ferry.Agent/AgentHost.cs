@@ -1,4 +1,5 @@
 using Ferry.Agent.Api;
+using Ferry.Agent.Cluster;
 using Ferry.Agent.Events;
 using Ferry.Agent.Vms;
 using Ferry.Agent.Volumes;
@@ -6,6 +7,7 @@ using Ferry.Storage.Nbd;
 using Ferry.Storage.Volumes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -20,7 +22,28 @@ public static class AgentHost
     {
         Directory.CreateDirectory(options.DataDirectory);
         var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls(options.Listen);
+        var local = new Uri(options.Listen);
+        var peer = System.Net.IPEndPoint.Parse(options.PeerListen);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            if (local.IsLoopback && local.Host == "localhost")
+            {
+                kestrel.ListenLocalhost(local.Port);
+            }
+            else
+            {
+                kestrel.Listen(System.Net.IPAddress.Parse(local.Host), local.Port);
+            }
+
+            // The peer API: HTTPS with this host's cluster certificate (none until it is in a cluster, so no
+            // handshake succeeds before then); a client certificate is optional here and required by the routes.
+            kestrel.Listen(peer, listen => listen.UseHttps(https =>
+            {
+                https.ServerCertificateSelector = (_, _) => kestrel.ApplicationServices.GetRequiredService<ClusterService>().HostCertificate;
+                https.ClientCertificateMode = ClientCertificateMode.AllowCertificate;
+                https.ClientCertificateValidation = (certificate, _, _) => kestrel.ApplicationServices.GetRequiredService<ClusterService>().Accepts(certificate);
+            }));
+        });
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o =>
         {
@@ -43,6 +66,8 @@ public static class AgentHost
         builder.Services.AddSingleton<VolumeReplication>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<VolumeReplication>());
         builder.Services.AddHostedService<NbdService>();
+        builder.Services.AddSingleton<ClusterService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterService>());
 
         await using var app = builder.Build();
         app.UseExceptionHandler();
@@ -50,6 +75,7 @@ public static class AgentHost
         app.MapOpenApi();
         VmEndpoints.Map(app);
         VolumeEndpoints.Map(app);
+        ClusterEndpoints.Map(app, $"*:{peer.Port}");
 
         var manager = app.Services.GetRequiredService<VmManager>();
         await manager.InitializeAsync(ct).ConfigureAwait(false);

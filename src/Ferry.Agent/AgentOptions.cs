@@ -54,6 +54,14 @@ public sealed record AgentOptions
 
     public string AuthorityFile => ReplicationAuthority ?? Path.Combine(DataDirectory, "replication-authority.json");
 
+    /// <summary>IP:port of this host's consensus (Raft) endpoint, as other hosts reach it.</summary>
+    public string ConsensusListen { get; init; } = "127.0.0.1:7470";
+
+    /// <summary>IP:port of this host's peer API (HTTPS with cluster certificates), as other hosts reach it.</summary>
+    public string PeerListen { get; init; } = "127.0.0.1:7471";
+
+    public Ferry.Cluster.Consensus.ConsensusTiming ConsensusTiming { get; init; } = new();
+
     /// <summary>PEM private key of <see cref="NbdTlsCertificate"/> (null: the key is in the certificate file).</summary>
     public string? NbdTlsKey { get; init; }
 }

@@ -24,4 +24,22 @@ internal static partial class Log
 
     [LoggerMessage(1005, LogLevel.Information, "agent listening on {Address}, data in {DataDirectory}")]
     public static partial void Listening(ILogger logger, string address, string dataDirectory);
+
+    [LoggerMessage(1100, LogLevel.Information, "cluster {ClusterName} ({ClusterId}) created with host {HostId}")]
+    public static partial void ClusterCreated(ILogger logger, string clusterName, Guid clusterId, string hostId);
+
+    [LoggerMessage(1101, LogLevel.Information, "host {HostId} joined cluster {ClusterName}")]
+    public static partial void HostJoined(ILogger logger, string hostId, string clusterName);
+
+    [LoggerMessage(1102, LogLevel.Warning, "join of host {HostId} refused: {Reason}")]
+    public static partial void JoinRefused(ILogger logger, string hostId, string reason);
+
+    [LoggerMessage(1103, LogLevel.Information, "host {HostId}: leader -> {Leader}")]
+    public static partial void LeaderChanged(ILogger logger, string leader, string hostId);
+
+    [LoggerMessage(1104, LogLevel.Information, "host {HostId}: consensus of cluster {ClusterName} on {Address}")]
+    public static partial void ConsensusStarted(ILogger logger, string clusterName, string hostId, string address);
+
+    [LoggerMessage(1105, LogLevel.Warning, "host {HostId} was removed from the cluster: consensus stopped, membership set aside")]
+    public static partial void HostRemoved(ILogger logger, string hostId);
 }

@@ -6,6 +6,7 @@ using System.Text.Json;
 using Ferry.Agent.Api;
 using Ferry.Agent.Events;
 using Ferry.Agent.Vms;
+using Ferry.Cluster.State;
 using Ferry.Hypervisor;
 using Ferry.Storage.Volumes;
 
@@ -58,6 +59,23 @@ public sealed class AgentClient : IDisposable
 
     public Task<Result<FerryEvent[]>> EventsAsync(string? vm, CancellationToken ct) =>
         SendAsync<FerryEvent[]>(HttpMethod.Get, "api/v1/events" + (vm is null ? string.Empty : $"?vm={Uri.EscapeDataString(vm)}"), null, ct);
+
+    public Task<Result<ClusterStatusView>> InitClusterAsync(InitClusterRequest request, CancellationToken ct) =>
+        SendAsync<ClusterStatusView>(HttpMethod.Post, "api/v1/cluster/init", request, ct);
+
+    public Task<Result<JoinTokenView>> JoinTokenAsync(JoinTokenRequest request, CancellationToken ct) =>
+        SendAsync<JoinTokenView>(HttpMethod.Post, "api/v1/cluster/join-tokens", request, ct);
+
+    public Task<Result<ClusterStatusView>> JoinClusterAsync(JoinClusterRequest request, CancellationToken ct) =>
+        SendAsync<ClusterStatusView>(HttpMethod.Post, "api/v1/cluster/join", request, ct);
+
+    public Task<Result<ClusterStatusView>> ClusterStatusAsync(bool local, CancellationToken ct) =>
+        SendAsync<ClusterStatusView>(HttpMethod.Get, "api/v1/cluster/status" + (local ? "?local=true" : ""), null, ct);
+
+    public Task<Result<ClusterEvent[]>> ClusterEventsAsync(CancellationToken ct) => SendAsync<ClusterEvent[]>(HttpMethod.Get, "api/v1/cluster/events", null, ct);
+
+    public Task<Result<ClusterStatusView>> RemoveHostAsync(string name, bool force, CancellationToken ct) =>
+        SendAsync<ClusterStatusView>(HttpMethod.Delete, $"api/v1/cluster/hosts/{Uri.EscapeDataString(name)}" + (force ? "?force=true" : ""), null, ct);
 
     /// <summary>Opens a streaming GET (console, followed events); the caller reads and disposes the stream.</summary>
     public async Task<Result<Stream>> OpenStreamAsync(string path, CancellationToken ct)

@@ -11,6 +11,8 @@ var root = new RootCommand("Ferry: highly available VMs on mirrored disks")
 root.Subcommands.Add(AgentCommand.Build());
 root.Subcommands.Add(VmCommands.Build());
 root.Subcommands.Add(VolumeCommands.Build());
+root.Subcommands.Add(ClusterCommands.BuildCluster());
+root.Subcommands.Add(ClusterCommands.BuildNode());
 
 var parse = root.Parse(args);
 if (parse.Errors.Count > 0)

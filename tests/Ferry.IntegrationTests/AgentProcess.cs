@@ -14,6 +14,7 @@ public sealed class AgentProcess : IAsyncDisposable
     private readonly string[] _extraArgs;
     private readonly bool _ownsDataDirectory;
     private Process? _process;
+    private string[]? _peerArgs;
     private readonly System.Text.StringBuilder _log = new();
 
     private AgentProcess(string dataDirectory, int port, string[] extraArgs, bool ownsDataDirectory)
@@ -62,7 +63,9 @@ public sealed class AgentProcess : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in (string[])[Repo.FerryDll, "agent", "--data", DataDirectory, "--listen", Url, .. _extraArgs])
+        // Every agent serves a peer API; tests give each its own port unless they choose one.
+        _peerArgs ??= _extraArgs.Contains("--peer-listen") ? [] : ["--peer-listen", $"127.0.0.1:{Processes.FreeTcpPort()}"];
+        foreach (var arg in (string[])[Repo.FerryDll, "agent", "--data", DataDirectory, "--listen", Url, .. _peerArgs, .. _extraArgs])
         {
             info.ArgumentList.Add(arg);
         }

@@ -15,7 +15,7 @@ internal static class JsonBody
                 ? value
                 : FerryError.InvalidArgument($"invalid {what}: the body is empty");
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or NotSupportedException)
         {
             return FerryError.InvalidArgument($"invalid {what}: {e.Message}");
         }

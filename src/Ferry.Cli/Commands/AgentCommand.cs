@@ -22,9 +22,11 @@ internal static class AgentCommand
         var replicationKey = new Option<string?>("--replication-tls-key") { Description = "PEM private key for --replication-tls-cert (if not in the same file)" };
         var replicationCa = new Option<string?>("--replication-tls-ca") { Description = "PEM certificate authority that peers' replication certificates must chain to" };
         var authority = new Option<string?>("--replication-authority") { Description = "File recording granted epochs and Outdated copies (default: in the data directory)" };
+        var consensusListen = new Option<string>("--consensus-listen") { Description = "IP:PORT of this host's consensus endpoint, as other hosts reach it", DefaultValueFactory = _ => "127.0.0.1:7470" };
+        var peerListen = new Option<string>("--peer-listen") { Description = "IP:PORT of this host's peer API (HTTPS, cluster certificates), as other hosts reach it", DefaultValueFactory = _ => "127.0.0.1:7471" };
         var stopTimeout = new Option<int>("--stop-timeout") { Description = "Seconds a graceful stop waits for the guest", DefaultValueFactory = _ => 30 };
 
-        var command = new Command("agent", "Run the Ferry agent on this host") { data, listen, qemu, accel, nbdListen, nbdCert, nbdKey, hostName, replicationListen, replicationCert, replicationKey, replicationCa, authority, stopTimeout };
+        var command = new Command("agent", "Run the Ferry agent on this host") { data, listen, qemu, accel, nbdListen, nbdCert, nbdKey, hostName, replicationListen, replicationCert, replicationKey, replicationCa, authority, consensusListen, peerListen, stopTimeout };
         command.SetAction(async (parse, ct) =>
         {
             if (parse.GetValue(stopTimeout) is var seconds and (< 1 or > 3600))
@@ -35,6 +37,14 @@ internal static class AgentCommand
             if (parse.GetValue(nbdListen) is { } address && !System.Net.IPEndPoint.TryParse(address, out _))
             {
                 return CliContext.Fail(FerryError.InvalidArgument($"invalid --nbd-listen '{address}': give ADDRESS:PORT, e.g. 127.0.0.1:10809"));
+            }
+
+            foreach (var (name, value) in new[] { ("--consensus-listen", parse.GetValue(consensusListen)!), ("--peer-listen", parse.GetValue(peerListen)!) })
+            {
+                if (!System.Net.IPEndPoint.TryParse(value, out var endpoint) || endpoint.Port == 0)
+                {
+                    return CliContext.Fail(FerryError.InvalidArgument($"invalid {name} '{value}': give IP:PORT, e.g. 10.0.0.1:7470"));
+                }
             }
 
             if ((parse.GetValue(replicationCert) is null) != (parse.GetValue(replicationCa) is null))
@@ -67,6 +77,8 @@ internal static class AgentCommand
                 ReplicationTlsCertificate = FullPath(parse.GetValue(replicationCert)),
                 ReplicationTlsKey = FullPath(parse.GetValue(replicationKey)),
                 ReplicationTlsAuthority = FullPath(parse.GetValue(replicationCa)),
+                ConsensusListen = parse.GetValue(consensusListen)!,
+                PeerListen = parse.GetValue(peerListen)!,
             };
             await AgentHost.RunAsync(options, ct).ConfigureAwait(false);
             return ExitCodes.Ok;

@@ -1,0 +1,62 @@
+using Ferry.Agent.Cluster;
+using Ferry.Cluster.State;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Ferry.Agent.Api;
+
+/// <summary>
+/// The cluster routes: /api/v1/cluster for users (the local API), /peer for other hosts (the peer API,
+/// HTTPS; everything but the two join steps needs a client certificate of the cluster).
+/// </summary>
+internal static class ClusterEndpoints
+{
+    public static void Map(IEndpointRouteBuilder app, string peerHost)
+    {
+        var cluster = app.MapGroup("/api/v1/cluster").WithTags("Cluster");
+        cluster.MapPost("/init", async (HttpRequest request, ClusterService c, CancellationToken ct) =>
+            await WithBodyAsync<InitClusterRequest, ClusterStatusView>(request, "cluster init request", body => c.InitAsync(body, ct), ct));
+        cluster.MapPost("/join-tokens", async (HttpRequest request, ClusterService c, CancellationToken ct) =>
+            await WithBodyAsync<JoinTokenRequest, JoinTokenView>(request, "join token request", body =>
+                body.ValidMinutes is { } minutes and (< 1 or > 7 * 24 * 60)
+                    ? Task.FromResult<Result<JoinTokenView>>(FerryError.InvalidArgument($"invalid validity {minutes} minutes: give 1 minute to 7 days"))
+                    : c.IssueTokenAsync(body.ValidMinutes is { } m ? TimeSpan.FromMinutes(m) : ClusterService.DefaultTokenLifetime, ct), ct));
+        cluster.MapPost("/join", async (HttpRequest request, ClusterService c, CancellationToken ct) =>
+            await WithBodyAsync<JoinClusterRequest, ClusterStatusView>(request, "join request", body => c.JoinAsync(body, ct), ct));
+        cluster.MapGet("/status", async (bool? local, ClusterService c, CancellationToken ct) => ApiResults.From(await c.StatusAsync(local ?? false, ct)));
+        cluster.MapGet("/events", (ClusterService c) => c.Node is { } node
+            ? Results.Json(node.State.Events, FerryJson.Options)
+            : ApiResults.Problem(FerryError.WrongState("this host is not part of a cluster")));
+        cluster.MapDelete("/hosts/{name}", async (string name, bool? force, ClusterService c, CancellationToken ct) =>
+            ApiResults.From(await c.RemoveAsync(new PeerHostRequest(name, force ?? false), ct)));
+
+        var peer = app.MapGroup("/peer").RequireHost(peerHost).WithTags("Peer");
+        peer.MapGet("/authority", (ClusterService c) => c.AuthorityPem is { } pem
+            ? Results.Json(new AuthorityView(pem), FerryJson.Options)
+            : ApiResults.Problem(FerryError.WrongState("this host is not part of a cluster")));
+        peer.MapPost("/join", async (HttpRequest request, ClusterService c, CancellationToken ct) =>
+            await WithBodyAsync<PeerJoinRequest, PeerJoinResponse>(request, "join request", body => c.AnswerJoinAsync(body, ct), ct));
+
+        var members = peer.MapGroup("").AddEndpointFilter(RequireClusterCertificate);
+        members.MapPost("/commands", async (HttpRequest request, ClusterService c, CancellationToken ct) =>
+            await WithBodyAsync<ClusterCommand, CommandOutcome>(request, "command", body => c.ProposeAsync(body, ct), ct));
+        members.MapPost("/members", async (HttpRequest request, ClusterService c, CancellationToken ct) =>
+            await WithBodyAsync<PeerHostRequest, HostStatusView>(request, "member request", body => c.AdmitAsync(body, ct), ct));
+        members.MapPost("/remove", async (HttpRequest request, ClusterService c, CancellationToken ct) =>
+            await WithBodyAsync<PeerHostRequest, ClusterStatusView>(request, "remove request", body => c.RemoveAsync(body, ct), ct));
+        members.MapGet("/status", async (ClusterService c, CancellationToken ct) => ApiResults.From(await c.StatusAsync(local: true, ct)));
+    }
+
+    // Kestrel already refused certificates that do not chain to the cluster authority; here, a missing one is refused.
+    private static async ValueTask<object?> RequireClusterCertificate(EndpointFilterInvocationContext context, EndpointFilterDelegate next) =>
+        context.HttpContext.Connection.ClientCertificate is null
+            ? ApiResults.Problem(new FerryError(ErrorCode.WrongState, "this route is for hosts of the cluster: present the host's cluster certificate"))
+            : await next(context);
+
+    private static async Task<IResult> WithBodyAsync<TBody, TResult>(HttpRequest request, string what, Func<TBody, Task<Result<TResult>>> handle, CancellationToken ct)
+        where TBody : class =>
+        (await JsonBody.ReadAsync<TBody>(request, what, ct)).TryGetValue(out var body, out var error)
+            ? ApiResults.From(await handle(body))
+            : ApiResults.Problem(error);
+}

@@ -1,0 +1,68 @@
+using Ferry.Cluster.Consensus;
+using Ferry.Cluster.State;
+
+namespace Ferry.Agent.Api;
+
+public sealed record InitClusterRequest(string Name);
+
+public sealed record JoinTokenRequest(int? ValidMinutes);
+
+public sealed record JoinTokenView(string Token, DateTimeOffset ExpiresAt);
+
+/// <summary>Asks this host to join the cluster that the host at <paramref name="Address"/> (host:port of its peer API) belongs to.</summary>
+public sealed record JoinClusterRequest(string Address, string Token, bool Witness = false);
+
+public sealed record RemoveHostRequest(bool Force = false);
+
+/// <summary>What a joining host sends a member: the token, where it can be reached, and a request for its certificate.</summary>
+public sealed record PeerJoinRequest(string TokenId, string Secret, HostRecord Host, string CertificateRequestPem);
+
+/// <summary>What a joining host gets back: its certificate and the cluster's authority.</summary>
+public sealed record PeerJoinResponse(Guid ClusterId, string ClusterName, string CertificatePem, string AuthorityPem, string AuthorityKeyPem);
+
+public sealed record PeerHostRequest(string Host, bool Force = false);
+
+/// <summary>`ferry cluster status`: the consensus group as one host sees it, and every host's health.</summary>
+/// <param name="SeenBy">The host that answered (the leader, when one is known).</param>
+public sealed record ClusterStatusView(
+    Guid ClusterId,
+    string Name,
+    string SeenBy,
+    string? Leader,
+    long Term,
+    long CommitIndex,
+    long AppliedIndex,
+    IReadOnlyList<HostStatusView> Hosts);
+
+/// <param name="Voting">In the consensus group's membership (a joining host is not yet).</param>
+/// <param name="Health">reachable, unreachable or unknown, as the answering host last saw it.</param>
+public sealed record HostStatusView(string Name, HostRole Role, string ConsensusAddress, string ApiAddress, bool IsLeader, bool Voting, string Health);
+
+internal static class ClusterViews
+{
+    public static ClusterStatusView Status(ClusterState state, ConsensusNode node, string seenBy)
+    {
+        var members = node.Members.ToDictionary(m => m.Address, StringComparer.Ordinal);
+        var leader = node.Leader?.ToString();
+        var hosts = state.Hosts.Values.OrderBy(h => h.Name, StringComparer.Ordinal).Select(h =>
+        {
+            var member = members.GetValueOrDefault(h.ConsensusAddress);
+            var health = member is null ? "unknown" : member.IsLocal ? "reachable" : member.Status switch
+            {
+                "available" => "reachable",
+                "unavailable" => "unreachable",
+                _ => "unknown",
+            };
+            return new HostStatusView(h.Name, h.Role, h.ConsensusAddress, h.ApiAddress, h.ConsensusAddress == leader, member is not null, health);
+        }).ToList();
+        return new ClusterStatusView(
+            state.Cluster?.Id ?? Guid.Empty,
+            state.Cluster?.Name ?? "",
+            seenBy,
+            hosts.FirstOrDefault(h => h.IsLeader)?.Name,
+            node.Term,
+            node.CommitIndex,
+            node.AppliedIndex,
+            hosts);
+    }
+}

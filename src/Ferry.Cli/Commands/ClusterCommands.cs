@@ -1,0 +1,117 @@
+using System.CommandLine;
+using Ferry.Agent.Api;
+using Ferry.Cluster.State;
+using Spectre.Console;
+
+namespace Ferry.Cli.Commands;
+
+/// <summary>`ferry cluster ...` and `ferry node ...`: forming the cluster and changing its hosts.</summary>
+internal static class ClusterCommands
+{
+    public static Command BuildCluster()
+    {
+        var cluster = new Command("cluster", "Create the cluster and see its state");
+        cluster.Subcommands.Add(Init());
+        cluster.Subcommands.Add(JoinToken());
+        cluster.Subcommands.Add(Status());
+        cluster.Subcommands.Add(Events());
+        return cluster;
+    }
+
+    public static Command BuildNode()
+    {
+        var node = new Command("node", "Add hosts to the cluster and remove them");
+        node.Subcommands.Add(Join());
+        node.Subcommands.Add(Remove());
+        return node;
+    }
+
+    private static Command Init()
+    {
+        var name = new Argument<string>("name") { Description = "The cluster's name" };
+        var command = new Command("init", "Create a cluster with this host as its first member: its certificate authority and consensus log") { name };
+        command.SetAction(CliContext.Action(async (context, parse, ct) =>
+            context.Print(await context.Client.InitClusterAsync(new InitClusterRequest(parse.GetValue(name)!), ct).ConfigureAwait(false), RenderStatus)));
+        return command;
+    }
+
+    private static Command JoinToken()
+    {
+        var valid = new Option<int?>("--valid") { Description = "Minutes the token stays valid (default 60)" };
+        var command = new Command("join-token", "Issue a one-time token that lets one host join") { valid };
+        command.SetAction(CliContext.Action(async (context, parse, ct) =>
+            context.Print(await context.Client.JoinTokenAsync(new JoinTokenRequest(parse.GetValue(valid)), ct).ConfigureAwait(false), token =>
+            {
+                Console.Out.WriteLine(token.Token);
+                Console.Error.WriteLine($"valid once, until {token.ExpiresAt:u}: on the new host run 'ferry node join ADDRESS --token TOKEN'");
+            })));
+        return command;
+    }
+
+    private static Command Join()
+    {
+        var address = new Argument<string>("address") { Description = "HOST:PORT of a member's peer API (its --peer-listen)" };
+        var token = new Option<string>("--token") { Description = "The token from 'ferry cluster join-token'", Required = true };
+        var witness = new Option<bool>("--witness") { Description = "Join as a witness: votes, runs no VMs, holds no data" };
+        var command = new Command("join", "Join this host to the cluster of the member at ADDRESS") { address, token, witness };
+        command.SetAction(CliContext.Action(async (context, parse, ct) =>
+            context.Print(await context.Client.JoinClusterAsync(new JoinClusterRequest(parse.GetValue(address)!, parse.GetValue(token)!, parse.GetValue(witness)), ct).ConfigureAwait(false), RenderStatus)));
+        return command;
+    }
+
+    private static Command Remove()
+    {
+        var name = new Argument<string>("host") { Description = "The host's name" };
+        var force = new Option<bool>("--force") { Description = "Remove even though VMs are placed on it or it holds volume copies (they are unplaced and dropped)" };
+        var command = new Command("remove", "Remove a host from the cluster") { name, force };
+        command.SetAction(CliContext.Action(async (context, parse, ct) =>
+            context.Print(await context.Client.RemoveHostAsync(parse.GetValue(name)!, parse.GetValue(force), ct).ConfigureAwait(false), RenderStatus)));
+        return command;
+    }
+
+    private static Command Status()
+    {
+        var local = new Option<bool>("--local") { Description = "This host's own view, without asking the leader" };
+        var command = new Command("status", "Members, leader, term, commit index and the health of each host") { local };
+        command.SetAction(CliContext.Action(async (context, parse, ct) =>
+            context.Print(await context.Client.ClusterStatusAsync(parse.GetValue(local), ct).ConfigureAwait(false), RenderStatus)));
+        return command;
+    }
+
+    private static Command Events()
+    {
+        var command = new Command("events", "What changed in the cluster, oldest first");
+        command.SetAction(CliContext.Action(async (context, _, ct) =>
+            context.Print(await context.Client.ClusterEventsAsync(ct).ConfigureAwait(false), events =>
+            {
+                var table = new Table().AddColumns("#", "time", "kind", "subject", "message");
+                foreach (var e in events)
+                {
+                    var subject = string.Join(" ", new[] { e.Host, e.Vm, e.Volume }.Where(s => s is not null));
+                    table.AddRow(e.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture), $"{e.At:u}", e.Kind, Markup.Escape(subject), Markup.Escape(e.Message));
+                }
+
+                CliContext.Write(table);
+            })));
+        return command;
+    }
+
+    private static void RenderStatus(ClusterStatusView status)
+    {
+        Console.Out.WriteLine($"cluster {status.Name} ({status.ClusterId})");
+        Console.Out.WriteLine($"leader {status.Leader ?? "none"}, term {status.Term}, commit index {status.CommitIndex}, applied {status.AppliedIndex} (seen by {status.SeenBy})");
+        var table = new Table().AddColumns("host", "role", "consensus", "peer api", "voting", "health");
+        foreach (var host in status.Hosts)
+        {
+            table.AddRow(
+                host.Name + (host.IsLeader ? " *" : ""),
+                FerryJson.Name(host.Role),
+                host.ConsensusAddress,
+                host.ApiAddress,
+                host.Voting ? "yes" : "no",
+                host.Health);
+        }
+
+        CliContext.Write(table);
+    }
+}
