@@ -52,6 +52,9 @@ public static class AgentHost
             o.UseUtcTimestamp = true;
         });
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+
+        // The consensus library logs every unreachable peer, with a stack trace, several times a second.
+        builder.Logging.AddFilter("DotNext", LogLevel.Error);
         builder.Services.Configure<JsonOptions>(o => FerryJson.Configure(o.SerializerOptions));
         builder.Services.AddProblemDetails();
         builder.Services.AddOpenApi();

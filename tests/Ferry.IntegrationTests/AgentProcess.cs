@@ -101,6 +101,20 @@ public sealed class AgentProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>SIGSTOP: the agent freezes as a hung host would, its sockets open.</summary>
+    public Task PauseAsync() => SignalAsync("-STOP");
+
+    /// <summary>SIGCONT after <see cref="PauseAsync"/>; harmless on a running agent.</summary>
+    public Task ResumeAsync() => SignalAsync("-CONT");
+
+    private async Task SignalAsync(string signal)
+    {
+        if (_process is { HasExited: false } process)
+        {
+            await Processes.RunAsync("kill", [signal, process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(10));
+        }
+    }
+
     /// <summary>Runs the CLI against this agent.</summary>
     public Task<ProcessOutput> FerryAsync(params string[] args) =>
         Processes.RunAsync("dotnet", [Repo.FerryDll, "--server", Url, .. args], TimeSpan.FromMinutes(3));

@@ -18,7 +18,7 @@ public sealed record RemoveHostRequest(bool Force = false);
 public sealed record PeerJoinRequest(string TokenId, string Secret, HostRecord Host, string CertificateRequestPem);
 
 /// <summary>What a joining host gets back: its certificate and the cluster's authority.</summary>
-public sealed record PeerJoinResponse(Guid ClusterId, string ClusterName, string CertificatePem, string AuthorityPem, string AuthorityKeyPem);
+public sealed record PeerJoinResponse(Guid ClusterId, string ClusterName, DateTimeOffset JoinedAt, string CertificatePem, string AuthorityPem, string AuthorityKeyPem);
 
 public sealed record PeerHostRequest(string Host, bool Force = false);
 

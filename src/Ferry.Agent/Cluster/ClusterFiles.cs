@@ -8,7 +8,9 @@ namespace Ferry.Agent.Cluster;
 
 /// <summary>Who this host is in its cluster, as written at init or join.</summary>
 /// <param name="First">This host created the cluster: it alone may start as a consensus group of one.</param>
-public sealed record ClusterIdentity(Guid ClusterId, string ClusterName, string HostName, HostRole Role, bool First);
+/// <param name="JoinedAt">When this membership began: the host's record in the state carries the same time, which tells
+/// it apart from an earlier membership of the same name (replayed from the log when a removed host joins again).</param>
+public sealed record ClusterIdentity(Guid ClusterId, string ClusterName, string HostName, HostRole Role, bool First, DateTimeOffset JoinedAt);
 
 /// <summary>The cluster's authority and this host's certificate, as loaded from the data directory.</summary>
 internal sealed class ClusterCredentials(X509Certificate2 authority, X509Certificate2 host) : IDisposable

@@ -87,13 +87,13 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
             using (key)
             {
                 var certificate = ClusterAuthority.Issue(authority, csr, options.HostName, now).Value;
-                var identity = new ClusterIdentity(Guid.NewGuid(), request.Name, options.HostName, HostRole.Member, First: true);
+                var identity = new ClusterIdentity(Guid.NewGuid(), request.Name, options.HostName, HostRole.Member, First: true, now);
                 await _files.WriteAsync(identity, authority.ExportCertificatePem(), authority.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem(), certificate, key, ct).ConfigureAwait(false);
                 await StartNodeAsync(identity, _files.ReadCredentials(), ct).ConfigureAwait(false);
                 var node = _node!;
                 await node.WaitForLeaderAsync(LeaderWait, ct).ConfigureAwait(false);
                 var outcome = await node.ProposeAsync(
-                    new InitializeCluster(identity.ClusterId, request.Name, authority.ExportCertificatePem(), LocalHost(HostRole.Member)) { At = now }, ct).ConfigureAwait(false);
+                    new InitializeCluster(identity.ClusterId, request.Name, authority.ExportCertificatePem(), LocalHost(HostRole.Member, now)) { At = now }, ct).ConfigureAwait(false);
                 if (outcome.Error is { } error)
                 {
                     return error;
@@ -170,13 +170,13 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
             using (key)
             {
                 using var joining = PeerClient.ForJoining(authority);
-                var joinRequest = new PeerJoinRequest(token.Id, token.Secret, LocalHost(role), csr);
+                var joinRequest = new PeerJoinRequest(token.Id, token.Secret, LocalHost(role, time.GetUtcNow()), csr);
                 if (!(await joining.SendAsync<PeerJoinResponse>(HttpMethod.Post, new Uri(member, "peer/join"), PeerClient.Body(joinRequest), ct).ConfigureAwait(false)).TryGetValue(out var joined, out var refused))
                 {
                     return refused;
                 }
 
-                await _files.WriteAsync(new ClusterIdentity(joined.ClusterId, joined.ClusterName, options.HostName, role, First: false), joined.AuthorityPem, joined.AuthorityKeyPem, joined.CertificatePem, key, ct).ConfigureAwait(false);
+                await _files.WriteAsync(new ClusterIdentity(joined.ClusterId, joined.ClusterName, options.HostName, role, First: false, joined.JoinedAt), joined.AuthorityPem, joined.AuthorityKeyPem, joined.CertificatePem, key, ct).ConfigureAwait(false);
             }
 
             var identity = _files.ReadIdentity();
@@ -230,7 +230,7 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
             return badRequest;
         }
 
-        return new PeerJoinResponse(cluster.Id, cluster.Name, certificate, credentials.Authority.ExportCertificatePem(), credentials.Authority.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem());
+        return new PeerJoinResponse(cluster.Id, cluster.Name, host.JoinedAt, certificate, credentials.Authority.ExportCertificatePem(), credentials.Authority.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem());
     }
 
     /// <summary>On the leader: adds a host that joined the state to the consensus group (caught up first).</summary>
@@ -364,19 +364,21 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
                 return FerryError.Unavailable($"the leader at {leader} is not in this host's copy of the state yet; try again");
             }
 
-            var result = await _peers!.SendAsync<T>(method ?? HttpMethod.Post, new Uri(new Uri(target.ApiAddress), path), body(), deadline.Token).ConfigureAwait(false);
-            if (result.IsOk || result.Error.Code != ErrorCode.Unavailable)
-            {
-                return result;
-            }
-
-            last = result.Error;
             try
             {
+                var result = await _peers!.SendAsync<T>(method ?? HttpMethod.Post, new Uri(new Uri(target.ApiAddress), path), body(), deadline.Token).ConfigureAwait(false);
+                if (result.IsOk || result.Error.Code != ErrorCode.Unavailable)
+                {
+                    return result;
+                }
+
+                last = result.Error;
                 await Task.Delay(TimeSpan.FromMilliseconds(200), time, deadline.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
             {
+                // A leader that hangs (paused, cut off) answers nothing until the deadline.
+                last = FerryError.Unavailable($"the leader {target.Name} did not answer");
                 break;
             }
         }
@@ -420,7 +422,8 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
 
     private void OnStateChanged(ClusterState state)
     {
-        var present = state.Host(options.HostName) is not null;
+        // Only this membership's record counts: a host that joins again replays its earlier join and removal from the log.
+        var present = state.Host(options.HostName) is { } record && record.JoinedAt == _identity?.JoinedAt;
         if (present)
         {
             _seenSelf = true;
@@ -465,13 +468,13 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
         _credentials = null;
     }
 
-    private HostRecord LocalHost(HostRole role) => new(
+    private HostRecord LocalHost(HostRole role, DateTimeOffset joinedAt) => new(
         options.HostName,
         IPEndPoint.Parse(options.ConsensusListen).ToString(),
         $"https://{options.PeerListen}/",
         role == HostRole.Member ? options.ReplicationListen : null,
         role,
-        time.GetUtcNow());
+        joinedAt);
 
     private FerryError? HostName() =>
         ResourceName.IsValid(options.HostName) ? null : FerryError.InvalidArgument($"this host's name '{options.HostName}' cannot be a cluster host name: {ResourceName.Rule} (see --host-name)");
