@@ -24,7 +24,8 @@ internal static class ClusterEndpoints
                     : c.IssueTokenAsync(body.ValidMinutes is { } m ? TimeSpan.FromMinutes(m) : ClusterService.DefaultTokenLifetime, ct), ct));
         cluster.MapPost("/join", async (HttpRequest request, ClusterService c, CancellationToken ct) =>
             await WithBodyAsync<JoinClusterRequest, ClusterStatusView>(request, "join request", body => c.JoinAsync(body, ct), ct));
-        cluster.MapGet("/status", async (bool? local, ClusterService c, CancellationToken ct) => ApiResults.From(await c.StatusAsync(local ?? false, ct)));
+        cluster.MapGet("/status", async (bool? local, bool? linearizable, ClusterService c, CancellationToken ct) =>
+            ApiResults.From(await c.StatusAsync(local ?? false, ct, linearizable ?? false)));
         cluster.MapGet("/events", (ClusterService c) => c.Node is { } node
             ? Results.Json(node.State.Events, FerryJson.Options)
             : ApiResults.Problem(FerryError.WrongState("this host is not part of a cluster")));

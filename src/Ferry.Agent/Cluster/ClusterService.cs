@@ -88,7 +88,7 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
             {
                 var certificate = ClusterAuthority.Issue(authority, csr, options.HostName, now).Value;
                 var identity = new ClusterIdentity(Guid.NewGuid(), request.Name, options.HostName, HostRole.Member, First: true, now);
-                await _files.WriteAsync(identity, authority.ExportCertificatePem(), authority.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem(), certificate, key, ct).ConfigureAwait(false);
+                await _files.WriteAsync(identity, authority.ExportCertificatePem(), KeyPem(authority), certificate, key, ct).ConfigureAwait(false);
                 await StartNodeAsync(identity, _files.ReadCredentials(), ct).ConfigureAwait(false);
                 var node = _node!;
                 await node.WaitForLeaderAsync(LeaderWait, ct).ConfigureAwait(false);
@@ -114,7 +114,7 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
     {
         if (_credentials is not { } credentials)
         {
-            return HostChecksNoCluster();
+            return NotInCluster();
         }
 
         var token = JoinTokenText.New(credentials.Fingerprint);
@@ -202,7 +202,7 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
     {
         if (_credentials is not { } credentials || _node is not { } node || node.State.Cluster is not { } cluster)
         {
-            return HostChecksNoCluster();
+            return NotInCluster();
         }
 
         if (!IPEndPoint.TryParse(request.Host.ConsensusAddress, out var consensus))
@@ -230,7 +230,7 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
             return badRequest;
         }
 
-        return new PeerJoinResponse(cluster.Id, cluster.Name, host.JoinedAt, certificate, credentials.Authority.ExportCertificatePem(), credentials.Authority.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem());
+        return new PeerJoinResponse(cluster.Id, cluster.Name, host.JoinedAt, certificate, credentials.Authority.ExportCertificatePem(), KeyPem(credentials.Authority));
     }
 
     /// <summary>On the leader: adds a host that joined the state to the consensus group (caught up first).</summary>
@@ -238,7 +238,7 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
     {
         if (_node is not { } node)
         {
-            return HostChecksNoCluster();
+            return NotInCluster();
         }
 
         if (!node.IsLeader)
@@ -265,7 +265,7 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
     {
         if (_node is not { } node)
         {
-            return HostChecksNoCluster();
+            return NotInCluster();
         }
 
         if (!node.IsLeader)
@@ -293,7 +293,7 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
     {
         if (_node is not { } node)
         {
-            return HostChecksNoCluster();
+            return NotInCluster();
         }
 
         if (!node.IsLeader)
@@ -313,11 +313,24 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
     }
 
     /// <summary>The cluster as the leader sees it (every host's health), or as this host does when no leader answers.</summary>
-    public async Task<Result<ClusterStatusView>> StatusAsync(bool local, CancellationToken ct)
+    public async Task<Result<ClusterStatusView>> StatusAsync(bool local, CancellationToken ct, bool linearizable = false)
     {
         if (_node is not { } node)
         {
-            return HostChecksNoCluster();
+            return NotInCluster();
+        }
+
+        if (linearizable)
+        {
+            // A read barrier: this host's view once it has applied everything committed before the call.
+            try
+            {
+                return ClusterViews.Status(await node.ReadAsync(ct).ConfigureAwait(false), node, options.HostName);
+            }
+            catch (Exception e) when (e is QuorumUnreachableException or TimeoutException)
+            {
+                return FerryError.Unavailable($"no linearizable read: {e.Message}");
+            }
         }
 
         if (local || node.IsLeader)
@@ -479,7 +492,13 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
     private FerryError? HostName() =>
         ResourceName.IsValid(options.HostName) ? null : FerryError.InvalidArgument($"this host's name '{options.HostName}' cannot be a cluster host name: {ResourceName.Rule} (see --host-name)");
 
-    private static FerryError HostChecksNoCluster() =>
+    private static string KeyPem(X509Certificate2 authority)
+    {
+        using var key = authority.GetECDsaPrivateKey() ?? throw new InvalidOperationException("the cluster authority's key is missing");
+        return key.ExportPkcs8PrivateKeyPem();
+    }
+
+    private static FerryError NotInCluster() =>
         FerryError.WrongState("this host is not part of a cluster: run 'ferry cluster init' or 'ferry node join'");
 
     public async ValueTask DisposeAsync()
