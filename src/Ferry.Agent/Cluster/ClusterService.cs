@@ -35,8 +35,6 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
 
     public ConsensusNode? Node => _node;
 
-    public ClusterIdentity? Identity => _identity;
-
     /// <summary>The host certificate for the peer API's TLS (null while in no cluster).</summary>
     public X509Certificate2? HostCertificate => _credentials?.Host;
 
@@ -56,7 +54,15 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         await _stopping.CancelAsync().ConfigureAwait(false);
-        await _removal.ConfigureAwait(false);
+        try
+        {
+            await _removal.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // The agent stops before a removal it noticed was handled; the node stops below all the same.
+        }
+
         await StopNodeAsync().ConfigureAwait(false);
     }
 
