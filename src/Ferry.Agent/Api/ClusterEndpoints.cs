@@ -28,14 +28,14 @@ internal static class ClusterEndpoints
             ApiResults.From(await c.StatusAsync(local ?? false, ct, linearizable ?? false)));
         cluster.MapGet("/events", (ClusterService c) => c.Node is { } node
             ? Results.Json(node.State.Events, FerryJson.Options)
-            : ApiResults.Problem(FerryError.WrongState("this host is not part of a cluster")));
+            : ApiResults.Problem(ClusterErrors.NotInCluster));
         cluster.MapDelete("/hosts/{name}", async (string name, bool? force, ClusterService c, CancellationToken ct) =>
             ApiResults.From(await c.RemoveAsync(new PeerHostRequest(name, force ?? false), ct)));
 
         var peer = app.MapGroup("/peer").RequireHost(peerHost).WithTags("Peer");
         peer.MapGet("/authority", (ClusterService c) => c.AuthorityPem is { } pem
             ? Results.Json(new AuthorityView(pem), FerryJson.Options)
-            : ApiResults.Problem(FerryError.WrongState("this host is not part of a cluster")));
+            : ApiResults.Problem(ClusterErrors.NotInCluster));
         peer.MapPost("/join", async (HttpRequest request, ClusterService c, CancellationToken ct) =>
             await WithBodyAsync<PeerJoinRequest, PeerJoinResponse>(request, "join request", body => c.AnswerJoinAsync(body, ct), ct));
 

@@ -120,7 +120,7 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
     {
         if (_credentials is not { } credentials)
         {
-            return NotInCluster();
+            return ClusterErrors.NotInCluster;
         }
 
         var token = JoinTokenText.New(credentials.Fingerprint);
@@ -172,6 +172,7 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
             }
 
             var role = request.Witness ? HostRole.Witness : HostRole.Member;
+            ClusterIdentity identity;
             var (key, csr) = ClusterAuthority.CreateRequest(options.HostName);
             using (key)
             {
@@ -182,10 +183,10 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
                     return refused;
                 }
 
-                await _files.WriteAsync(new ClusterIdentity(joined.ClusterId, joined.ClusterName, options.HostName, role, First: false, joined.JoinedAt), joined.AuthorityPem, joined.AuthorityKeyPem, joined.CertificatePem, key, ct).ConfigureAwait(false);
+                identity = new ClusterIdentity(joined.ClusterId, joined.ClusterName, options.HostName, role, First: false, joined.JoinedAt);
+                await _files.WriteAsync(identity, joined.AuthorityPem, joined.AuthorityKeyPem, joined.CertificatePem, key, ct).ConfigureAwait(false);
             }
 
-            var identity = _files.ReadIdentity();
             await StartNodeAsync(identity, _files.ReadCredentials(), ct).ConfigureAwait(false);
             var admitted = await _peers!.SendAsync<HostStatusView>(HttpMethod.Post, new Uri(member, "peer/members"), PeerClient.Body(new PeerHostRequest(options.HostName)), ct).ConfigureAwait(false);
             if (admitted.Error is { } notAdmitted)
@@ -208,7 +209,7 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
     {
         if (_credentials is not { } credentials || _node is not { } node || node.State.Cluster is not { } cluster)
         {
-            return NotInCluster();
+            return ClusterErrors.NotInCluster;
         }
 
         if (!IPEndPoint.TryParse(request.Host.ConsensusAddress, out var consensus))
@@ -244,7 +245,7 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
     {
         if (_node is not { } node)
         {
-            return NotInCluster();
+            return ClusterErrors.NotInCluster;
         }
 
         if (!node.IsLeader)
@@ -271,7 +272,7 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
     {
         if (_node is not { } node)
         {
-            return NotInCluster();
+            return ClusterErrors.NotInCluster;
         }
 
         if (!node.IsLeader)
@@ -299,7 +300,7 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
     {
         if (_node is not { } node)
         {
-            return NotInCluster();
+            return ClusterErrors.NotInCluster;
         }
 
         if (!node.IsLeader)
@@ -323,7 +324,7 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
     {
         if (_node is not { } node)
         {
-            return NotInCluster();
+            return ClusterErrors.NotInCluster;
         }
 
         if (linearizable)
@@ -504,8 +505,6 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
         return key.ExportPkcs8PrivateKeyPem();
     }
 
-    private static FerryError NotInCluster() =>
-        FerryError.WrongState("this host is not part of a cluster: run 'ferry cluster init' or 'ferry node join'");
 
     public async ValueTask DisposeAsync()
     {

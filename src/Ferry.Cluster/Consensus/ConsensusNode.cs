@@ -48,8 +48,6 @@ public sealed class ConsensusNode : IAsyncDisposable
 
     public ClusterState State => _store.Current;
 
-    public IPEndPoint Address { get; private init; } = null!;
-
     public bool IsLeader => _raft.Leader is { IsRemote: false };
 
     /// <summary>True until the group has added this host (a joining host waits in standby).</summary>
@@ -99,7 +97,7 @@ public sealed class ConsensusNode : IAsyncDisposable
             LoggerFactory = loggers,
         };
         var raft = new RaftCluster(configuration) { AuditTrail = log };
-        var node = new ConsensusNode(raft, log, store, members) { Address = options.Listen };
+        var node = new ConsensusNode(raft, log, store, members);
         raft.LeaderChanged += (_, leader) => node.LeaderChanged?.Invoke(leader?.EndPoint);
         await raft.StartAsync(ct).ConfigureAwait(false);
         return node;

@@ -40,7 +40,7 @@ public sealed record IssueJoinToken(string TokenId, string SecretHash, DateTimeO
     {
         if (state.Cluster is null)
         {
-            return HostChecks.NoCluster;
+            return ClusterErrors.NotInCluster;
         }
 
         if (ExpiresAt <= At)
@@ -70,7 +70,7 @@ public sealed record JoinHost(string TokenId, string SecretHash, HostRecord Host
     {
         if (state.Cluster is null)
         {
-            return HostChecks.NoCluster;
+            return ClusterErrors.NotInCluster;
         }
 
         if (JoinTokenCheck.Refusal(state, TokenId, SecretHash, At) is { } refused)
@@ -148,9 +148,14 @@ public sealed record RemoveHost(string Name, bool Force = false) : ClusterComman
     };
 }
 
+/// <summary>Errors said the same way by the state machine and the hosts.</summary>
+public static class ClusterErrors
+{
+    public static readonly FerryError NotInCluster = FerryError.WrongState("this host is not part of a cluster: run 'ferry cluster init' or 'ferry node join'");
+}
+
 internal static class HostChecks
 {
-    public static readonly FerryError NoCluster = FerryError.WrongState("this host is not part of a cluster yet: run 'ferry cluster init' or 'ferry node join'");
 
     public static FerryError? Invalid(HostRecord host)
     {

@@ -149,10 +149,11 @@ public class ClusterStateMachineTests
     public void Every_command_leaves_an_event_with_its_subjects_and_the_log_is_bounded()
     {
         var state = ThreeHosts().Apply(Volume("disk", "a", "b"));
-        var (_, _) = ClusterStateMachine.Apply(state, new PromoteCopy("disk", "x"));
-        var last = state.Events[^1];
-        Assert.Equal("create-volume", last.Kind);
-        Assert.Equal("disk", last.Volume);
+        Assert.Equal(("create-volume", "disk"), (state.Events[^1].Kind, state.Events[^1].Volume));
+        state = ClusterStateMachine.Apply(state, new PromoteCopy("disk", "x")).State;
+        var refused = state.Events[^1];
+        Assert.Equal(("promote-copy", "disk", "x"), (refused.Kind, refused.Volume, refused.Host));
+        Assert.StartsWith("refused: volume 'disk' has no copy on host 'x'", refused.Message);
 
         for (var i = 0; i < ClusterState.EventCapacity + 10; i++)
         {
