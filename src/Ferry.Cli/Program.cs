@@ -13,6 +13,7 @@ root.Subcommands.Add(VmCommands.Build());
 root.Subcommands.Add(VolumeCommands.Build());
 root.Subcommands.Add(ClusterCommands.BuildCluster());
 root.Subcommands.Add(ClusterCommands.BuildNode());
+root.Subcommands.Add(LabCommands.Build());
 
 var parse = root.Parse(args);
 if (parse.Errors.Count > 0)
