@@ -19,9 +19,9 @@ internal static class ClusterEndpoints
             await WithBodyAsync<InitClusterRequest, ClusterStatusView>(request, "cluster init request", body => c.InitAsync(body, ct), ct));
         cluster.MapPost("/join-tokens", async (HttpRequest request, ClusterService c, CancellationToken ct) =>
             await WithBodyAsync<JoinTokenRequest, JoinTokenView>(request, "join token request", body =>
-                body.ValidMinutes is { } minutes and (< 1 or > 7 * 24 * 60)
-                    ? Task.FromResult<Result<JoinTokenView>>(FerryError.InvalidArgument($"invalid validity {minutes} minutes: give 1 minute to 7 days"))
-                    : c.IssueTokenAsync(body.ValidMinutes is { } m ? TimeSpan.FromMinutes(m) : ClusterService.DefaultTokenLifetime, ct), ct));
+                body.ValidSeconds is { } seconds and (< 1 or > 7 * 24 * 3600)
+                    ? Task.FromResult<Result<JoinTokenView>>(FerryError.InvalidArgument($"invalid validity {seconds} s: give 1 second to 7 days"))
+                    : c.IssueTokenAsync(body.ValidSeconds is { } s ? TimeSpan.FromSeconds(s) : ClusterService.DefaultTokenLifetime, ct), ct));
         cluster.MapPost("/join", async (HttpRequest request, ClusterService c, CancellationToken ct) =>
             await WithBodyAsync<JoinClusterRequest, ClusterStatusView>(request, "join request", body => c.JoinAsync(body, ct), ct));
         cluster.MapGet("/status", async (bool? local, bool? linearizable, ClusterService c, CancellationToken ct) =>

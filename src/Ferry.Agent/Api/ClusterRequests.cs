@@ -5,7 +5,7 @@ namespace Ferry.Agent.Api;
 
 public sealed record InitClusterRequest(string Name);
 
-public sealed record JoinTokenRequest(int? ValidMinutes);
+public sealed record JoinTokenRequest(int? ValidSeconds);
 
 public sealed record JoinTokenView(string Token, DateTimeOffset ExpiresAt);
 

@@ -248,11 +248,11 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
             return ClusterErrors.NotInCluster;
         }
 
-        if (!node.IsLeader)
-        {
-            return await ForwardAsync<HostStatusView>("peer/members", () => PeerClient.Body(request), ct).ConfigureAwait(false);
-        }
+        return await OnLeaderAsync("peer/members", () => PeerClient.Body(request), ct => AdmitOnLeaderAsync(node, request, ct), ct).ConfigureAwait(false);
+    }
 
+    private async Task<Result<HostStatusView>> AdmitOnLeaderAsync(ConsensusNode node, PeerHostRequest request, CancellationToken ct)
+    {
         if (node.State.Host(request.Host) is not { } host)
         {
             return FerryError.NotFound($"no host named '{request.Host}' in the cluster: it must join with a token first");
@@ -275,11 +275,11 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
             return ClusterErrors.NotInCluster;
         }
 
-        if (!node.IsLeader)
-        {
-            return await ForwardAsync<ClusterStatusView>("peer/remove", () => PeerClient.Body(request), ct).ConfigureAwait(false);
-        }
+        return await OnLeaderAsync("peer/remove", () => PeerClient.Body(request), ct => RemoveOnLeaderAsync(node, request, ct), ct).ConfigureAwait(false);
+    }
 
+    private async Task<Result<ClusterStatusView>> RemoveOnLeaderAsync(ConsensusNode node, PeerHostRequest request, CancellationToken ct)
+    {
         var address = node.State.Host(request.Host) is { } host ? IPEndPoint.Parse(host.ConsensusAddress) : null;
         var outcome = await node.ProposeAsync(new RemoveHost(request.Host, request.Force) { At = time.GetUtcNow() }, ct).ConfigureAwait(false);
         if (outcome.Error is { } error)
@@ -303,20 +303,9 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
             return ClusterErrors.NotInCluster;
         }
 
-        if (!node.IsLeader)
-        {
-            return await ForwardAsync<CommandOutcome>("peer/commands", () => PeerClient.Body(command), ct).ConfigureAwait(false);
-        }
-
-        try
-        {
-            return await node.ProposeAsync(command, ct).ConfigureAwait(false);
-        }
-        catch (NotLeaderException)
-        {
-            // Leadership moved during the call: the command may or may not be in the log. Its id makes a retry safe.
-            return await ForwardAsync<CommandOutcome>("peer/commands", () => PeerClient.Body(command), ct).ConfigureAwait(false);
-        }
+        // If leadership moves during the call, the command may or may not be in the log; its id makes the retry safe.
+        return await OnLeaderAsync("peer/commands", () => PeerClient.Body(command), async ct => (Result<CommandOutcome>)await node.ProposeAsync(command, ct).ConfigureAwait(false), ct)
+            .ConfigureAwait(false);
     }
 
     /// <summary>The cluster as the leader sees it (every host's health), or as this host does when no leader answers.</summary>
@@ -340,17 +329,22 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
             }
         }
 
-        if (local || node.IsLeader)
+        if (local)
         {
             return ClusterViews.Status(node.State, node, options.HostName);
         }
 
-        var fromLeader = await ForwardAsync<ClusterStatusView>("peer/status", () => null, ct, HttpMethod.Get).ConfigureAwait(false);
+        var fromLeader = await OnLeaderAsync("peer/status", () => null, _ => Task.FromResult<Result<ClusterStatusView>>(ClusterViews.Status(node.State, node, options.HostName)), ct, HttpMethod.Get)
+            .ConfigureAwait(false);
         return fromLeader.IsOk ? fromLeader : ClusterViews.Status(node.State, node, options.HostName);
     }
 
-    /// <summary>Waits for a leader and sends the request to its peer API; retries while leadership moves.</summary>
-    private async Task<Result<T>> ForwardAsync<T>(string path, Func<HttpContent?> body, CancellationToken ct, HttpMethod? method = null)
+    /// <summary>
+    /// Runs <paramref name="onLeader"/> when this host leads, or sends the request to the leader's peer API;
+    /// retries while leadership moves, for at most <see cref="LeaderWait"/>.
+    /// </summary>
+    private async Task<Result<T>> OnLeaderAsync<T>(
+        string path, Func<HttpContent?> body, Func<CancellationToken, Task<Result<T>>> onLeader, CancellationToken ct, HttpMethod? method = null)
     {
         var node = _node!;
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -358,6 +352,25 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
         FerryError? last = null;
         while (!deadline.IsCancellationRequested)
         {
+            if (node.IsLeader)
+            {
+                try
+                {
+                    return await onLeader(deadline.Token).ConfigureAwait(false);
+                }
+                catch (NotLeaderException)
+                {
+                    // Deposed during the call (a leader cut off from the majority steps down): ask the next leader.
+                    last = FerryError.Unavailable("this host lost the leadership during the request");
+                    await DelayAsync(deadline.Token).ConfigureAwait(false);
+                    continue;
+                }
+                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                {
+                    break;
+                }
+            }
+
             if (node.Leader is not IPEndPoint leader)
             {
                 try
@@ -372,13 +385,14 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
                 continue;
             }
 
-            if (node.IsLeader)
+            var target = node.State.Hosts.Values.FirstOrDefault(h => h.ConsensusAddress == leader.ToString());
+            if (target?.Name == options.HostName)
             {
-                // This host became the leader meanwhile: the caller's own path handles it on the next call.
-                return FerryError.Unavailable("leadership moved to this host during the request; try again");
+                // This host's own, outdated idea of the leader (it was deposed): wait for the election.
+                await DelayAsync(deadline.Token).ConfigureAwait(false);
+                continue;
             }
 
-            var target = node.State.Hosts.Values.FirstOrDefault(h => h.ConsensusAddress == leader.ToString());
             if (target is null)
             {
                 return FerryError.Unavailable($"the leader at {leader} is not in this host's copy of the state yet; try again");
@@ -393,7 +407,7 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
                 }
 
                 last = result.Error;
-                await Task.Delay(TimeSpan.FromMilliseconds(200), time, deadline.Token).ConfigureAwait(false);
+                await DelayAsync(deadline.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
             {
@@ -405,6 +419,18 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
 
         ct.ThrowIfCancellationRequested();
         return FerryError.Unavailable($"no leader answered within {LeaderWait.TotalSeconds:0} s: the cluster has no quorum from this host's side{(last is null ? "" : $" ({last.Message})")}");
+    }
+
+    private async Task DelayAsync(CancellationToken ct)
+    {
+        try
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(200), time, ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // The loop's deadline ends the wait; the caller's cancellation is checked after the loop.
+        }
     }
 
     /// <summary>Why a proposed command did not take effect: the cluster could not be asked, or the state machine refused it.</summary>

@@ -37,14 +37,27 @@ internal static class ClusterCommands
 
     private static Command JoinToken()
     {
-        var valid = new Option<int?>("--valid") { Description = "Minutes the token stays valid (default 60)" };
+        var valid = new Option<string?>("--valid") { Description = "How long the token stays valid: 90s, 10m, 2h, up to 7d (default 60m)" };
         var command = new Command("join-token", "Issue a one-time token that lets one host join") { valid };
         command.SetAction(CliContext.Action(async (context, parse, ct) =>
-            context.Print(await context.Client.JoinTokenAsync(new JoinTokenRequest(parse.GetValue(valid)), ct).ConfigureAwait(false), token =>
+        {
+            int? seconds = null;
+            if (parse.GetValue(valid) is { } text)
+            {
+                if (!DurationParser.Parse(text).TryGetValue(out var duration, out var error))
+                {
+                    return CliContext.Fail(error);
+                }
+
+                seconds = (int)Math.Min(duration.TotalSeconds, int.MaxValue);
+            }
+
+            return context.Print(await context.Client.JoinTokenAsync(new JoinTokenRequest(seconds), ct).ConfigureAwait(false), token =>
             {
                 Console.Out.WriteLine(token.Token);
                 Console.Error.WriteLine($"valid once, until {token.ExpiresAt:u}: on the new host run 'ferry node join ADDRESS --token TOKEN'");
-            })));
+            });
+        }));
         return command;
     }
 

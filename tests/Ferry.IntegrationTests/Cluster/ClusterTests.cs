@@ -2,10 +2,14 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
+using Ferry.IntegrationTests.Lab;
 
 namespace Ferry.IntegrationTests.Cluster;
 
-/// <summary>Real agents forming a cluster over loopback: consensus, joins, leader loss, removal, and refusals.</summary>
+/// <summary>
+/// Clusters of real agents in a lab (a network namespace per host): forming, leader loss, a
+/// partitioned or stalled minority, restart from the log, removal, and refused tokens and certificates.
+/// </summary>
 public class ClusterTests
 {
     private static readonly TimeSpan Settle = TimeSpan.FromSeconds(30);
@@ -13,124 +17,148 @@ public class ClusterTests
     [Fact]
     public async Task Three_hosts_form_a_cluster_elect_a_new_leader_when_it_is_killed_and_the_killed_host_rejoins_from_its_log()
     {
-        await using var cluster = await LocalCluster.FormAsync(3);
-        var status = await cluster["n3"].FerryJsonAsync("cluster", "status");
-        Assert.Equal("n1", Leader(status));
+        await using var lab = await TestLab.UpAsync(3);
+        var status = await lab["h3"].FerryJsonAsync("cluster", "status");
+        Assert.Equal("h1", Leader(status));
         Assert.All(Hosts(status), h =>
         {
             Assert.True(h.GetProperty("voting").GetBoolean(), h.ToString());
             Assert.Equal("reachable", h.GetProperty("health").GetString());
         });
-        Assert.Equal(["n1", "n2", "n3"], Hosts(status).Select(h => h.GetProperty("name").GetString()));
+        Assert.Equal(["h1", "h2", "h3"], Names(status));
 
-        await cluster["n1"].Agent.KillAsync();
+        await lab.KillAsync("h1");
         var leader = await Wait.UntilAsync(async () =>
         {
-            var seen = await cluster["n2"].LocalStatusAsync();
-            return Leader(seen) is { } name && name != "n1" ? name : null;
-        }, Settle, "a new leader among n2 and n3");
+            var seen = await lab["h2"].LocalStatusAsync();
+            return Leader(seen) is { } name && name != "h1" ? name : null;
+        }, Settle, "a new leader among h2 and h3");
 
         // The API keeps answering, and writes commit, from either survivor.
-        foreach (var survivor in new[] { "n2", "n3" })
+        foreach (var survivor in new[] { "h2", "h3" })
         {
-            await cluster[survivor].TokenAsync();
+            await lab[survivor].TokenAsync();
         }
 
-        var after = await cluster["n2"].FerryJsonAsync("cluster", "status");
+        var after = await lab["h2"].FerryJsonAsync("cluster", "status");
         Assert.Equal(leader, Leader(after));
-        Assert.Equal("unreachable", Hosts(after).Single(h => h.GetProperty("name").GetString() == "n1").GetProperty("health").GetString());
+        Assert.Equal("unreachable", Host(after, "h1").GetProperty("health").GetString());
 
-        await cluster["n1"].Agent.LaunchAsync();
+        await lab.StartAsync("h1");
         var commit = after.GetProperty("commitIndex").GetInt64();
         await Wait.UntilAsync(async () =>
         {
-            var seen = await cluster["n1"].LocalStatusAsync();
+            var seen = await lab["h1"].LocalStatusAsync();
             return Leader(seen) == leader && seen.GetProperty("appliedIndex").GetInt64() >= commit;
-        }, Settle, "n1 to rejoin and catch up");
-        await cluster["n1"].TokenAsync();
+        }, Settle, "h1 to rejoin from its log and catch up");
+        await lab["h1"].TokenAsync();
     }
 
     [Fact]
-    public async Task A_minority_refuses_writes_and_catches_up_when_the_others_return()
+    public async Task A_partitioned_or_stalled_minority_refuses_writes_and_catches_up_when_it_is_back()
     {
-        await using var cluster = await LocalCluster.FormAsync(3);
-        await cluster["n1"].Agent.PauseAsync();
-        await cluster["n2"].Agent.PauseAsync();
+        await using var lab = await TestLab.UpAsync(3);
 
-        var refused = await cluster["n3"].FerryAsync("cluster", "join-token");
-        Assert.True(refused.ExitCode == 6, refused.StandardError + cluster["n3"].Agent.Log);
+        // The leader itself is cut off: it must not go on committing alone, and the others elect one of them.
+        await lab.PartitionAsync("h1");
+        var refused = await lab["h1"].FerryAsync("cluster", "join-token");
+        Assert.True(refused.ExitCode == 6, refused.StandardError + lab.Log("h1"));
         Assert.Contains("no quorum", refused.StandardError);
+        await Wait.UntilAsync(async () => Leader(await lab["h2"].LocalStatusAsync()) is "h2" or "h3", Settle, "h2 and h3 to elect a leader");
+        await lab["h3"].TokenAsync();
+        await lab["h2"].TokenAsync();
+        var majority = await lab["h2"].FerryJsonAsync("cluster", "status");
 
-        await cluster["n1"].Agent.ResumeAsync();
-        await cluster["n2"].Agent.ResumeAsync();
-        await Wait.UntilAsync(async () => (await cluster["n3"].FerryAsync("cluster", "join-token")).ExitCode == 0, Settle, "writes through n3 after the majority is back");
-        var leaderView = await cluster["n1"].FerryJsonAsync("cluster", "status");
+        await lab.HealAsync();
         await Wait.UntilAsync(async () =>
-            (await cluster["n3"].LocalStatusAsync()).GetProperty("appliedIndex").GetInt64() >= leaderView.GetProperty("commitIndex").GetInt64(),
-            Settle, "n3 to catch up");
+        {
+            var seen = await lab["h1"].LocalStatusAsync();
+            return Leader(seen) == Leader(majority) && seen.GetProperty("appliedIndex").GetInt64() >= majority.GetProperty("commitIndex").GetInt64();
+        }, Settle, "h1 to follow the new leader and catch up after healing");
+        await lab["h1"].TokenAsync();
+
+        // A stalled majority (SIGSTOP, sockets open) leaves the third host refusing writes too.
+        var leader = Leader(majority)!;
+        var other = leader == "h2" ? "h3" : "h2";
+        await lab.PauseAsync(leader);
+        await lab.PauseAsync(other);
+        try
+        {
+            var stalled = await lab["h1"].FerryAsync("cluster", "join-token");
+            Assert.True(stalled.ExitCode == 6, stalled.StandardError);
+        }
+        finally
+        {
+            await lab.ResumeAsync(leader);
+            await lab.ResumeAsync(other);
+        }
+
+        await Wait.UntilAsync(async () => (await lab["h1"].FerryAsync("cluster", "join-token")).ExitCode == 0, Settle, "writes through h1 after the others resume");
     }
 
     [Fact]
     public async Task A_removed_host_leaves_the_group_and_can_join_again_with_a_new_token()
     {
-        await using var cluster = await LocalCluster.FormAsync(3);
-        var removed = await cluster["n2"].FerryJsonAsync("node", "remove", "n3");
-        Assert.Equal(["n1", "n2"], Hosts(removed).Select(h => h.GetProperty("name").GetString()));
+        await using var lab = await TestLab.UpAsync(3);
+        var removed = await lab["h2"].FerryJsonAsync("node", "remove", "h3");
+        Assert.Equal(["h1", "h2"], Names(removed));
 
-        await Wait.UntilAsync(async () => (await cluster["n3"].FerryAsync("cluster", "status", "--local")).StandardError.Contains("not part of a cluster"),
-            Settle, "n3 to notice it was removed");
-        Assert.Contains("no host named 'n3'", (await cluster["n1"].FerryAsync("node", "remove", "n3")).StandardError);
+        await Wait.UntilAsync(async () => (await lab["h3"].FerryAsync("cluster", "status", "--local")).StandardError.Contains("not part of a cluster"),
+            Settle, "h3 to notice it was removed");
+        Assert.Contains("no host named 'h3'", (await lab["h1"].FerryAsync("node", "remove", "h3")).StandardError);
 
-        var rejoined = await LocalCluster.JoinAsync(cluster["n3"], cluster["n1"]);
-        Assert.Equal(["n1", "n2", "n3"], Hosts(rejoined).Select(h => h.GetProperty("name").GetString()));
-        await cluster["n3"].TokenAsync();
+        var rejoined = await lab["h3"].JoinAsync(lab["h1"], await lab["h1"].TokenAsync());
+        Assert.Equal(["h1", "h2", "h3"], Names(rejoined));
+        await lab["h3"].TokenAsync();
     }
 
     // The tests dial hosts by address, not name; what they check is the client certificate the server accepts.
 #pragma warning disable CA5359
     [Fact]
-    public async Task Used_wrong_malformed_and_foreign_tokens_are_refused_and_a_certificate_from_another_cluster_is_refused()
+    public async Task Used_wrong_expired_malformed_and_foreign_tokens_are_refused_and_a_certificate_from_another_cluster_is_refused()
     {
-        await using var cluster = await LocalCluster.FormAsync(2);
-        await using var other = await LocalCluster.FormAsync(1, "other", prefix: "x");
-        var n1 = cluster["n1"];
-        var token = await n1.TokenAsync();
-        await LocalCluster.JoinAsync(await cluster.StartHostAsync("n3"), n1, token);
+        await using var lab = await TestLab.UpAsync(4, members: 2);
+        await using var other = await TestLab.UpAsync(1);
+        var h1 = lab["h1"];
+        var outsider = lab["h4"];
+        var token = await h1.TokenAsync();
+        await lab["h3"].JoinAsync(h1, token);
 
-        var outsider = await cluster.StartHostAsync("n4");
-        Assert.Contains("already used by host 'n3'", await JoinRefusalAsync(token));
-        var parts = (await n1.TokenAsync()).Split('.');
+        Assert.Contains("already used by host 'h3'", await JoinRefusalAsync(token));
+        var parts = (await h1.TokenAsync()).Split('.');
         Assert.Contains("secret is wrong", await JoinRefusalAsync($"{parts[0]}.{parts[1]}.{new string('0', parts[2].Length)}.{parts[3]}"));
         Assert.Contains("malformed join token", await JoinRefusalAsync("not-a-token"));
-        Assert.Contains("belongs to another cluster", await JoinRefusalAsync(await other["x1"].TokenAsync()));
+        Assert.Contains("belongs to another cluster", await JoinRefusalAsync(await other["h1"].TokenAsync()));
+        var shortLived = await h1.TokenAsync("--valid", "1s");
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        Assert.Contains("expired", await JoinRefusalAsync(shortLived));
         Assert.Contains("not part of a cluster", (await outsider.FerryAsync("cluster", "status")).StandardError);
 
         // Another cluster's host certificate opens neither the peer API nor the consensus port; this cluster's does.
-        var foreign = HostCertificate(other["x1"]);
-        var own = HostCertificate(cluster["n2"]);
-        Assert.False(await TlsAcceptedAsync(n1.PeerAddress, foreign));
-        Assert.False(await TlsAcceptedAsync(n1.ConsensusAddress, foreign));
-        Assert.True(await TlsAcceptedAsync(n1.PeerAddress, own));
-        Assert.True(await TlsAcceptedAsync(n1.ConsensusAddress, own));
+        var foreign = HostCertificate(other["h1"]);
+        var own = HostCertificate(lab["h2"]);
+        Assert.False(await TlsAcceptedAsync(h1.PeerAddress, foreign));
+        Assert.False(await TlsAcceptedAsync(h1.ConsensusAddress, foreign));
+        Assert.True(await TlsAcceptedAsync(h1.PeerAddress, own));
+        Assert.True(await TlsAcceptedAsync(h1.ConsensusAddress, own));
 
         // Without a certificate, only the join steps answer.
         using var anonymous = new HttpClient(new SocketsHttpHandler { SslOptions = { RemoteCertificateValidationCallback = (_, _, _, _) => true } });
-        using var refused = await anonymous.PostAsync($"https://{n1.PeerAddress}/peer/commands", new StringContent("{}", System.Text.Encoding.UTF8, "application/json"));
+        using var refused = await anonymous.PostAsync($"https://{h1.PeerAddress}/peer/commands", new StringContent("{}", System.Text.Encoding.UTF8, "application/json"));
         Assert.Contains("present the host's cluster certificate", await refused.Content.ReadAsStringAsync());
 
-        var status = await n1.FerryJsonAsync("cluster", "status");
-        Assert.Equal(["n1", "n2", "n3"], Hosts(status).Select(h => h.GetProperty("name").GetString()));
+        Assert.Equal(["h1", "h2", "h3"], Names(await h1.FerryJsonAsync("cluster", "status")));
 
         async Task<string> JoinRefusalAsync(string joinToken)
         {
-            var output = await outsider.FerryAsync("node", "join", n1.PeerAddress, "--token", joinToken);
+            var output = await outsider.FerryAsync("node", "join", h1.PeerAddress, "--token", joinToken);
             Assert.NotEqual(0, output.ExitCode);
             return output.StandardError;
         }
     }
 
-    private static X509Certificate2 HostCertificate(ClusterHost host) => X509Certificate2.CreateFromPemFile(
-        Path.Combine(host.Agent.DataDirectory, "cluster", "host.pem"), Path.Combine(host.Agent.DataDirectory, "cluster", "host-key.pem"));
+    private static X509Certificate2 HostCertificate(LabMember host) => X509Certificate2.CreateFromPemFile(
+        Path.Combine(host.DataDirectory, "cluster", "host.pem"), Path.Combine(host.DataDirectory, "cluster", "host-key.pem"));
 
     /// <summary>
     /// Whether the server at <paramref name="address"/> keeps a TLS connection with <paramref name="certificate"/> open.
@@ -172,4 +200,8 @@ public class ClusterTests
     private static string? Leader(JsonElement status) => status.TryGetProperty("leader", out var leader) ? leader.GetString() : null;
 
     private static JsonElement.ArrayEnumerator Hosts(JsonElement status) => status.GetProperty("hosts").EnumerateArray();
+
+    private static JsonElement Host(JsonElement status, string name) => Hosts(status).Single(h => h.GetProperty("name").GetString() == name);
+
+    private static IEnumerable<string> Names(JsonElement status) => Hosts(status).Select(h => h.GetProperty("name").GetString()!);
 }

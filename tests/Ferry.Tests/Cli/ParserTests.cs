@@ -63,3 +63,26 @@ public class ParserTests
         Assert.NotNull(SpecParser.ParseForward("-1:80").Error);
     }
 }
+
+public class DurationParserTests
+{
+    [Theory]
+    [InlineData("90s", 90)]
+    [InlineData("10m", 600)]
+    [InlineData("10", 600)]
+    [InlineData("2H", 7200)]
+    [InlineData("7d", 7 * 86400)]
+    public void Durations_parse_with_units(string text, int seconds) => Assert.Equal(TimeSpan.FromSeconds(seconds), DurationParser.Parse(text).Value);
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("s")]
+    [InlineData("0s")]
+    [InlineData("-5m")]
+    [InlineData("1.5h")]
+    [InlineData("3w")]
+    [InlineData("400d")]
+    [InlineData("99999999999d")]
+    public void Bad_durations_are_invalid_arguments(string text) =>
+        Assert.Equal(ErrorCode.InvalidArgument, DurationParser.Parse(text).Error?.Code);
+}
