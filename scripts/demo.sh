@@ -1,26 +1,17 @@
 #!/usr/bin/env bash
-# Ferry's demo: a local agent running the test guest as VM "demo" on a Ferry volume, left running for you to explore.
+# Ferry's demo: a lab of three hosts on this machine (network namespaces, a real agent each) formed
+# into a cluster, with the test guest running as VM "demo" on h1, its disk a volume replicated to h2
+# and h3. Left running for you to explore.
 #   scripts/demo.sh        bring it up (again)
-#   scripts/demo.sh down   stop the VM and the agent
+#   scripts/demo.sh down   remove the lab: its processes, namespaces and data
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-root=$PWD
-demo=$root/.ferry-demo
-port=${FERRY_DEMO_PORT:-7480}
-http_port=${FERRY_DEMO_HTTP_PORT:-8080}
-export FERRY_SERVER=http://127.0.0.1:$port
+[ "$(id -u)" -eq 0 ] || exec sudo env "PATH=$PATH" "$0" "$@"   # namespaces need root
 
-agent_running() { [ -f "$demo/agent.pid" ] && kill -0 "$(cat "$demo/agent.pid")" 2>/dev/null; }
-
+export FERRY_LAB=demo
 if [ "${1:-up}" = down ]; then
-  if agent_running; then
-    ./ferry vm stop demo >/dev/null 2>&1 || true
-    kill "$(cat "$demo/agent.pid")"
-    rm -f "$demo/agent.pid"
-    echo "demo stopped (data kept in $demo; remove it to start from scratch)"
-  else
-    echo "the demo agent is not running"
-  fi
+  ./ferry lab down
+  echo "demo removed"
   exit 0
 fi
 
@@ -31,46 +22,53 @@ guest=$(bash guest/build.sh)
 echo "==> building ferry"
 ./ferry --help >/dev/null
 
-mkdir -p "$demo"
-if ! agent_running; then
-  echo "==> starting the agent on 127.0.0.1:$port (log: $demo/agent.log)"
-  setsid ./ferry agent --data "$demo/data" --listen "$FERRY_SERVER" >>"$demo/agent.log" 2>&1 < /dev/null &
-  echo $! >"$demo/agent.pid"
-  for _ in $(seq 100); do
-    curl -fs "$FERRY_SERVER/api/v1/health" >/dev/null && break
-    agent_running || { tail -5 "$demo/agent.log" >&2; exit 1; }
-    sleep 0.2
+if ! ./ferry lab status >/dev/null 2>&1; then
+  echo "==> bringing up lab 'demo': hosts h1, h2, h3 in network namespaces, formed into a cluster"
+  ./ferry lab up --nodes 3 >/dev/null
+fi
+addr() { ./ferry lab status -o json | sed -n "/\"name\": \"$1\"/,/address/s/.*\"address\": \"\(.*\)\".*/\1/p"; }
+h1=$(addr h1) h2=$(addr h2) h3=$(addr h3)
+on() { local host=$1; shift; ./ferry --server "http://$host:7480" "$@"; }
+
+if ! on "$h1" volume show demo-disk >/dev/null 2>&1; then
+  echo "==> creating volume 'demo-disk': primary on h1, copies on h2 and h3 (protocol C)"
+  id=$(on "$h1" volume create demo-disk --size 64M -o json | sed -n 's/.*"id": "\(.*\)".*/\1/p' | head -1)
+  for host in "$h2" "$h3"; do
+    on "$host" volume create demo-disk --size 64M --copy-of "$id" >/dev/null
+    on "$host" volume replicate demo-disk --peer "h1=$h1:7472" >/dev/null
   done
+  on "$h1" volume replicate demo-disk --peer "h2=$h2:7472" --peer "h3=$h3:7472" >/dev/null
+  on "$h1" volume wait-sync demo-disk --timeout 120 >/dev/null
 fi
 
-if ! ./ferry vm show demo >/dev/null 2>&1; then
-  echo "==> creating volume 'demo-disk' and VM 'demo' (the test guest, counting on that volume)"
-  ./ferry volume show demo-disk >/dev/null 2>&1 || ./ferry volume create demo-disk --size 64M >/dev/null
-  ./ferry vm create demo --memory 256M --disk volume:demo-disk \
+if ! on "$h1" vm show demo >/dev/null 2>&1; then
+  echo "==> creating VM 'demo' on h1 (the test guest, counting on its replicated disk)"
+  on "$h1" vm create demo --memory 256M --disk volume:demo-disk \
     --kernel "$guest/vmlinuz" --initrd "$guest/initrd.img" --append "$(cat "$guest/cmdline")" \
-    --forward "$http_port:80" >/dev/null
+    --forward "0.0.0.0:8080:80" >/dev/null
 fi
 echo "==> starting VM 'demo'"
-./ferry vm start demo >/dev/null
+on "$h1" vm start demo >/dev/null
 
-printf "==> waiting for the guest to answer on http://127.0.0.1:%s/counter " "$http_port"
+printf "==> waiting for the guest to answer on http://%s:8080/counter " "$h1"
 for _ in $(seq 300); do
-  if count=$(curl -fs --max-time 2 "http://127.0.0.1:$http_port/counter"); then break; fi
+  if count=$(curl -fs --max-time 2 "http://$h1:8080/counter"); then break; fi
   printf "."; sleep 0.3
 done
 echo
-./ferry vm list
+./ferry lab status
+on "$h1" volume show demo-disk
 cat <<MSG
 
-The demo VM is running and counts on its disk, the Ferry volume 'demo-disk' served to QEMU over
-NBD ($count so far). Try:
-  ./ferry vm show demo                    its details (add -o json for scripts)
-  ./ferry volume show demo-disk           the volume: size, space allocated, NBD export
-  curl http://127.0.0.1:$http_port/counter  its health check: the counter
-  ./ferry vm console demo --follow        its serial console (Ctrl-C to leave)
-  ./ferry vm events --follow              what happens, as it happens
-  ./ferry vm restart demo                 stop and start it: the count continues
-  scripts/demo.sh down                    stop everything
-
-(./ferry talks to $FERRY_SERVER; set FERRY_SERVER=$FERRY_SERVER or pass --server in other shells.)
+Three hosts run as a cluster; VM 'demo' runs on h1 and counts on its disk ($count so far), the volume
+'demo-disk', written to h1, h2 and h3 at once. Try:
+  export FERRY_LAB=demo FERRY_SERVER=http://$h1:7480
+  ./ferry cluster status                  members, leader, term, health of each host
+  ./ferry volume show demo-disk           the copies on h2 and h3: connected, in sync
+  ./ferry vm console demo --follow        the guest's serial console (Ctrl-C to leave)
+  curl http://$h1:8080/counter            the guest's health check: the counter
+  ./ferry lab partition h3                cut h3 off: the volume goes on with h2, h3 is marked Outdated
+  ./ferry lab heal                        h3 comes back and resyncs only what it missed
+  ./ferry lab kill h2; ./ferry lab start h2   a host dies and restarts from its log
+  scripts/demo.sh down                    remove everything
 MSG
