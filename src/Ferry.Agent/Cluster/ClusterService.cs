@@ -194,7 +194,8 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
                 return new FerryError(notAdmitted.Code, $"joined the cluster's state but not its consensus group yet: {notAdmitted.Message}; the leader retries when this host is reachable");
             }
 
-            await WaitUntilAsync(s => s.Host(options.HostName) is not null && !_node!.Standby && _node.Leader is not null, ct).ConfigureAwait(false);
+            // A witness stays in standby for good (it never stands for election); a member leaves it once added.
+            await WaitUntilAsync(s => s.Host(options.HostName) is not null && (role == HostRole.Witness || !_node!.Standby) && _node!.Leader is not null, ct).ConfigureAwait(false);
             Log.HostJoined(_log, options.HostName, identity.ClusterName);
             return await StatusAsync(local: false, ct).ConfigureAwait(false);
         }
@@ -453,7 +454,8 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
     private async Task StartNodeAsync(ClusterIdentity identity, ClusterCredentials credentials, CancellationToken ct)
     {
         var node = await ConsensusNode.StartAsync(
-            new ConsensusNodeOptions(_files.ConsensusDirectory, IPEndPoint.Parse(options.ConsensusListen), identity.First, credentials.Host, credentials.Authority, options.ConsensusTiming),
+            new ConsensusNodeOptions(_files.ConsensusDirectory, IPEndPoint.Parse(options.ConsensusListen), identity.First, credentials.Host, credentials.Authority, options.ConsensusTiming,
+                Witness: identity.Role == HostRole.Witness),
             loggers,
             ct).ConfigureAwait(false);
         _identity = identity;

@@ -16,13 +16,15 @@ namespace Ferry.Cluster.Consensus;
 /// <summary>How a host takes part in consensus.</summary>
 /// <param name="Directory">Where the log, snapshots and member list live.</param>
 /// <param name="ColdStart">Only the first host of a new cluster: it starts as a group of one. Others wait to be added.</param>
+/// <param name="Witness">Votes but never stands for election (DotNext's standby node), so it never leads.</param>
 public sealed record ConsensusNodeOptions(
     string Directory,
     IPEndPoint Listen,
     bool ColdStart,
     X509Certificate2 HostCertificate,
     X509Certificate2 Authority,
-    ConsensusTiming Timing);
+    ConsensusTiming Timing,
+    bool Witness = false);
 
 /// <summary>One member's view as the local host sees it.</summary>
 public sealed record ConsensusMember(string Address, bool IsLeader, bool IsLocal, string Status);
@@ -50,7 +52,7 @@ public sealed class ConsensusNode : IAsyncDisposable
 
     public bool IsLeader => _raft.Leader is { IsRemote: false };
 
-    /// <summary>True until the group has added this host (a joining host waits in standby).</summary>
+    /// <summary>True until the group has added this host (a joining host waits in standby); always for a witness.</summary>
     public bool Standby => _raft.Standby;
 
     public EndPoint? Leader => _raft.Leader?.EndPoint;
@@ -87,6 +89,7 @@ public sealed class ConsensusNode : IAsyncDisposable
         {
             // A host with a member list already skips the cold start, so repeating it after a restart is harmless.
             ColdStart = options.ColdStart,
+            Standby = options.Witness,
             ConfigurationStorage = members,
             LowerElectionTimeout = timing.LowerElectionTimeoutMs,
             UpperElectionTimeout = timing.UpperElectionTimeoutMs,

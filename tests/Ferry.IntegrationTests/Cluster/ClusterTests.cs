@@ -97,6 +97,29 @@ public class ClusterTests
     }
 
     [Fact]
+    public async Task A_witness_keeps_two_hosts_writable_when_either_dies_and_does_not_lead()
+    {
+        await using var lab = await TestLab.UpAsync(3, members: 2);
+        var joined = await lab["h3"].FerryJsonAsync("node", "join", lab["h1"].PeerAddress, "--token", await lab["h1"].TokenAsync(), "--witness");
+        var witness = Host(joined, "h3");
+        Assert.Equal("witness", witness.GetProperty("role").GetString());
+        Assert.True(witness.GetProperty("voting").GetBoolean());
+
+        // The leader dies: the other member takes over with the witness's vote, and writes commit through either.
+        await lab.KillAsync("h1");
+        await Wait.UntilAsync(async () => Leader(await lab["h3"].LocalStatusAsync()) == "h2", Settle, "h2 to lead with the witness's vote");
+        await lab["h3"].TokenAsync();
+        await lab["h2"].TokenAsync();
+
+        // Back to full strength, then the other member dies: the witness still never leads, h1 does.
+        await lab.StartAsync("h1");
+        await Wait.UntilAsync(async () => (await lab["h1"].FerryAsync("cluster", "join-token")).ExitCode == 0, Settle, "h1 to rejoin");
+        await lab.KillAsync("h2");
+        await Wait.UntilAsync(async () => Leader(await lab["h3"].LocalStatusAsync()) == "h1", Settle, "h1 to lead with the witness's vote");
+        await lab["h3"].TokenAsync();
+    }
+
+    [Fact]
     public async Task A_removed_host_leaves_the_group_and_can_join_again_with_a_new_token()
     {
         await using var lab = await TestLab.UpAsync(3);
