@@ -38,7 +38,9 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
     /// <summary>The host certificate for the peer API's TLS (null while in no cluster).</summary>
     public X509Certificate2? HostCertificate => _credentials?.Host;
 
-    public bool Accepts(X509Certificate2 peer) => _credentials is { } c && ClusterAuthority.Chains(peer, c.Authority);
+    public bool Accepts(X509Certificate2 peer) =>
+        _credentials is { } c && ClusterAuthority.Chains(peer, c.Authority)
+        && (_node is not { } node || PeerAdmission.Admits(node.State, ClusterAuthority.Fingerprint(peer)));
 
     public string? AuthorityPem => _credentials?.Authority.ExportCertificatePem();
 
@@ -98,8 +100,9 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
                 await StartNodeAsync(identity, _files.ReadCredentials(), ct).ConfigureAwait(false);
                 var node = _node!;
                 await node.WaitForLeaderAsync(LeaderWait, ct).ConfigureAwait(false);
+                var first = LocalHost(HostRole.Member, now) with { Certificate = Fingerprint(certificate) };
                 var outcome = await node.ProposeAsync(
-                    new InitializeCluster(identity.ClusterId, request.Name, authority.ExportCertificatePem(), LocalHost(HostRole.Member, now)) { At = now }, ct).ConfigureAwait(false);
+                    new InitializeCluster(identity.ClusterId, request.Name, authority.ExportCertificatePem(), first) { At = now }, ct).ConfigureAwait(false);
                 if (outcome.Error is { } error)
                 {
                     return error;
@@ -226,16 +229,31 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
             return refused;
         }
 
-        var host = request.Host with { ConsensusAddress = consensus.ToString(), JoinedAt = now };
+        // Signed first, so the state records the one certificate peers will accept from the host; unused if the join is refused.
+        if (!ClusterAuthority.Issue(credentials.Authority, request.CertificateRequestPem, request.Host.Name, now).TryGetValue(out var certificate, out var badRequest))
+        {
+            return badRequest;
+        }
+
+        var host = request.Host with { ConsensusAddress = consensus.ToString(), JoinedAt = now, Certificate = Fingerprint(certificate) };
         if (ErrorOf(await ProposeAsync(new JoinHost(request.TokenId, JoinTokenText.Hash(request.Secret), host) { At = now }, ct).ConfigureAwait(false)) is { } error)
         {
             Log.JoinRefused(_log, request.Host.Name, error.Message);
             return error;
         }
 
-        if (!ClusterAuthority.Issue(credentials.Authority, request.CertificateRequestPem, host.Name, now).TryGetValue(out var certificate, out var badRequest))
+        // The joining host calls this host next with its new certificate: have the join applied here first.
+        using (var applied = CancellationTokenSource.CreateLinkedTokenSource(ct))
         {
-            return badRequest;
+            applied.CancelAfter(LeaderWait);
+            try
+            {
+                await WaitUntilAsync(s => s.Host(host.Name)?.Certificate == host.Certificate, applied.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                // Committed but not applied here yet: the joining host's next call is refused and reports it.
+            }
         }
 
         return new PeerJoinResponse(cluster.Id, cluster.Name, host.JoinedAt, certificate, credentials.Authority.ExportCertificatePem(), KeyPem(credentials.Authority));
@@ -514,6 +532,12 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
         _peers = null;
         _credentials?.Dispose();
         _credentials = null;
+    }
+
+    private static string Fingerprint(string certificatePem)
+    {
+        using var certificate = X509Certificate2.CreateFromPem(certificatePem);
+        return ClusterAuthority.Fingerprint(certificate);
     }
 
     private HostRecord LocalHost(HostRole role, DateTimeOffset joinedAt) => new(

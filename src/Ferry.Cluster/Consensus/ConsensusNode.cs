@@ -96,7 +96,7 @@ public sealed class ConsensusNode : IAsyncDisposable
             HeartbeatThreshold = timing.HeartbeatThreshold,
             RequestTimeout = timing.RequestTimeout,
             ConnectTimeout = timing.RequestTimeout,
-            SslOptions = Tls(options.HostCertificate, options.Authority),
+            SslOptions = Tls(options.HostCertificate, options.Authority, () => store.Current),
             LoggerFactory = loggers,
         };
         var raft = new RaftCluster(configuration) { AuditTrail = log };
@@ -148,11 +148,12 @@ public sealed class ConsensusNode : IAsyncDisposable
         }
     }
 
-    // Both ends present the host certificate and accept only peers chaining to the cluster authority:
-    // a host of another cluster, or without a certificate, cannot vote or append.
-    private static RaftSslOptions Tls(X509Certificate2 certificate, X509Certificate2 authority)
+    // Both ends present the host certificate and accept only peers chaining to the cluster authority whose
+    // certificate the state records: a host of another cluster, without a certificate, or removed, cannot vote or append.
+    private static RaftSslOptions Tls(X509Certificate2 certificate, X509Certificate2 authority, Func<ClusterState> state)
     {
-        RemoteCertificateValidationCallback validate = (_, remote, _, _) => remote is X509Certificate2 peer && ClusterAuthority.Chains(peer, authority);
+        RemoteCertificateValidationCallback validate = (_, remote, _, _) =>
+            remote is X509Certificate2 peer && ClusterAuthority.Chains(peer, authority) && PeerAdmission.Admits(state(), ClusterAuthority.Fingerprint(peer));
         return new RaftSslOptions
         {
             ServerOptions = new SslServerAuthenticationOptions

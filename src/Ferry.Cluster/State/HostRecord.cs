@@ -13,10 +13,12 @@ public enum HostRole
 /// <param name="ConsensusAddress">host:port of its consensus (Raft) endpoint.</param>
 /// <param name="ApiAddress">Base URL of its REST API.</param>
 /// <param name="ReplicationAddress">host:port where primaries connect to its volume copies (none on a witness).</param>
+/// <param name="Certificate">SHA-256 fingerprint of the certificate it was given when it joined: the only one other hosts accept from it.</param>
 public sealed record HostRecord(
     string Name,
     string ConsensusAddress,
     string ApiAddress,
     string? ReplicationAddress,
     HostRole Role,
-    DateTimeOffset JoinedAt);
+    DateTimeOffset JoinedAt,
+    string? Certificate = null);

@@ -10,6 +10,8 @@ namespace Ferry.IntegrationTests.Cluster;
 /// Clusters of real agents in a lab (a network namespace per host): forming, leader loss, a
 /// partitioned or stalled minority, restart from the log, removal, and refused tokens and certificates.
 /// </summary>
+// The tests dial hosts by address, not name; what they check is the client certificate the server accepts.
+#pragma warning disable CA5359
 public class ClusterTests
 {
     private static readonly TimeSpan Settle = TimeSpan.FromSeconds(30);
@@ -123,6 +125,9 @@ public class ClusterTests
     public async Task A_removed_host_leaves_the_group_and_can_join_again_with_a_new_token()
     {
         await using var lab = await TestLab.UpAsync(3);
+        var h1 = lab["h1"];
+        var before = HostCertificate(lab["h3"]);
+        Assert.True(await TlsAcceptedAsync(h1.PeerAddress, before));
         var removed = await lab["h2"].FerryJsonAsync("node", "remove", "h3");
         Assert.Equal(["h1", "h2"], Names(removed));
 
@@ -130,13 +135,17 @@ public class ClusterTests
             Settle, "h3 to notice it was removed");
         Assert.Contains("no host named 'h3'", (await lab["h1"].FerryAsync("node", "remove", "h3")).StandardError);
 
-        var rejoined = await lab["h3"].JoinAsync(lab["h1"], await lab["h1"].TokenAsync());
+        // Its certificate still chains to the cluster's authority, but no host accepts it any more.
+        Assert.False(await TlsAcceptedAsync(h1.PeerAddress, before));
+        Assert.False(await TlsAcceptedAsync(lab["h2"].ConsensusAddress, before));
+
+        var rejoined = await lab["h3"].JoinAsync(h1, await h1.TokenAsync());
         Assert.Equal(["h1", "h2", "h3"], Names(rejoined));
         await lab["h3"].TokenAsync();
+        Assert.True(await TlsAcceptedAsync(lab["h2"].ConsensusAddress, HostCertificate(lab["h3"])));
+        Assert.False(await TlsAcceptedAsync(h1.PeerAddress, before));
     }
 
-    // The tests dial hosts by address, not name; what they check is the client certificate the server accepts.
-#pragma warning disable CA5359
     [Fact]
     public async Task Used_wrong_expired_malformed_and_foreign_tokens_are_refused_and_a_certificate_from_another_cluster_is_refused()
     {
@@ -218,7 +227,6 @@ public class ClusterTests
         }
     }
 
-#pragma warning restore CA5359
 
     private static string? Leader(JsonElement status) => status.TryGetProperty("leader", out var leader) ? leader.GetString() : null;
 

@@ -10,7 +10,7 @@ internal static class ClusterFixtures
     public static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
     public static HostRecord Host(string name, HostRole role = HostRole.Member) =>
-        new(name, $"{name}:7470", $"http://{name}:7480", role == HostRole.Member ? $"{name}:7481" : null, role, T0);
+        new(name, $"{name}:7470", $"http://{name}:7480", role == HostRole.Member ? $"{name}:7481" : null, role, T0, Certificate: "cert-" + name);
 
     public static ClusterState Apply(this ClusterState state, params ClusterCommand[] commands)
     {
