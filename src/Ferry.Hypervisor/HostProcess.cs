@@ -8,7 +8,13 @@ namespace Ferry.Hypervisor;
 /// </summary>
 public static class HostProcess
 {
-    public static bool IsAlive(int pid)
+    public static bool IsAlive(int pid) => State(pid) is { } state && state is not ('Z' or 'X');
+
+    /// <summary>Stopped by a signal (SIGSTOP) or a tracer.</summary>
+    public static bool IsStopped(int pid) => State(pid) is 'T' or 't';
+
+    /// <summary>The state letter in /proc/PID/stat (R, S, D, T, Z, ...), or null when the process is gone.</summary>
+    private static char? State(int pid)
     {
         try
         {
@@ -16,11 +22,11 @@ public static class HostProcess
 
             // The state letter follows the command name, which is in parentheses and may contain spaces.
             var close = stat.LastIndexOf(')');
-            return close > 0 && close + 2 < stat.Length && stat[close + 2] is not ('Z' or 'X');
+            return close > 0 && close + 2 < stat.Length ? stat[close + 2] : null;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return false;
+            return null;
         }
     }
 

@@ -217,7 +217,7 @@ public sealed class Lab(LabLayout layout, IReadOnlyList<string> ferryCommand, Ti
         foreach (var host in layout.Hosts)
         {
             var pid = await AgentPidAsync(host, ct).ConfigureAwait(false);
-            var state = pid is null ? LabHostState.Down : IsStopped(pid.Value) ? LabHostState.Paused : LabHostState.Running;
+            var state = pid is null ? LabHostState.Down : HostProcess.IsStopped(pid.Value) ? LabHostState.Paused : LabHostState.Running;
             statuses.Add(new LabHostStatus(host, state, pid, await ProcessesAsync(host, ct).ConfigureAwait(false), await CutFromAsync(host, ct).ConfigureAwait(false)));
         }
 
@@ -308,20 +308,6 @@ public sealed class Lab(LabLayout layout, IReadOnlyList<string> ferryCommand, Ti
             .Select(words => words[1])
             .ToHashSet();
         return layout.Hosts.Where(h => addresses.Contains(h.Address)).Select(h => h.Name).ToArray();
-    }
-
-    private static bool IsStopped(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            var close = stat.LastIndexOf(')');
-            return close > 0 && close + 2 < stat.Length && stat[close + 2] is 'T' or 't';
-        }
-        catch (IOException)
-        {
-            return false;
-        }
     }
 
     private async Task SignalAsync(string signal, IReadOnlyList<int> pids, CancellationToken ct)
