@@ -114,8 +114,8 @@ public sealed class Lab(LabLayout layout, IReadOnlyList<string> ferryCommand, Ti
         }
 
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
-        var deadline = time.GetTimestamp();
-        while (time.GetElapsedTime(deadline) < AgentStartTimeout)
+        var started = time.GetTimestamp();
+        while (time.GetElapsedTime(started) < AgentStartTimeout)
         {
             try
             {
@@ -130,7 +130,7 @@ public sealed class Lab(LabLayout layout, IReadOnlyList<string> ferryCommand, Ti
                 // Not listening yet.
             }
 
-            if (await AgentPidAsync(host, ct).ConfigureAwait(false) is null && time.GetElapsedTime(deadline) > TimeSpan.FromSeconds(2))
+            if (await AgentPidAsync(host, ct).ConfigureAwait(false) is null && time.GetElapsedTime(started) > TimeSpan.FromSeconds(2))
             {
                 return FerryError.Environment($"the agent of {host.Name} exited: {Tail(host.LogFile)}");
             }
@@ -163,12 +163,8 @@ public sealed class Lab(LabLayout layout, IReadOnlyList<string> ferryCommand, Ti
     {
         foreach (var cut in cuts)
         {
-            if ((await CutFromAsync(cut.From, ct).ConfigureAwait(false)).Contains(cut.To.Name))
-            {
-                continue;
-            }
-
-            if (await IpAsync(["-n", cut.From.Namespace, "route", "add", "blackhole", $"{cut.To.Address}/32"], ct).ConfigureAwait(false) is { } error)
+            // replace, not add: cutting a link that is cut already changes nothing.
+            if (await IpAsync(["-n", cut.From.Namespace, "route", "replace", "blackhole", $"{cut.To.Address}/32"], ct).ConfigureAwait(false) is { } error)
             {
                 return error;
             }

@@ -46,13 +46,24 @@ public sealed partial record LabLayout(string Name, int Network, string Director
 
     public string Bridge => $"fl-{Name}";
 
-    public string BridgeAddress => $"10.77.{Network.ToString(CultureInfo.InvariantCulture)}.1";
+    public string BridgeAddress => $"{Prefix(Network)}.1";
+
+    public string Subnet => SubnetOf(Network);
+
+    public static string SubnetOf(int network) => $"{Prefix(network)}.0/{PrefixLength.ToString(CultureInfo.InvariantCulture)}";
+
+    private static string Prefix(int network) => $"10.77.{network.ToString(CultureInfo.InvariantCulture)}";
 
     public const int PrefixLength = 24;
 
     public LabHost this[string host] => Hosts.Single(h => h.Name == host);
 
     public LabHost? Find(string host) => Hosts.FirstOrDefault(h => h.Name == host);
+
+    public Result<LabHost> Host(string host) =>
+        Find(host) is { } found
+            ? found
+            : FerryError.NotFound($"lab '{Name}' has no host '{host}' (hosts: {string.Join(", ", Hosts.Select(h => h.Name))})");
 
     public static Result<LabLayout> Create(string name, int network, int nodes, string directory)
     {
@@ -71,7 +82,6 @@ public sealed partial record LabLayout(string Name, int Network, string Director
             return FerryError.InvalidArgument($"lab network {network} is outside 1..{MaxNetwork}");
         }
 
-        var net = network.ToString(CultureInfo.InvariantCulture);
         var hosts = Enumerable.Range(1, nodes).Select(i =>
         {
             var index = i.ToString(CultureInfo.InvariantCulture);
@@ -80,7 +90,7 @@ public sealed partial record LabLayout(string Name, int Network, string Director
                 $"h{index}",
                 i,
                 $"ferry-{name}-h{index}",
-                $"10.77.{net}.{(10 + i).ToString(CultureInfo.InvariantCulture)}",
+                $"{Prefix(network)}.{(10 + i).ToString(CultureInfo.InvariantCulture)}",
                 $"fl-{name}-{index}",
                 Path.Combine(hostDirectory, "data"),
                 Path.Combine(hostDirectory, "agent.log"));

@@ -17,9 +17,9 @@ public static class LabPartition
             return FerryError.InvalidArgument("name the hosts to partition");
         }
 
-        if (group.Concat(from).FirstOrDefault(name => lab.Find(name) is null) is { } unknown)
+        if (group.Concat(from).Select(lab.Host).Select(found => found.Error).FirstOrDefault(e => e is not null) is { } unknown)
         {
-            return FerryError.NotFound($"lab '{lab.Name}' has no host '{unknown}' (hosts: {string.Join(", ", lab.Hosts.Select(h => h.Name))})");
+            return unknown;
         }
 
         if (group.Intersect(from).FirstOrDefault() is { } both)
@@ -36,8 +36,6 @@ public static class LabPartition
             return FerryError.InvalidArgument("a partition needs hosts on both sides: that group is the whole lab");
         }
 
-        return inside.SelectMany(a => outside.SelectMany(b => new[] { new LinkCut(a, b), new LinkCut(b, a) }))
-            .Distinct()
-            .ToArray();
+        return inside.SelectMany(a => outside.SelectMany(b => new[] { new LinkCut(a, b), new LinkCut(b, a) })).ToArray();
     }
 }

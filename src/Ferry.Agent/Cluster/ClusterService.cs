@@ -38,9 +38,7 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
     /// <summary>The host certificate for the peer API's TLS (null while in no cluster).</summary>
     public X509Certificate2? HostCertificate => _credentials?.Host;
 
-    public bool Accepts(X509Certificate2 peer) =>
-        _credentials is { } c && ClusterAuthority.Chains(peer, c.Authority)
-        && (_node is not { } node || PeerAdmission.Admits(node.State, ClusterAuthority.Fingerprint(peer)));
+    public bool Accepts(X509Certificate2 peer) => _credentials is { } c && PeerAdmission.Accepts(peer, c.Authority, _node?.State);
 
     public string? AuthorityPem => _credentials?.Authority.ExportCertificatePem();
 
@@ -100,7 +98,7 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
                 await StartNodeAsync(identity, _files.ReadCredentials(), ct).ConfigureAwait(false);
                 var node = _node!;
                 await node.WaitForLeaderAsync(LeaderWait, ct).ConfigureAwait(false);
-                var first = LocalHost(HostRole.Member, now) with { Certificate = Fingerprint(certificate) };
+                var first = LocalHost(HostRole.Member, now) with { Certificate = ClusterAuthority.Fingerprint(certificate) };
                 var outcome = await node.ProposeAsync(
                     new InitializeCluster(identity.ClusterId, request.Name, authority.ExportCertificatePem(), first) { At = now }, ct).ConfigureAwait(false);
                 if (outcome.Error is { } error)
@@ -235,7 +233,7 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
             return badRequest;
         }
 
-        var host = request.Host with { ConsensusAddress = consensus.ToString(), JoinedAt = now, Certificate = Fingerprint(certificate) };
+        var host = request.Host with { ConsensusAddress = consensus.ToString(), JoinedAt = now, Certificate = ClusterAuthority.Fingerprint(certificate) };
         if (ErrorOf(await ProposeAsync(new JoinHost(request.TokenId, JoinTokenText.Hash(request.Secret), host) { At = now }, ct).ConfigureAwait(false)) is { } error)
         {
             Log.JoinRefused(_log, request.Host.Name, error.Message);
@@ -532,12 +530,6 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
         _peers = null;
         _credentials?.Dispose();
         _credentials = null;
-    }
-
-    private static string Fingerprint(string certificatePem)
-    {
-        using var certificate = X509Certificate2.CreateFromPem(certificatePem);
-        return ClusterAuthority.Fingerprint(certificate);
     }
 
     private HostRecord LocalHost(HostRole role, DateTimeOffset joinedAt) => new(

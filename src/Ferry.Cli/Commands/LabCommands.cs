@@ -163,7 +163,7 @@ internal static class LabCommands
             var table = new Table().AddColumns("lab", "hosts", "network", "directory");
             foreach (var r in records)
             {
-                table.AddRow(r.Name, r.Nodes.ToString(CultureInfo.InvariantCulture), $"10.77.{r.Network.ToString(CultureInfo.InvariantCulture)}.0/24", Markup.Escape(r.Directory));
+                table.AddRow(r.Name, r.Nodes.ToString(CultureInfo.InvariantCulture), LabLayout.SubnetOf(r.Network), Markup.Escape(r.Directory));
             }
 
             CliContext.Write(table);
@@ -201,7 +201,7 @@ internal static class LabCommands
         var command = new Command(verb, description) { hostName };
         command.SetAction(LabAction(async (name, _, parse, ct) =>
         {
-            if (!Open(name).TryGetValue(out var lab, out var error) || !Host(lab, parse.GetValue(hostName)!).TryGetValue(out var host, out error))
+            if (!Open(name).TryGetValue(out var lab, out var error) || !lab.Layout.Host(parse.GetValue(hostName)!).TryGetValue(out var host, out error))
             {
                 return CliContext.Fail(error);
             }
@@ -255,7 +255,7 @@ internal static class LabCommands
         {
             var ms = parse.GetValue(delay);
             if (!Open(name).TryGetValue(out var lab, out var error)
-                || !Host(lab, parse.GetValue(hostName)!).TryGetValue(out var host, out error)
+                || !lab.Layout.Host(parse.GetValue(hostName)!).TryGetValue(out var host, out error)
                 || !LinkShape.Create(ms is { } d ? TimeSpan.FromMilliseconds(d) : null, parse.GetValue(loss), parse.GetValue(rate)).TryGetValue(out var shape, out error))
             {
                 return CliContext.Fail(error);
@@ -276,17 +276,12 @@ internal static class LabCommands
         return new Lab.Lab(layout, Lab.Lab.ThisFerry(), TimeProvider.System);
     }
 
-    private static Result<LabHost> Host(Lab.Lab lab, string name) =>
-        lab.Layout.Find(name) is { } host
-            ? host
-            : FerryError.NotFound($"lab '{lab.Layout.Name}' has no host '{name}' (hosts: {string.Join(", ", lab.Layout.Hosts.Select(h => h.Name))})");
-
     private static async Task PrintAsync(Lab.Lab lab, OutputFormat output, CancellationToken ct)
     {
         var layout = lab.Layout;
         var hosts = (await lab.StatusAsync(ct).ConfigureAwait(false)).Select(s => new LabHostView(
             s.Host.Name, s.State, s.Host.Namespace, s.Host.Address, s.Host.ApiUrl, s.Host.PeerAddress, s.Host.ReplicationAddress, s.AgentPid, s.Processes, s.CutFrom)).ToArray();
-        var view = new LabView(layout.Name, layout.Bridge, $"10.77.{layout.Network.ToString(CultureInfo.InvariantCulture)}.0/{LabLayout.PrefixLength.ToString(CultureInfo.InvariantCulture)}", layout.Directory, hosts);
+        var view = new LabView(layout.Name, layout.Bridge, layout.Subnet, layout.Directory, hosts);
         if (output == OutputFormat.Json)
         {
             Console.Out.WriteLine(JsonSerializer.Serialize(view, Indented));

@@ -153,7 +153,7 @@ public sealed class ConsensusNode : IAsyncDisposable
     private static RaftSslOptions Tls(X509Certificate2 certificate, X509Certificate2 authority, Func<ClusterState> state)
     {
         RemoteCertificateValidationCallback validate = (_, remote, _, _) =>
-            remote is X509Certificate2 peer && ClusterAuthority.Chains(peer, authority) && PeerAdmission.Admits(state(), ClusterAuthority.Fingerprint(peer));
+            remote is X509Certificate2 peer && PeerAdmission.Accepts(peer, authority, state());
         return new RaftSslOptions
         {
             ServerOptions = new SslServerAuthenticationOptions

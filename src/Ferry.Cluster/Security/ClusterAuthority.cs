@@ -66,6 +66,13 @@ public static class ClusterAuthority
     /// <summary>The SHA-256 fingerprint of a certificate, lower-case hex: what a join token carries.</summary>
     public static string Fingerprint(X509Certificate2 certificate) => Convert.ToHexStringLower(certificate.GetCertHash(HashAlgorithmName.SHA256));
 
+    /// <summary>The fingerprint of a PEM certificate, as <see cref="Issue"/> returns it.</summary>
+    public static string Fingerprint(string certificatePem)
+    {
+        using var certificate = X509Certificate2.CreateFromPem(certificatePem);
+        return Fingerprint(certificate);
+    }
+
     /// <summary>A chain policy that trusts <paramref name="authority"/> alone, not the machine's store.</summary>
     public static X509ChainPolicy ChainPolicy(X509Certificate2 authority)
     {

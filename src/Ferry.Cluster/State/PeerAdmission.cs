@@ -1,3 +1,6 @@
+using System.Security.Cryptography.X509Certificates;
+using Ferry.Cluster.Security;
+
 namespace Ferry.Cluster.State;
 
 /// <summary>
@@ -7,6 +10,13 @@ namespace Ferry.Cluster.State;
 /// </summary>
 public static class PeerAdmission
 {
+    /// <summary>
+    /// The check of every host-to-host TLS connection: the peer's certificate chains to the cluster's
+    /// authority and belongs to a host in <paramref name="state"/> (null: this host has no state yet).
+    /// </summary>
+    public static bool Accepts(X509Certificate2 peer, X509Certificate2 authority, ClusterState? state) =>
+        ClusterAuthority.Chains(peer, authority) && (state is null || Admits(state, ClusterAuthority.Fingerprint(peer)));
+
     /// <param name="state">This host's copy of the cluster state.</param>
     /// <param name="fingerprint">SHA-256 fingerprint of the certificate the peer presents.</param>
     public static bool Admits(ClusterState state, string fingerprint) =>

@@ -10,7 +10,7 @@ public class LabLayoutTests
     {
         var lab = LabLayout.Create("demo", 7, 3, "/srv/lab").Value;
         Assert.Equal("fl-demo", lab.Bridge);
-        Assert.Equal("10.77.7.1", lab.BridgeAddress);
+        Assert.Equal(("10.77.7.1", "10.77.7.0/24"), (lab.BridgeAddress, lab.Subnet));
         var h2 = lab["h2"];
         Assert.Equal(("ferry-demo-h2", "10.77.7.12", "fl-demo-2"), (h2.Namespace, h2.Address, h2.Link));
         Assert.Equal(Path.Combine("/srv/lab", "h2", "data"), h2.DataDirectory);
