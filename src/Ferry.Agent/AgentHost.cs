@@ -71,6 +71,9 @@ public static class AgentHost
         builder.Services.AddHostedService<NbdService>();
         builder.Services.AddSingleton<ClusterService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterService>());
+        builder.Services.AddSingleton<ClusterWorkloads>();
+        builder.Services.AddHostedService<LocalManager>();
+        builder.Services.AddHostedService<ResourceManager>();
 
         await using var app = builder.Build();
         app.UseExceptionHandler();
@@ -79,6 +82,7 @@ public static class AgentHost
         VmEndpoints.Map(app);
         VolumeEndpoints.Map(app);
         ClusterEndpoints.Map(app, $"*:{peer.Port}");
+        WorkloadEndpoints.Map(app);
 
         var manager = app.Services.GetRequiredService<VmManager>();
         await manager.InitializeAsync(ct).ConfigureAwait(false);

@@ -1,3 +1,4 @@
+using Ferry.Hypervisor;
 using Microsoft.Extensions.Logging;
 
 using Ferry.Agent.Vms;

@@ -17,6 +17,7 @@ public sealed class AgentClient : IDisposable
 {
     private readonly HttpClient _http;
     private readonly Uri _server;
+    private bool? _clustered;
 
     public AgentClient(Uri server)
     {
@@ -24,17 +25,45 @@ public sealed class AgentClient : IDisposable
         _http = new HttpClient { BaseAddress = server, Timeout = Timeout.InfiniteTimeSpan };
     }
 
-    public Task<Result<VmView[]>> ListVmsAsync(CancellationToken ct) => SendAsync<VmView[]>(HttpMethod.Get, "api/v1/vms", null, ct);
+    /// <summary>Whether the agent is in a cluster, asked once: then VMs and volumes are the cluster's, on any of its hosts.</summary>
+    public async Task<bool> IsClusteredAsync(CancellationToken ct)
+    {
+        _clustered ??= (await SendAsync<HealthView>(HttpMethod.Get, "api/v1/health", null, ct).ConfigureAwait(false)) is { IsOk: true, Value.Cluster: not null };
+        return _clustered.Value;
+    }
 
-    public Task<Result<VmView>> GetVmAsync(string name, CancellationToken ct) => SendAsync<VmView>(HttpMethod.Get, $"api/v1/vms/{Uri.EscapeDataString(name)}", null, ct);
+    public async Task<Result<VmView[]>> ListVmsAsync(CancellationToken ct) =>
+        await SendAsync<VmView[]>(HttpMethod.Get, await VmsAsync(ct).ConfigureAwait(false), null, ct).ConfigureAwait(false);
 
-    public Task<Result<VmView>> CreateVmAsync(VmSpec spec, CancellationToken ct) => SendAsync<VmView>(HttpMethod.Post, "api/v1/vms", spec, ct);
+    public async Task<Result<VmView>> GetVmAsync(string name, CancellationToken ct) =>
+        await SendAsync<VmView>(HttpMethod.Get, $"{await VmsAsync(ct).ConfigureAwait(false)}/{Uri.EscapeDataString(name)}", null, ct).ConfigureAwait(false);
 
-    public Task<Result<VmView>> VmActionAsync(string name, string action, CancellationToken ct, string query = "") =>
-        SendAsync<VmView>(HttpMethod.Post, $"api/v1/vms/{Uri.EscapeDataString(name)}/{action}{query}", null, ct);
+    public async Task<Result<VmView>> CreateVmAsync(VmSpec spec, CancellationToken ct) =>
+        await SendAsync<VmView>(HttpMethod.Post, await VmsAsync(ct).ConfigureAwait(false), spec, ct).ConfigureAwait(false);
+
+    /// <summary>start and stop go through the cluster when there is one; restart, pause and resume act on this host's QEMU.</summary>
+    public async Task<Result<VmView>> VmActionAsync(string name, string action, CancellationToken ct, string query = "")
+    {
+        var vms = action is "start" or "stop" ? await VmsAsync(ct).ConfigureAwait(false) : "api/v1/vms";
+        return await SendAsync<VmView>(HttpMethod.Post, $"{vms}/{Uri.EscapeDataString(name)}/{action}{query}", null, ct).ConfigureAwait(false);
+    }
 
     public async Task<FerryError?> DeleteVmAsync(string name, CancellationToken ct) =>
-        (await SendAsync<JsonElement?>(HttpMethod.Delete, $"api/v1/vms/{Uri.EscapeDataString(name)}", null, ct).ConfigureAwait(false)).Error;
+        (await SendAsync<JsonElement?>(HttpMethod.Delete, $"{await VmsAsync(ct).ConfigureAwait(false)}/{Uri.EscapeDataString(name)}", null, ct).ConfigureAwait(false)).Error;
+
+    public Task<Result<ClusterVolumeView[]>> ListClusterVolumesAsync(CancellationToken ct) => SendAsync<ClusterVolumeView[]>(HttpMethod.Get, "api/v1/cluster/volumes", null, ct);
+
+    public Task<Result<ClusterVolumeView>> GetClusterVolumeAsync(string name, CancellationToken ct) =>
+        SendAsync<ClusterVolumeView>(HttpMethod.Get, $"api/v1/cluster/volumes/{Uri.EscapeDataString(name)}", null, ct);
+
+    public Task<Result<ClusterVolumeView>> CreateClusterVolumeAsync(ClusterVolumeRequest request, CancellationToken ct) =>
+        SendAsync<ClusterVolumeView>(HttpMethod.Post, "api/v1/cluster/volumes", request, ct);
+
+    public Task<Result<ClusterVolumeView>> PromoteClusterVolumeAsync(string name, ClusterPromoteRequest request, CancellationToken ct) =>
+        SendAsync<ClusterVolumeView>(HttpMethod.Post, $"api/v1/cluster/volumes/{Uri.EscapeDataString(name)}/promote", request, ct);
+
+    public async Task<FerryError?> DeleteClusterVolumeAsync(string name, CancellationToken ct) =>
+        (await SendAsync<JsonElement?>(HttpMethod.Delete, $"api/v1/cluster/volumes/{Uri.EscapeDataString(name)}", null, ct).ConfigureAwait(false)).Error;
 
     public Task<Result<VolumeInfo[]>> ListVolumesAsync(CancellationToken ct) => SendAsync<VolumeInfo[]>(HttpMethod.Get, "api/v1/volumes", null, ct);
 
@@ -110,6 +139,8 @@ public sealed class AgentClient : IDisposable
             }
         }
     }
+
+    private async Task<string> VmsAsync(CancellationToken ct) => await IsClusteredAsync(ct).ConfigureAwait(false) ? "api/v1/cluster/vms" : "api/v1/vms";
 
     private async Task<Result<T>> SendAsync<T>(HttpMethod method, string path, object? body, CancellationToken ct)
     {

@@ -30,6 +30,9 @@ public readonly struct Result<T>
 
     public Result<TOut> Map<TOut>(Func<T, TOut> map) => Error is null ? map(_value!) : Result<TOut>.Fail(Error);
 
+    /// <summary>The next step, which can fail too, when this one succeeded.</summary>
+    public Result<TOut> Then<TOut>(Func<T, Result<TOut>> next) => Error is null ? next(_value!) : Result<TOut>.Fail(Error);
+
     public bool TryGetValue([MaybeNullWhen(false)] out T value, [MaybeNullWhen(true)] out FerryError error)
     {
         value = _value;

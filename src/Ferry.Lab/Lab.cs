@@ -236,6 +236,12 @@ public sealed class Lab(LabLayout layout, IReadOnlyList<string> ferryCommand, Ti
             {
                 problems.Add(error.Message);
             }
+
+            // The pair goes with the namespace, unless something still holds the namespace (a process still exiting).
+            if (Directory.Exists($"/sys/class/net/{host.Link}") && await IpAsync(["link", "del", host.Link], ct).ConfigureAwait(false) is { } linkError)
+            {
+                problems.Add(linkError.Message);
+            }
         }
 
         if (Directory.Exists($"/sys/class/net/{layout.Bridge}") && await IpAsync(["link", "del", layout.Bridge], ct).ConfigureAwait(false) is { } bridgeError)

@@ -66,3 +66,6 @@ internal static class ClusterViews
             hosts);
     }
 }
+
+/// <summary>GET /api/v1/health: the agent answers, and the cluster it is in (null: none).</summary>
+public sealed record HealthView(string Status, string? Cluster);

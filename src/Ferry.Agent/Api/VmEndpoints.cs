@@ -16,17 +16,18 @@ internal static class VmEndpoints
     public static void Map(IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api/v1");
-        api.MapGet("/health", () => Results.Json(new { status = "ok" }));
+        // The CLI asks which API to use: a host in a cluster manages VMs and volumes through the cluster's.
+        api.MapGet("/health", (Cluster.ClusterService c) => Results.Json(new HealthView("ok", c.State?.Cluster?.Name), FerryJson.Options));
 
         var vms = api.MapGroup("/vms").WithTags("VMs");
         vms.MapGet("/", (VmManager m) => Results.Json(m.List(), FerryJson.Options)).Produces<VmView[]>();
         vms.MapPost("/", CreateAsync).Accepts<VmSpec>("application/json").Produces<VmView>(StatusCodes.Status201Created);
         vms.MapGet("/{name}", (string name, VmManager m) => ApiResults.From(m.Get(name))).Produces<VmView>();
         vms.MapDelete("/{name}", async (string name, VmManager m, CancellationToken ct) =>
-            await m.DeleteAsync(name, ct) is { } error ? ApiResults.Problem(error) : Results.NoContent());
-        vms.MapPost("/{name}/start", async (string name, VmManager m, CancellationToken ct) => ApiResults.From(await m.StartAsync(name, ct)));
+            ClusterOwned(m, name) ?? (await m.DeleteAsync(name, ct) is { } error ? ApiResults.Problem(error) : Results.NoContent()));
+        vms.MapPost("/{name}/start", async (string name, VmManager m, CancellationToken ct) => ClusterOwned(m, name) ?? ApiResults.From(await m.StartAsync(name, ct)));
         vms.MapPost("/{name}/stop", async (string name, bool? force, VmManager m, CancellationToken ct) =>
-            ApiResults.From(await m.StopAsync(name, force ?? false, ct)));
+            ClusterOwned(m, name) ?? ApiResults.From(await m.StopAsync(name, force ?? false, ct)));
         vms.MapPost("/{name}/restart", async (string name, VmManager m, CancellationToken ct) => ApiResults.From(await m.RestartAsync(name, ct)));
         vms.MapPost("/{name}/pause", async (string name, VmManager m, CancellationToken ct) => ApiResults.From(await m.PauseAsync(name, ct)));
         vms.MapPost("/{name}/resume", async (string name, VmManager m, CancellationToken ct) => ApiResults.From(await m.ResumeAsync(name, ct)));
@@ -34,6 +35,12 @@ internal static class VmEndpoints
 
         api.MapGet("/events", EventsAsync).WithTags("Events").Produces<FerryEvent[]>();
     }
+
+    /// <summary>A VM the cluster runs is started, stopped and deleted through the cluster, or its local manager would undo it.</summary>
+    private static IResult? ClusterOwned(VmManager manager, string name) =>
+        manager.Get(name) is { IsOk: true, Value.Managed: true }
+            ? ApiResults.Problem(FerryError.WrongState($"VM '{name}' is run by the cluster: use /api/v1/cluster/vms (ferry vm start|stop|delete on a cluster host)"))
+            : null;
 
     private static async Task<IResult> CreateAsync(HttpRequest request, VmManager manager, CancellationToken ct) =>
         (await JsonBody.ReadAsync<VmSpec>(request, "VM spec", ct)).TryGetValue(out var spec, out var error)

@@ -1,3 +1,4 @@
+using Ferry.Hypervisor;
 using Ferry.Agent.Events;
 using Ferry.Agent.Vms;
 using Ferry.Agent.Volumes;
@@ -34,6 +35,11 @@ internal static class VolumeEndpoints
 
     private static async Task<IResult> ReplicateAsync(string name, HttpRequest request, VolumeReplication replication, VolumeStore store, EventLog events, CancellationToken ct)
     {
+        if (ClusterOwned(replication, name) is { } owned)
+        {
+            return ApiResults.Problem(owned);
+        }
+
         if (!(await JsonBody.ReadAsync<ReplicationRequest>(request, "replication request", ct)).TryGetValue(out var body, out var error))
         {
             return ApiResults.Problem(error);
@@ -104,6 +110,11 @@ internal static class VolumeEndpoints
 
     private static async Task<IResult> PromoteAsync(string name, HttpRequest request, VolumeReplication replication, EventLog events, CancellationToken ct)
     {
+        if (ClusterOwned(replication, name) is { } owned)
+        {
+            return ApiResults.Problem(owned);
+        }
+
         if (!(await JsonBody.ReadAsync<PromoteRequest>(request, "promote request", ct)).TryGetValue(out var body, out var error))
         {
             return ApiResults.Problem(error);
@@ -148,6 +159,11 @@ internal static class VolumeEndpoints
 
     private static async Task<IResult> DemoteAsync(string name, VolumeReplication replication, VolumeStore store, VmManager vms, EventLog events, CancellationToken ct)
     {
+        if (ClusterOwned(replication, name) is { } owned)
+        {
+            return ApiResults.Problem(owned);
+        }
+
         if (!replication.TryGet(name, out var copy))
         {
             return ApiResults.Problem(NotFound(name));
@@ -227,6 +243,12 @@ internal static class VolumeEndpoints
 
     private static FerryError NotFound(string name) => FerryError.NotFound($"no volume named '{name}' (see: ferry volume list)");
 
+    /// <summary>The cluster sets a managed copy's peers and role and deletes it; doing it here would be undone or lose data.</summary>
+    private static FerryError? ClusterOwned(VolumeReplication replication, string name) =>
+        replication.TryGet(name, out var copy) && copy.Settings.Managed
+            ? FerryError.WrongState($"the copy of '{name}' is managed by the cluster: use /api/v1/cluster/volumes (ferry volume promote|delete on a cluster host)")
+            : null;
+
     private static async Task<IResult> CreateAsync(HttpRequest request, VolumeStore store, VolumeReplication replication, EventLog events, CancellationToken ct)
     {
         if (!(await JsonBody.ReadAsync<CreateVolumeRequest>(request, "volume request", ct)).TryGetValue(out var body, out var error))
@@ -265,6 +287,11 @@ internal static class VolumeEndpoints
     /// <summary>A volume a VM uses is not deleted under it.</summary>
     private static async Task<IResult> DeleteAsync(string name, VolumeStore store, VolumeReplication replication, VmManager vms, EventLog events, CancellationToken ct)
     {
+        if (ClusterOwned(replication, name) is { } owned)
+        {
+            return ApiResults.Problem(owned);
+        }
+
         if (vms.UsersOf(name) is [var first, ..] users)
         {
             return ApiResults.Problem(FerryError.WrongState(

@@ -32,8 +32,12 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
     private ClusterIdentity? _identity;
     private bool _seenSelf;
     private Task _removal = Task.CompletedTask;
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public ConsensusNode? Node => _node;
+
+    /// <summary>The state as this host has applied it (null while in no cluster).</summary>
+    public ClusterState? State => _node?.State;
 
     /// <summary>The host certificate for the peer API's TLS (null while in no cluster).</summary>
     public X509Certificate2? HostCertificate => _credentials?.Host;
@@ -484,8 +488,39 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
         Log.ConsensusStarted(_log, identity.ClusterName, options.HostName, options.ConsensusListen);
     }
 
+    /// <summary>Waits until this host has applied everything committed so far (a read barrier); gives up quietly without a quorum.</summary>
+    public async Task CatchUpAsync(CancellationToken ct)
+    {
+        if (_node is { } node)
+        {
+            try
+            {
+                await node.ReadAsync(ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is QuorumUnreachableException or TimeoutException)
+            {
+                // The command was applied; the answer may show this host's older view.
+            }
+        }
+    }
+
+    /// <summary>Waits until the state changes, at most <paramref name="timeout"/>.</summary>
+    public async Task WaitForChangeAsync(TimeSpan timeout, CancellationToken ct)
+    {
+        try
+        {
+            await Volatile.Read(ref _changed).Task.WaitAsync(timeout, time, ct).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // Waited long enough; the caller looks again either way.
+        }
+    }
+
     private void OnStateChanged(ClusterState state)
     {
+        Interlocked.Exchange(ref _changed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+
         // Only this membership's record counts: a host that joins again replays its earlier join and removal from the log.
         var present = state.Host(options.HostName) is { } record && record.JoinedAt == _identity?.JoinedAt;
         if (present)

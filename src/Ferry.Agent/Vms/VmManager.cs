@@ -96,7 +96,7 @@ public sealed class VmManager : IAsyncDisposable
     public Result<string> SerialLogOf(string name) =>
         _registry.Find(name) is null ? NotFound(name) : PathsOf(name).SerialLog;
 
-    public async Task<Result<VmView>> CreateAsync(VmSpec spec, CancellationToken ct)
+    public async Task<Result<VmView>> CreateAsync(VmSpec spec, CancellationToken ct, bool managed = false)
     {
         if (VmSpecValidator.Validate(spec, File.Exists, v => _volumes.TryGet(v, out _), HostProcess.TotalMemoryMiB()) is { } invalid)
         {
@@ -108,7 +108,7 @@ public sealed class VmManager : IAsyncDisposable
             return pathError;
         }
 
-        var record = new VmRecord(spec, DesiredState.Stopped, _time.GetUtcNow());
+        var record = new VmRecord(spec, DesiredState.Stopped, _time.GetUtcNow(), managed);
         if (await _registry.AddAsync(record, ct).ConfigureAwait(false) is { } conflict)
         {
             return conflict;
@@ -502,7 +502,8 @@ public sealed class VmManager : IAsyncDisposable
                 running ? runtime.Accelerator : null,
                 running ? runtime.StartedAt : null,
                 runtime.LastExit,
-                record.Spec);
+                record.Spec,
+                record.Managed);
         }
     }
 

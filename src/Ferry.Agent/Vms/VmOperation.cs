@@ -1,3 +1,4 @@
+using Ferry.Hypervisor;
 namespace Ferry.Agent.Vms;
 
 public enum VmOperation

@@ -4,6 +4,7 @@ using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using Ferry.Agent.Cluster;
 using Ferry.Storage.Replication;
 using Ferry.Storage.Replication.Wire;
 using Ferry.Storage.Volumes;
@@ -16,21 +17,22 @@ namespace Ferry.Agent.Volumes;
 /// Replication for this host's volume copies: one <see cref="ReplicatedVolume"/> per volume, its
 /// settings in the volume's directory (replication.json), and the TCP listener primaries connect to.
 /// </summary>
-internal sealed partial class VolumeReplication(VolumeStore store, AgentOptions options, TimeProvider time, ILoggerFactory loggers) : IHostedService, IAsyncDisposable
+internal sealed partial class VolumeReplication(VolumeStore store, ClusterService cluster, AgentOptions options, TimeProvider time, ILoggerFactory loggers) : IHostedService, IAsyncDisposable
 {
     public const string SettingsFileName = "replication.json";
 
     private readonly ConcurrentDictionary<string, ReplicatedVolume> _copies = new(StringComparer.Ordinal);
     private readonly ILogger _logger = loggers.CreateLogger("Ferry.Replication");
     private readonly CancellationTokenSource _stopping = new();
-    private readonly FileReplicationAuthority _authority = new(options.AuthorityFile, time);
+    private readonly FileReplicationAuthority _localAuthority = new(options.AuthorityFile, time);
     private readonly ReplicationTls? _tls = ReplicationTls.FromOptions(options);
+    private IReplicationAuthority? _authority;
     private TcpListener? _listener;
     private Task? _accepting;
 
     public string Host => options.HostName;
 
-    public IReplicationAuthority Authority => _authority;
+    public IReplicationAuthority Authority => _authority ??= new ClusterReplicationAuthority(cluster, _localAuthority, time);
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -54,6 +56,14 @@ internal sealed partial class VolumeReplication(VolumeStore store, AgentOptions 
 
     public ReplicatedVolume Open(Volume volume) =>
         _copies[volume.Name] = ReplicatedVolume.Open(volume, LoadSettings(volume), Context());
+
+    /// <summary>Starts replicating a copy the cluster made, with its settings recorded first.</summary>
+    public async Task<ReplicatedVolume> OpenManagedAsync(Volume volume, ReplicationSettings settings, CancellationToken ct)
+    {
+        var path = Path.Combine(volume.Directory, SettingsFileName);
+        await DurableFile.WriteAllBytesAsync(path, JsonSerializer.SerializeToUtf8Bytes(settings with { Managed = true }, FerryJson.Options), ct).ConfigureAwait(false);
+        return Open(volume);
+    }
 
     /// <summary>Stops replicating a volume about to be deleted.</summary>
     public async Task CloseAsync(string name)
@@ -82,7 +92,7 @@ internal sealed partial class VolumeReplication(VolumeStore store, AgentOptions 
             : ReplicationSettings.StandAlone with { Role = volume.Metadata.Current.Disk == DiskState.UpToDate ? CopyRole.Primary : CopyRole.Secondary };
     }
 
-    private ReplicationContext Context() => new(Host, _authority, ConnectAsync, time, _logger);
+    private ReplicationContext Context() => new(Host, Authority, ConnectAsync, time, _logger);
 
     private async Task<Stream> ConnectAsync(PeerAddress peer, CancellationToken ct)
     {
@@ -184,7 +194,7 @@ internal sealed partial class VolumeReplication(VolumeStore store, AgentOptions 
             await copy.DisposeAsync().ConfigureAwait(false);
         }
 
-        _authority.Dispose();
+        _localAuthority.Dispose();
         _tls?.Dispose();
     }
 

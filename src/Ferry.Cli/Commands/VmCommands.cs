@@ -184,19 +184,29 @@ internal static class VmCommands
 
     private static void RenderVmTable(VmView[] vms)
     {
-        var table = new Table().Border(TableBorder.Simple)
-            .AddColumns("NAME", "STATE", "DESIRED", "CPUS", "MEMORY", "PID", "ACCEL", "UPTIME");
+        // In a cluster, the host each VM is placed on comes second.
+        var clustered = vms.Any(vm => vm.Managed);
+        var table = new Table().Border(TableBorder.Simple).AddColumn("NAME");
+        if (clustered)
+        {
+            table.AddColumn("HOST");
+        }
+
+        table.AddColumns("STATE", "DESIRED", "CPUS", "MEMORY", "PID", "ACCEL", "UPTIME");
         foreach (var vm in vms)
         {
-            table.AddRow(
+            string[] host = clustered ? [Markup.Escape(vm.Host ?? "-")] : [];
+            table.AddRow([
                 Markup.Escape(vm.Name),
+                .. host,
                 StateMarkup(vm.State),
                 Display.Name(vm.Desired),
                 vm.Spec.VCpus.ToString(CultureInfo.InvariantCulture),
                 $"{vm.Spec.MemoryMiB} MiB",
                 vm.Pid?.ToString(CultureInfo.InvariantCulture) ?? "-",
                 vm.Accelerator is { } a ? Display.Name(a) : "-",
-                Uptime(vm));
+                Uptime(vm),
+            ]);
         }
 
         CliContext.Write(table);
@@ -208,6 +218,16 @@ internal static class VmCommands
         grid.AddRow("name", Markup.Escape(vm.Name));
         grid.AddRow("state", StateMarkup(vm.State));
         grid.AddRow("desired", Display.Name(vm.Desired));
+        if (vm.Managed)
+        {
+            grid.AddRow("host", Markup.Escape(vm.Host ?? "not placed"));
+        }
+
+        if (vm.Waiting is { } waiting)
+        {
+            grid.AddRow("waiting", Markup.Escape(waiting));
+        }
+
         grid.AddRow("vcpus", vm.Spec.VCpus.ToString(CultureInfo.InvariantCulture));
         grid.AddRow("memory", $"{vm.Spec.MemoryMiB} MiB");
         grid.AddRow("pid", vm.Pid?.ToString(CultureInfo.InvariantCulture) ?? "-");

@@ -38,8 +38,10 @@ internal static class VolumeCommands
     {
         var name = NameArgument();
         var size = SizeOption();
-        var copyOf = new Option<Guid?>("--copy-of") { Description = "Create an empty copy of an existing volume (its id, from `volume show` on its primary); a resync fills it" };
-        var command = new Command("create", "Create a volume (allocates nothing until written)") { name, size, copyOf };
+        var copyOf = new Option<Guid?>("--copy-of") { Description = "Create an empty copy of an existing volume (its id, from `volume show` on its primary); a resync fills it (hosts in no cluster)" };
+        var hosts = new Option<string[]>("--host") { Description = "In a cluster: a host to hold a copy (repeatable or comma-separated, 1 to 3; default: the host asked)" };
+        var protocol = new Option<ReplicationProtocol>("--protocol") { Description = "In a cluster: C (a write completes when every copy has it), B (when they received it) or A (after the local write)", DefaultValueFactory = _ => ReplicationProtocol.C };
+        var command = new Command("create", "Create a volume (allocates nothing until written); in a cluster, with a copy on each host given") { name, size, copyOf, hosts, protocol };
         command.SetAction(CliContext.Action(async (context, parse, ct) =>
         {
             if (!SizeParser.ParseBytes(parse.GetValue(size)!).TryGetValue(out var bytes, out var error))
@@ -47,25 +49,41 @@ internal static class VolumeCommands
                 return CliContext.Fail(error);
             }
 
-            return context.Print(await context.Client.CreateVolumeAsync(new CreateVolumeRequest(parse.GetValue(name)!, bytes, parse.GetValue(copyOf)), ct).ConfigureAwait(false), Render);
+            if (!await context.Client.IsClusteredAsync(ct).ConfigureAwait(false))
+            {
+                return context.Print(await context.Client.CreateVolumeAsync(new CreateVolumeRequest(parse.GetValue(name)!, bytes, parse.GetValue(copyOf)), ct).ConfigureAwait(false), Render);
+            }
+
+            if (parse.GetValue(copyOf) is not null)
+            {
+                return CliContext.Fail(FerryError.InvalidArgument("in a cluster, give the hosts of every copy with --host instead of --copy-of"));
+            }
+
+            var named = (parse.GetValue(hosts) ?? []).SelectMany(h => h.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList();
+            var request = new ClusterVolumeRequest(parse.GetValue(name)!, bytes, named, parse.GetValue(protocol));
+            return context.Print(await context.Client.CreateClusterVolumeAsync(request, ct).ConfigureAwait(false), RenderCluster);
         }));
         return command;
     }
 
     private static Command List()
     {
-        var command = new Command("list", "List the volumes");
-        command.SetAction(CliContext.Action(async (context, _, ct) =>
-            context.Print(await context.Client.ListVolumesAsync(ct).ConfigureAwait(false), RenderTable)));
+        var command = new Command("list", "List the volumes (in a cluster: the cluster's, with each copy)");
+        command.SetAction(CliContext.Action(async (context, _, ct) => await context.Client.IsClusteredAsync(ct).ConfigureAwait(false)
+            ? context.Print(await context.Client.ListClusterVolumesAsync(ct).ConfigureAwait(false), RenderClusterTable)
+            : context.Print(await context.Client.ListVolumesAsync(ct).ConfigureAwait(false), RenderTable)));
         return command;
     }
 
     private static Command Show()
     {
         var name = NameArgument();
-        var command = new Command("show", "Show one volume in detail") { name };
+        var local = new Option<bool>("--local") { Description = "In a cluster: this host's copy in detail (links, resync, generations) instead of the cluster's view" };
+        var command = new Command("show", "Show one volume in detail") { name, local };
         command.SetAction(CliContext.Action(async (context, parse, ct) =>
-            context.Print(await context.Client.GetVolumeAsync(parse.GetValue(name)!, ct).ConfigureAwait(false), Render)));
+            !parse.GetValue(local) && await context.Client.IsClusteredAsync(ct).ConfigureAwait(false)
+                ? context.Print(await context.Client.GetClusterVolumeAsync(parse.GetValue(name)!, ct).ConfigureAwait(false), RenderCluster)
+                : context.Print(await context.Client.GetVolumeAsync(parse.GetValue(name)!, ct).ConfigureAwait(false), Render)));
         return command;
     }
 
@@ -95,7 +113,10 @@ internal static class VolumeCommands
         command.SetAction(CliContext.Action(async (context, parse, ct) =>
         {
             var volume = parse.GetValue(name)!;
-            if (await context.Client.DeleteVolumeAsync(volume, ct).ConfigureAwait(false) is { } error)
+            var deleted = await context.Client.IsClusteredAsync(ct).ConfigureAwait(false)
+                ? await context.Client.DeleteClusterVolumeAsync(volume, ct).ConfigureAwait(false)
+                : await context.Client.DeleteVolumeAsync(volume, ct).ConfigureAwait(false);
+            if (deleted is { } error)
             {
                 return CliContext.Fail(error);
             }
@@ -144,12 +165,25 @@ internal static class VolumeCommands
     private static Command Promote()
     {
         var name = NameArgument();
-        var epoch = new Option<ulong>("--epoch") { Description = "The new epoch: above every epoch any copy has seen" };
+        var host = new Option<string?>("--host") { Description = "In a cluster: the host whose copy becomes primary (the cluster grants the next epoch)" };
+        var epoch = new Option<ulong>("--epoch") { Description = "Hosts in no cluster: the new epoch, above every epoch any copy has seen" };
         var force = new Option<bool>("--force") { Description = "Promote an Outdated copy; the writes it lacks are lost (the answer says which)" };
         var dual = new Option<bool>("--dual") { Description = "Become a second primary beside the current one, at its epoch, for a live migration's handoff" };
-        var command = new Command("promote", "Make this host's copy the primary (--epoch N), or a second primary (--dual)") { name, epoch, force, dual };
+        var command = new Command("promote", "Make a copy the primary: in a cluster --host H, else this host's with --epoch N, or a second primary (--dual)") { name, host, epoch, force, dual };
         command.SetAction(CliContext.Action(async (context, parse, ct) =>
         {
+            if (await context.Client.IsClusteredAsync(ct).ConfigureAwait(false))
+            {
+                if (parse.GetValue(host) is not { } target || parse.GetValue(epoch) != 0 || parse.GetValue(dual))
+                {
+                    return CliContext.Fail(FerryError.InvalidArgument("in a cluster, give --host HOST (the cluster grants the epoch)"));
+                }
+
+                return context.Print(
+                    await context.Client.PromoteClusterVolumeAsync(parse.GetValue(name)!, new ClusterPromoteRequest(target, parse.GetValue(force)), ct).ConfigureAwait(false),
+                    RenderCluster);
+            }
+
             if (parse.GetValue(dual) == (parse.GetValue(epoch) != 0))
             {
                 return CliContext.Fail(FerryError.InvalidArgument("give either --epoch N (a new primary) or --dual (a second primary at the current primary's epoch)"));
@@ -348,6 +382,48 @@ internal static class VolumeCommands
         }
 
         CliContext.Write(table);
+    }
+
+    private static void RenderClusterTable(ClusterVolumeView[] volumes)
+    {
+        var table = new Table().Border(TableBorder.Simple).AddColumns("NAME", "SIZE", "PROTOCOL", "PRIMARY", "EPOCH", "COPIES");
+        foreach (var v in volumes)
+        {
+            table.AddRow(
+                Markup.Escape(v.Name), Bytes(v.Size), v.Protocol.ToString(), Markup.Escape(v.Primary ?? "-"), v.Epoch.ToString(CultureInfo.InvariantCulture),
+                Markup.Escape(string.Join(", ", v.Copies.Select(c => $"{c.Host} {(c.Outdated is null ? c.Disk is { } d ? Display.Name(d) : "?" : "outdated")}"))));
+        }
+
+        CliContext.Write(table);
+    }
+
+    private static void RenderCluster(ClusterVolumeView v)
+    {
+        var grid = new Grid().AddColumn().AddColumn();
+        grid.AddRow("name", Markup.Escape(v.Name));
+        grid.AddRow("id", v.Id.ToString());
+        grid.AddRow("size", $"{Bytes(v.Size)} ({v.Size} bytes)");
+        grid.AddRow("protocol", v.Protocol.ToString());
+        grid.AddRow("primary", Markup.Escape(v.Primary ?? "none"));
+        grid.AddRow("epoch", v.Epoch.ToString(CultureInfo.InvariantCulture));
+        foreach (var copy in v.Copies)
+        {
+            var seen = copy.Disk is { } disk
+                ? $"{Display.Name(disk)}, {Display.Name(copy.Role!.Value)}, {Display.Name(copy.Connection!.Value)}"
+                : "not reported yet";
+            grid.AddRow(Markup.Escape($"copy {copy.Host}"), Markup.Escape(seen));
+            if (copy.Outdated is { } mark)
+            {
+                grid.AddRow(string.Empty, Markup.Escape($"marked Outdated by {mark.ByHost} at epoch {mark.Epoch} ({mark.At:u})"));
+            }
+
+            if (copy.Problem is { } problem)
+            {
+                grid.AddRow(string.Empty, Markup.Escape(problem));
+            }
+        }
+
+        CliContext.Write(grid);
     }
 
     private static void Render(VolumeInfo v)

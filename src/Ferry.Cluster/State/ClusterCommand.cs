@@ -23,6 +23,7 @@ namespace Ferry.Cluster.State;
 [JsonDerivedType(typeof(SetVmDesiredState), "set-vm-desired-state")]
 [JsonDerivedType(typeof(PlaceVm), "place-vm")]
 [JsonDerivedType(typeof(DeleteVm), "delete-vm")]
+[JsonDerivedType(typeof(ReportHost), "report-host")]
 public abstract record ClusterCommand
 {
     public Guid Id { get; init; } = Guid.NewGuid();
@@ -33,6 +34,10 @@ public abstract record ClusterCommand
     /// <summary>The event kind: the command's name as the log spells it (join-host, promote-copy).</summary>
     [JsonIgnore]
     public string Kind => JsonNamingPolicy.KebabCaseLower.ConvertName(GetType().Name);
+
+    /// <summary>Whether applying it adds an event (a report, repeated as things change, does not).</summary>
+    [JsonIgnore]
+    public virtual bool RecordsEvent => true;
 
     [JsonIgnore]
     public virtual string? HostSubject => null;

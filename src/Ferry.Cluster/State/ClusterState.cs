@@ -26,6 +26,9 @@ public sealed record ClusterState
 
     public ImmutableDictionary<string, VmRecord> Vms { get; init; } = ImmutableDictionary<string, VmRecord>.Empty;
 
+    /// <summary>What each host last reported of its copies and VMs, by host.</summary>
+    public ImmutableDictionary<string, HostReport> Reports { get; init; } = ImmutableDictionary<string, HostReport>.Empty;
+
     public ImmutableList<ClusterEvent> Events { get; init; } = [];
 
     /// <summary>The sequence number the next event gets; it never repeats, even after older events fall off.</summary>
@@ -39,6 +42,8 @@ public sealed record ClusterState
     public VolumeRecord? Volume(string name) => Volumes.GetValueOrDefault(name);
 
     public VmRecord? Vm(string name) => Vms.GetValueOrDefault(name);
+
+    public HostReport Report(string host) => Reports.GetValueOrDefault(host) ?? HostReport.Empty;
 }
 
 /// <summary>A command's id and the outcome it had when first applied.</summary>

@@ -15,7 +15,8 @@ public static class ClusterStateMachine
         var (next, outcome) = result.TryGetValue(out var change, out var error)
             ? (change.State, new CommandOutcome(null, change.Message, change.Epoch))
             : (state, CommandOutcome.Failed(error));
-        return (Remember(Record(next, command, outcome), command.Id, outcome), outcome);
+        var recorded = command.RecordsEvent || !outcome.IsOk ? Record(next, command, outcome) : next;
+        return (Remember(recorded, command.Id, outcome), outcome);
     }
 
     private static ClusterState Record(ClusterState state, ClusterCommand command, CommandOutcome outcome)

@@ -132,6 +132,7 @@ public sealed record RemoveHost(string Name, bool Force = false) : ClusterComman
         var next = state with
         {
             Hosts = state.Hosts.Remove(Name),
+            Reports = state.Reports.Remove(Name),
             Vms = state.Vms.SetItems(vms.Select(vm => KeyValuePair.Create(vm, state.Vms[vm] with { Host = null }))),
             Volumes = state.Volumes.SetItems(volumes.Select(v => KeyValuePair.Create(v, WithoutCopy(state.Volumes[v], Name)))),
         };

@@ -24,6 +24,15 @@ public sealed record DefineVm(VmSpec Spec) : ClusterCommand
             return FerryError.NotFound($"VM '{Spec.Name}' uses volume '{missing.Volume}', which does not exist");
         }
 
+        // A volume is one VM's disk: two VMs writing one block device would corrupt it.
+        foreach (var volume in Spec.Disks.Select(d => d.Volume).OfType<string>())
+        {
+            if (state.Vms.Values.FirstOrDefault(vm => vm.Spec.Disks.Any(d => d.Volume == volume)) is { } user)
+            {
+                return FerryError.Conflict($"volume '{volume}' is already a disk of VM '{user.Name}'");
+            }
+        }
+
         return new StateChange(state with { Vms = state.Vms.Add(Spec.Name, new VmRecord(Spec, VmDesiredState.Stopped, null, At)) }, $"VM {Spec.Name} defined");
     }
 }

@@ -5,7 +5,8 @@ using Ferry.Storage.Replication.Wire;
 namespace Ferry.Cluster.State;
 
 /// <summary>Declares a volume with a copy on each of 1 to 3 hosts; none is primary yet.</summary>
-public sealed record CreateVolume(string Name, Guid VolumeId, long SizeBytes, ImmutableList<string> Hosts, ReplicationProtocol Protocol = ReplicationProtocol.C) : ClusterCommand
+/// <param name="Seed">The generation every copy starts with: all are created empty, hence identical, and need no first sync.</param>
+public sealed record CreateVolume(string Name, Guid VolumeId, long SizeBytes, ImmutableList<string> Hosts, ulong Seed, ReplicationProtocol Protocol = ReplicationProtocol.C) : ClusterCommand
 {
     public const int MaxCopies = 3;
 
@@ -28,6 +29,11 @@ public sealed record CreateVolume(string Name, Guid VolumeId, long SizeBytes, Im
             return FerryError.InvalidArgument($"invalid size {SizeBytes}: give a positive multiple of 4096 bytes");
         }
 
+        if (Seed == 0)
+        {
+            return FerryError.InvalidArgument("a volume's seed generation must not be 0");
+        }
+
         if (Hosts.Count is 0 or > MaxCopies || Hosts.Distinct(StringComparer.Ordinal).Count() != Hosts.Count)
         {
             return FerryError.InvalidArgument($"a volume has copies on 1 to {MaxCopies} different hosts, not [{string.Join(", ", Hosts)}]");
@@ -46,7 +52,7 @@ public sealed record CreateVolume(string Name, Guid VolumeId, long SizeBytes, Im
             }
         }
 
-        var volume = new VolumeRecord(Name, VolumeId, SizeBytes, Hosts, Protocol, null, 0, ImmutableDictionary<string, OutdatedMark>.Empty);
+        var volume = new VolumeRecord(Name, VolumeId, SizeBytes, Hosts, Protocol, null, 0, ImmutableDictionary<string, OutdatedMark>.Empty, Seed);
         return new StateChange(state with { Volumes = state.Volumes.Add(Name, volume) },
             $"volume {Name} created with copies on [{string.Join(", ", Hosts)}], protocol {Protocol}");
     }

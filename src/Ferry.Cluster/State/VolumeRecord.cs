@@ -8,6 +8,7 @@ namespace Ferry.Cluster.State;
 /// <param name="Hosts">The hosts holding a copy, in the order they were given.</param>
 /// <param name="Epoch">The highest epoch granted; every promotion takes the next one.</param>
 /// <param name="Outdated">Copies marked Outdated by a primary that went on without them, by host.</param>
+/// <param name="Seed">The generation id every copy was created with.</param>
 public sealed record VolumeRecord(
     string Name,
     Guid Id,
@@ -16,4 +17,5 @@ public sealed record VolumeRecord(
     ReplicationProtocol Protocol,
     string? Primary,
     ulong Epoch,
-    ImmutableDictionary<string, OutdatedMark> Outdated);
+    ImmutableDictionary<string, OutdatedMark> Outdated,
+    ulong Seed);

@@ -29,5 +29,8 @@ public sealed record ReplicationSettings
     /// </summary>
     public bool AllowTwoPrimaries { get; init; }
 
+    /// <summary>The cluster created this copy and sets its peers and role; the host's own commands leave it alone.</summary>
+    public bool Managed { get; init; }
+
     public static ReplicationSettings StandAlone { get; } = new();
 }

@@ -80,7 +80,17 @@ public sealed partial class VolumeStore : IDisposable
     /// Creates a volume, or with <paramref name="copyOf"/> a new, empty copy of an existing volume (same id)
     /// that holds no data until a resync from the primary fills it.
     /// </summary>
-    public async Task<Result<VolumeInfo>> CreateAsync(string name, long size, CancellationToken ct, Guid? copyOf = null)
+    public Task<Result<VolumeInfo>> CreateAsync(string name, long size, CancellationToken ct, Guid? copyOf = null) =>
+        CreateAsync(name, size, copyOf is { } id ? new VolumeSeed(id, default, DiskState.Inconsistent) : new VolumeSeed(null, default, DiskState.UpToDate), ct);
+
+    /// <summary>
+    /// Creates one of a new volume's copies, all made empty at once and so identical: each starts UpToDate
+    /// with the volume's id and the same first generation, and the copies need no first sync.
+    /// </summary>
+    public Task<Result<VolumeInfo>> CreateSeededAsync(string name, long size, Guid id, ulong generation, CancellationToken ct) =>
+        CreateAsync(name, size, new VolumeSeed(id, new GenerationIds(generation, 0, 0, 0), DiskState.UpToDate), ct);
+
+    private async Task<Result<VolumeInfo>> CreateAsync(string name, long size, VolumeSeed seed, CancellationToken ct)
     {
         if (!ResourceName.IsValid(name))
         {
@@ -100,7 +110,7 @@ public sealed partial class VolumeStore : IDisposable
                 return FerryError.Conflict($"a volume named '{name}' already exists");
             }
 
-            if (copyOf is { } id && _volumes.Values.FirstOrDefault(v => v.Metadata.Current.VolumeId == id) is { } existing)
+            if (seed.Id is { } id && _volumes.Values.FirstOrDefault(v => v.Metadata.Current.VolumeId == id) is { } existing)
             {
                 return FerryError.Conflict($"this host already holds a copy of volume {id} ('{existing.Name}')");
             }
@@ -108,7 +118,7 @@ public sealed partial class VolumeStore : IDisposable
             var volumeDirectory = Path.Combine(_directory, name);
             try
             {
-                var volume = CreateOnDisk(volumeDirectory, name, size, copyOf);
+                var volume = CreateOnDisk(volumeDirectory, name, size, seed);
                 _volumes[name] = volume;
                 return await InfoAsync(volume, ct).ConfigureAwait(false);
             }
@@ -194,7 +204,7 @@ public sealed partial class VolumeStore : IDisposable
         }
     }
 
-    private Volume CreateOnDisk(string volumeDirectory, string name, long size, Guid? copyOf)
+    private Volume CreateOnDisk(string volumeDirectory, string name, long size, VolumeSeed seed)
     {
         if (Directory.Exists(volumeDirectory))
         {
@@ -209,15 +219,15 @@ public sealed partial class VolumeStore : IDisposable
         }
 
         // The metadata file is written last: its presence is what makes the volume exist.
-        var generation = (ulong)Random.Shared.NextInt64(1, long.MaxValue);
+        var generations = seed.Id is null ? new GenerationIds((ulong)Random.Shared.NextInt64(1, long.MaxValue), 0, 0, 0) : seed.Generations;
         var metadata = MetadataFile.Create(Path.Combine(volumeDirectory, MetadataFileName), new Superblock
         {
-            VolumeId = copyOf ?? Guid.NewGuid(),
+            VolumeId = seed.Id ?? Guid.NewGuid(),
             Name = name,
             Size = size,
             CreatedAt = _time.GetUtcNow(),
-            Generations = copyOf is null ? new GenerationIds(generation, 0, 0, 0) : default,
-            Disk = copyOf is null ? DiskState.UpToDate : DiskState.Inconsistent,
+            Generations = generations,
+            Disk = seed.Disk,
         });
         DurableFile.SyncDirectory(volumeDirectory);
         DurableFile.SyncDirectory(_directory);
@@ -275,4 +285,7 @@ public sealed partial class VolumeStore : IDisposable
 
         _changeLock.Dispose();
     }
+
+    /// <summary>What a new copy starts as: its volume's id (null: a new volume), generations and disk state.</summary>
+    private readonly record struct VolumeSeed(Guid? Id, GenerationIds Generations, DiskState Disk);
 }

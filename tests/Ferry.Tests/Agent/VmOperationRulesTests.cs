@@ -1,3 +1,4 @@
+using Ferry.Hypervisor;
 using Ferry.Agent.Vms;
 
 namespace Ferry.Tests.Agent;

@@ -40,7 +40,7 @@ internal static class ClusterFixtures
         new IssueJoinToken("t2", "s2", T0.AddHours(1)) { At = T0 },
         new JoinHost("t2", "s2", Host("c")) { At = T0.AddMinutes(2) });
 
-    public static CreateVolume Volume(string name, params string[] hosts) => new(name, Guid.NewGuid(), 1 << 20, [.. hosts]) { At = T0 };
+    public static CreateVolume Volume(string name, params string[] hosts) => new(name, Guid.NewGuid(), 1 << 20, [.. hosts], 7) { At = T0 };
 
     public static DefineVm Vm(string name, params string[] volumes) =>
         new(new VmSpec { Name = name, Disks = [.. volumes.Select(v => DiskSpec.ForVolume(v))] }) { At = T0 };

@@ -22,7 +22,7 @@ public class ClusterStatePropertyTests
         Gen.Select(AnyToken, Gen.Int[-5, 30], (t, minutes) => (ClusterCommand)new IssueJoinToken(t, "secret-" + t, T0.AddMinutes(minutes))),
         Gen.Select(AnyToken, Gen.Bool, AnyHost, (t, right, h) => (ClusterCommand)new JoinHost(t, right ? "secret-" + t : "wrong", Host(h, h == "w" ? HostRole.Witness : HostRole.Member))),
         Gen.Select(AnyHost, Gen.Bool, (h, force) => (ClusterCommand)new RemoveHost(h, force)),
-        Gen.Select(AnyVolume, AnyHost.Array[0, 3], (v, hosts) => (ClusterCommand)new CreateVolume(v, Guid.Empty, 1 << 20, [.. hosts])),
+        Gen.Select(AnyVolume, AnyHost.Array[0, 3], (v, hosts) => (ClusterCommand)new CreateVolume(v, Guid.Empty, 1 << 20, [.. hosts], 7)),
         AnyVolume.Select(v => (ClusterCommand)new DeleteVolume(v)),
         Gen.Select(AnyVolume, AnyHost, Gen.Bool, (v, h, force) => (ClusterCommand)new PromoteCopy(v, h, force)),
         Gen.Select(AnyVolume, AnyHost, (v, h) => (ClusterCommand)new DemoteCopy(v, h)),

@@ -1,4 +1,4 @@
-namespace Ferry.Agent.Vms;
+namespace Ferry.Hypervisor;
 
 /// <summary>What a VM is doing now, as the agent observes it.</summary>
 public enum VmState

@@ -1,0 +1,45 @@
+using Ferry.Hypervisor;
+using Ferry.Storage.Replication;
+using Ferry.Storage.Replication.Wire;
+
+namespace Ferry.Cluster.Reconcile;
+
+/// <summary>A volume copy on this host as the local manager sees it.</summary>
+/// <param name="Managed">The cluster made it (and may change or delete it); other copies are left alone.</param>
+public sealed record LocalCopy(Guid Id, CopyRole Role, DiskState Disk, ulong Epoch, bool Managed, ReplicationProtocol Protocol, IReadOnlyList<PeerAddress> Peers);
+
+/// <summary>A VM on this host as the local manager sees it.</summary>
+/// <param name="Managed">The cluster defined it (and may stop or forget it); other VMs are left alone.</param>
+public sealed record LocalVm(VmSpec Spec, VmState State, bool Managed)
+{
+    public bool IsUp => State is VmState.Running or VmState.Paused or VmState.Starting or VmState.Stopping;
+}
+
+/// <summary>This host's copies and VMs, by name.</summary>
+public sealed record LocalView(IReadOnlyDictionary<string, LocalCopy> Copies, IReadOnlyDictionary<string, LocalVm> Vms);
+
+/// <summary>One thing the local manager does to bring this host in line with the cluster state.</summary>
+public abstract record LocalStep(string Subject)
+{
+    /// <param name="Force">Quit at once: the VM must not run here any more (placed elsewhere, or its disks are), so no graceful wait.</param>
+    public sealed record StopVm(string Name, bool Force) : LocalStep(Name);
+
+    public sealed record ForgetVm(string Name) : LocalStep(Name);
+
+    public sealed record DefineVm(VmSpec Spec) : LocalStep(Spec.Name);
+
+    public sealed record StartVm(string Name) : LocalStep(Name);
+
+    public sealed record CreateCopy(string Volume, Guid Id, long SizeBytes, ulong Seed, ReplicationProtocol Protocol, IReadOnlyList<PeerAddress> Peers) : LocalStep(Volume);
+
+    public sealed record ConfigureCopy(string Volume, ReplicationProtocol Protocol, IReadOnlyList<PeerAddress> Peers) : LocalStep(Volume);
+
+    public sealed record PromoteCopy(string Volume, ulong Epoch) : LocalStep(Volume);
+
+    public sealed record DemoteCopy(string Volume) : LocalStep(Volume);
+
+    public sealed record DeleteCopy(string Volume) : LocalStep(Volume);
+
+    /// <summary>Nothing can be done for the subject: the reason is reported.</summary>
+    public sealed record Blocked(string Name, string Reason) : LocalStep(Name);
+}
