@@ -1,4 +1,6 @@
 using Ferry.Cluster.State;
+using Ferry.Hypervisor;
+using Ferry.Storage.Replication.Wire;
 
 namespace Ferry.Cluster.Reconcile;
 
@@ -24,6 +26,17 @@ public static class ResourcePlan
                 continue;
             }
 
+            if (Placement.VolumesOf(vm).Select(state.Volume).Any(v => v?.Primary is { } primary && primary != host))
+            {
+                // Its disks were made primary elsewhere: follow them, once its host can no longer run it.
+                if (CannotRun(state, vm, host) && Placement.Choose(state, vm).TryGetValue(out var next, out _) && next != host)
+                {
+                    commands.Add(new PlaceVm(vm.Name, next));
+                }
+
+                continue;
+            }
+
             foreach (var volume in Placement.VolumesOf(vm).Select(state.Volume).OfType<VolumeRecord>())
             {
                 if (volume.Primary is null && volume.Hosts.Contains(host) && !volume.Outdated.ContainsKey(host))
@@ -34,6 +47,22 @@ public static class ResourcePlan
         }
 
         return commands;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="host"/> has said, in one report, that the VM is not up there and that its
+    /// copies of the VM's disks are secondary: a host never starts a VM on secondary copies, so from then
+    /// on the VM cannot run there, whatever it has yet to apply.
+    /// </summary>
+    public static bool CannotRun(ClusterState state, VmRecord vm, string host)
+    {
+        if (!state.Reports.TryGetValue(host, out var report))
+        {
+            return false;
+        }
+
+        var down = !report.Vms.TryGetValue(vm.Name, out var seen) || seen.State is VmState.Stopped or VmState.Crashed;
+        return down && Placement.VolumesOf(vm).All(v => !report.Copies.TryGetValue(v, out var copy) || copy.Role == CopyRole.Secondary);
     }
 
     /// <summary>Why a VM that should run is not running where it is placed yet, or null when nothing holds it back.</summary>

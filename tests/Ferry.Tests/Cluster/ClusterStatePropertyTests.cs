@@ -1,6 +1,10 @@
+using System.Collections.Immutable;
 using System.Text.Json;
 using CsCheck;
 using Ferry.Cluster.State;
+using Ferry.Hypervisor;
+using Ferry.Storage.Replication.Wire;
+using Ferry.Storage.Volumes;
 using static Ferry.Tests.Cluster.ClusterFixtures;
 
 namespace Ferry.Tests.Cluster;
@@ -18,6 +22,11 @@ public class ClusterStatePropertyTests
     private static readonly Gen<string> AnyVm = Gen.OneOf(VmNames);
     private static readonly Gen<string> AnyToken = Gen.OneOf(Tokens);
 
+    private static readonly Gen<HostReport> AnyReport = Gen.Select(
+        Gen.Select(AnyVolume, Gen.Enum<CopyRole>(), (v, role) => KeyValuePair.Create(v, new CopyReport(DiskState.UpToDate, role, ConnectionState.Connected, 1))).Array[0, 2],
+        Gen.Select(AnyVm, Gen.Enum<VmState>(), (m, state) => KeyValuePair.Create(m, new VmReport(state))).Array[0, 2],
+        (copies, vms) => new HostReport(T0, copies.DistinctBy(c => c.Key).ToImmutableDictionary(), vms.DistinctBy(v => v.Key).ToImmutableDictionary()));
+
     private static readonly Gen<ClusterCommand> Command = Gen.OneOf<ClusterCommand>(
         Gen.Select(AnyToken, Gen.Int[-5, 30], (t, minutes) => (ClusterCommand)new IssueJoinToken(t, "secret-" + t, T0.AddMinutes(minutes))),
         Gen.Select(AnyToken, Gen.Bool, AnyHost, (t, right, h) => (ClusterCommand)new JoinHost(t, right ? "secret-" + t : "wrong", Host(h, h == "w" ? HostRole.Witness : HostRole.Member))),
@@ -31,10 +40,11 @@ public class ClusterStatePropertyTests
         Gen.Select(AnyVm, AnyVolume.Array[0, 2], (m, vols) => (ClusterCommand)Vm(m, vols)),
         Gen.Select(AnyVm, Gen.Bool, (m, run) => (ClusterCommand)new SetVmDesiredState(m, run ? VmDesiredState.Running : VmDesiredState.Stopped)),
         Gen.Select(AnyVm, AnyHost, Gen.Bool, (m, h, none) => (ClusterCommand)new PlaceVm(m, none ? null : h)),
-        AnyVm.Select(m => (ClusterCommand)new DeleteVm(m)));
+        AnyVm.Select(m => (ClusterCommand)new DeleteVm(m)),
+        Gen.Select(AnyHost, AnyReport, (h, report) => (ClusterCommand)new ReportHost(h, report)));
 
     /// <summary>A sequence of commands one minute apart, after the cluster was created on host a.</summary>
-    private static readonly Gen<ClusterCommand[]> Sequence = Command.Array[1, 60].Select(commands =>
+    internal static readonly Gen<ClusterCommand[]> Sequence = Command.Array[1, 60].Select(commands =>
         commands.Select((c, i) => c with { At = T0.AddMinutes(i) }).Prepend(new InitializeCluster(Guid.Empty, "lab", "CA", Host("a")) { At = T0 }).ToArray());
 
     [Fact]
