@@ -238,7 +238,8 @@ public sealed class Lab(LabLayout layout, IReadOnlyList<string> ferryCommand, Ti
             }
 
             // The pair goes with the namespace, unless something still holds the namespace (a process still exiting).
-            if (Directory.Exists($"/sys/class/net/{host.Link}") && await IpAsync(["link", "del", host.Link], ct).ConfigureAwait(false) is { } linkError)
+            if (Directory.Exists($"/sys/class/net/{host.Link}") && await IpAsync(["link", "del", host.Link], ct).ConfigureAwait(false) is { } linkError
+                && Directory.Exists($"/sys/class/net/{host.Link}"))
             {
                 problems.Add(linkError.Message);
             }
