@@ -22,10 +22,14 @@ internal sealed partial class PeerLink : IDisposable
 
     private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
-    private static readonly TimeSpan PingInterval = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan PingInterval = TimeSpan.FromMilliseconds(500);
 
-    /// <summary>A peer that sends nothing (not even a pong) for this long is gone.</summary>
-    internal static readonly TimeSpan DeadAfter = TimeSpan.FromSeconds(5);
+    /// <summary>
+    /// A peer that sends nothing (not even a pong) for this long is gone. Writes the peer has not
+    /// acknowledged wait this long before the primary outdates it and goes on, so it is kept well below
+    /// the cluster's lease (4 s): a dead secondary freezes its primary's I/O about 2 s, not longer.
+    /// </summary>
+    internal static readonly TimeSpan DeadAfter = TimeSpan.FromSeconds(2);
 
     private readonly ReplicatedVolume _owner;
     private readonly ILogger _logger;
@@ -564,7 +568,7 @@ internal sealed partial class PeerLink : IDisposable
             await Task.Delay(PingInterval, _owner.Time, ct).ConfigureAwait(false);
             if (lastHeard.Silence > DeadAfter)
             {
-                throw new IOException($"the peer sent nothing for {DeadAfter.TotalSeconds:0} s");
+                throw new IOException($"the peer sent nothing for {DeadAfter.TotalSeconds:0.#} s");
             }
 
             lock (_owner.OrderLock)

@@ -66,7 +66,7 @@ public sealed partial class ReplicaSession : IDisposable
         catch (OperationCanceledException)
         {
             end = new(_stop.IsCancellationRequested ? LinkErrorCode.ShuttingDown : null,
-                _stop.IsCancellationRequested ? "this copy took another link or changed role" : $"the primary sent nothing for {IdleTimeout.TotalSeconds:0} s");
+                _stop.IsCancellationRequested ? "this copy took another link or changed role" : $"the primary sent nothing for {IdleTimeout.TotalSeconds:0.#} s");
         }
         catch (IOException e)
         {
