@@ -42,6 +42,9 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
     /// <summary>The host certificate for the peer API's TLS (null while in no cluster).</summary>
     public X509Certificate2? HostCertificate => _credentials?.Host;
 
+    /// <summary>The cluster's authority certificate (null while in no cluster).</summary>
+    public X509Certificate2? AuthorityCertificate => _credentials?.Authority;
+
     public bool Accepts(X509Certificate2 peer) => _credentials is { } c && PeerAdmission.Accepts(peer, c.Authority, _node?.State);
 
     public string? AuthorityPem => _credentials?.Authority.ExportCertificatePem();

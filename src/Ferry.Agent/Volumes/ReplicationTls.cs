@@ -17,13 +17,27 @@ internal sealed class ReplicationTls : IDisposable
     private readonly X509Certificate2 _certificate;
     private readonly X509Certificate2Collection _authority;
     private readonly SslStreamCertificateContext _context;
+    private readonly Func<X509Certificate2, bool>? _admits;
+    private readonly bool _ownsCertificates;
 
-    private ReplicationTls(X509Certificate2 certificate, X509Certificate2Collection authority)
+    private ReplicationTls(X509Certificate2 certificate, X509Certificate2Collection authority, Func<X509Certificate2, bool>? admits = null, bool ownsCertificates = true)
     {
         _certificate = certificate;
         _authority = authority;
+        _admits = admits;
+        _ownsCertificates = ownsCertificates;
         _context = SslStreamCertificateContext.Create(certificate, additionalCertificates: null, offline: true);
     }
+
+    /// <summary>
+    /// Links between hosts of a cluster: this host's cluster certificate, the cluster's authority, and
+    /// only peers that <paramref name="admits"/> (hosts of the cluster now, not removed ones).
+    /// The certificates stay the cluster membership's.
+    /// </summary>
+    public static ReplicationTls ForCluster(X509Certificate2 host, X509Certificate2 authority, Func<X509Certificate2, bool> admits) =>
+        new(host, [authority], admits, ownsCertificates: false);
+
+    public bool Uses(X509Certificate2 certificate) => ReferenceEquals(_certificate, certificate);
 
     /// <summary>Null when the options ask for plain links; a clear error when they ask for TLS only in part.</summary>
     public static ReplicationTls? FromOptions(AgentOptions options)
@@ -60,6 +74,7 @@ internal sealed class ReplicationTls : IDisposable
                     TargetHost = peerHost,
                     ClientCertificateContext = _context,
                     CertificateChainPolicy = ChainPolicy(),
+                    RemoteCertificateValidationCallback = Admit,
                     EnabledSslProtocols = SslProtocols.Tls13,
                 },
                 timeout),
@@ -76,6 +91,7 @@ internal sealed class ReplicationTls : IDisposable
                     ServerCertificateContext = _context,
                     ClientCertificateRequired = true,
                     CertificateChainPolicy = ChainPolicy(),
+                    RemoteCertificateValidationCallback = Admit,
                     EnabledSslProtocols = SslProtocols.Tls13,
                 },
                 timeout),
@@ -105,6 +121,10 @@ internal sealed class ReplicationTls : IDisposable
         }
     }
 
+    /// <summary>The chain (and, for a client, the name) checked by the policy; then, in a cluster, membership.</summary>
+    private bool Admit(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors) =>
+        errors == SslPolicyErrors.None && (_admits is null || certificate is X509Certificate2 peer && _admits(peer));
+
     // Only the cluster's authority is trusted, not the machine's store; cluster certificates carry no revocation endpoints.
     private X509ChainPolicy ChainPolicy()
     {
@@ -119,6 +139,11 @@ internal sealed class ReplicationTls : IDisposable
 
     public void Dispose()
     {
+        if (!_ownsCertificates)
+        {
+            return;
+        }
+
         _certificate.Dispose();
         foreach (var certificate in _authority)
         {

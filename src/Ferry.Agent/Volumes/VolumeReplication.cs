@@ -25,7 +25,8 @@ internal sealed partial class VolumeReplication(VolumeStore store, ClusterServic
     private readonly ILogger _logger = loggers.CreateLogger("Ferry.Replication");
     private readonly CancellationTokenSource _stopping = new();
     private readonly FileReplicationAuthority _localAuthority = new(options.AuthorityFile, time);
-    private readonly ReplicationTls? _tls = ReplicationTls.FromOptions(options);
+    private readonly ReplicationTls? _fileTls = ReplicationTls.FromOptions(options);
+    private ReplicationTls? _clusterTls;
     private IReplicationAuthority? _authority;
     private TcpListener? _listener;
     private Task? _accepting;
@@ -104,7 +105,7 @@ internal sealed partial class VolumeReplication(VolumeStore store, ClusterServic
             timeout.CancelAfter(TimeSpan.FromSeconds(3));
             await socket.ConnectAsync(host, port, timeout.Token).ConfigureAwait(false);
             var stream = new NetworkStream(socket, ownsSocket: true);
-            return _tls is null ? stream : await _tls.ClientAsync(stream, peer.Host, ct).ConfigureAwait(false);
+            return Tls() is { } tls ? await tls.ClientAsync(stream, peer.Host, ct).ConfigureAwait(false) : stream;
         }
         catch
         {
@@ -144,11 +145,11 @@ internal sealed partial class VolumeReplication(VolumeStore store, ClusterServic
     {
         var from = socket.RemoteEndPoint?.ToString() ?? "?";
         Stream stream = new NetworkStream(socket, ownsSocket: true);
-        if (_tls is not null)
+        if (Tls() is { } tls)
         {
             try
             {
-                stream = await _tls.ServerAsync(stream, ct).ConfigureAwait(false);
+                stream = await tls.ServerAsync(stream, ct).ConfigureAwait(false);
             }
             catch (Exception e) when (e is IOException or OperationCanceledException)
             {
@@ -168,6 +169,32 @@ internal sealed partial class VolumeReplication(VolumeStore store, ClusterServic
         {
             LogSessionEnded(_logger, from, e.Message);
         }
+    }
+
+    /// <summary>
+    /// TLS for a link: the files given to the agent, or else, once the host is in a cluster, its cluster
+    /// certificate (peers must be hosts of the cluster); plain TCP only for hosts in no cluster without files.
+    /// </summary>
+    private ReplicationTls? Tls()
+    {
+        if (_fileTls is not null)
+        {
+            return _fileTls;
+        }
+
+        if (cluster.HostCertificate is not { } host || cluster.AuthorityCertificate is not { } authority)
+        {
+            return null;
+        }
+
+        var current = Volatile.Read(ref _clusterTls);
+        if (current is null || !current.Uses(host))
+        {
+            current = ReplicationTls.ForCluster(host, authority, cluster.Accepts);
+            Volatile.Write(ref _clusterTls, current);
+        }
+
+        return current;
     }
 
     private ReplicatedVolume? Resolve(Guid volumeId) =>
@@ -195,7 +222,7 @@ internal sealed partial class VolumeReplication(VolumeStore store, ClusterServic
         }
 
         _localAuthority.Dispose();
-        _tls?.Dispose();
+        _fileTls?.Dispose();
     }
 
     [LoggerMessage(2400, LogLevel.Information, "replication listening on {Address} as host {Host}")]

@@ -59,7 +59,7 @@ public class WorkloadTests
     }
 
     [Fact]
-    public async Task A_copy_cut_off_during_writes_is_outdated_by_the_cluster_refused_promotion_and_resynced_after_healing()
+    public async Task Links_are_cluster_TLS_and_a_copy_cut_off_during_writes_is_outdated_by_the_cluster_refused_promotion_and_resynced_after_healing()
     {
         await using var lab = await TestLab.UpAsync(3);
         var (h1, h3) = (lab["h1"], lab["h3"]);
@@ -68,6 +68,16 @@ public class WorkloadTests
         var nbd = $"nbd:unix:{Path.Combine(h1.DataDirectory, "nbd.sock")}:exportname=disk";
         await Wait.UntilAsync(async () => Copies(await h1.FerryJsonAsync("volume", "show", "disk"))[0] == "up-to-date primary connected" ? "" : null, Settle, "h1 connected to its peers");
         await NbdTools.QemuIoAsync(nbd, "write -P 1 0 1M");
+
+        // The links are TLS with the cluster's certificates: a client without one is dropped.
+        using (var plain = new System.Net.Sockets.TcpClient())
+        {
+            await plain.ConnectAsync(lab["h2"].Address, 7472);
+            var stream = plain.GetStream();
+            await stream.WriteAsync("FERRY-REPLICATION plain hello\n"u8.ToArray());
+        }
+
+        await Wait.UntilAsync(() => Task.FromResult(lab.Log("h2").Contains("TLS handshake failed") ? "" : null), Settle, "h2 to log the refused handshake");
 
         // Cut off, h3 cannot have the next write: h1 goes on with h2 only once the cluster marked h3 Outdated.
         await lab.PartitionAsync("h3");
