@@ -42,10 +42,17 @@ internal static class VmEndpoints
             ? ApiResults.Problem(FerryError.WrongState($"VM '{name}' is run by the cluster: use /api/v1/cluster/vms (ferry vm start|stop|delete on a cluster host)"))
             : null;
 
-    private static async Task<IResult> CreateAsync(HttpRequest request, VmManager manager, CancellationToken ct) =>
-        (await JsonBody.ReadAsync<VmSpec>(request, "VM spec", ct)).TryGetValue(out var spec, out var error)
+    private static async Task<IResult> CreateAsync(HttpRequest request, VmManager manager, Cluster.ClusterService cluster, CancellationToken ct)
+    {
+        if (cluster.WitnessRefusal() is { } witness)
+        {
+            return ApiResults.Problem(witness);
+        }
+
+        return (await JsonBody.ReadAsync<VmSpec>(request, "VM spec", ct)).TryGetValue(out var spec, out var error)
             ? ApiResults.From(await manager.CreateAsync(spec, ct), StatusCodes.Status201Created)
             : ApiResults.Problem(error);
+    }
 
     /// <summary>The serial console's log; with follow, new output as it comes until the client leaves.</summary>
     private static async Task ConsoleAsync(HttpContext context, string name, bool? follow, long? tail, VmManager manager, CancellationToken ct)

@@ -249,8 +249,13 @@ internal static class VolumeEndpoints
             ? FerryError.WrongState($"the copy of '{name}' is managed by the cluster: use /api/v1/cluster/volumes (ferry volume promote|delete on a cluster host)")
             : null;
 
-    private static async Task<IResult> CreateAsync(HttpRequest request, VolumeStore store, VolumeReplication replication, EventLog events, CancellationToken ct)
+    private static async Task<IResult> CreateAsync(HttpRequest request, VolumeStore store, VolumeReplication replication, EventLog events, Cluster.ClusterService cluster, CancellationToken ct)
     {
+        if (cluster.WitnessRefusal() is { } witness)
+        {
+            return ApiResults.Problem(witness);
+        }
+
         if (!(await JsonBody.ReadAsync<CreateVolumeRequest>(request, "volume request", ct)).TryGetValue(out var body, out var error))
         {
             return ApiResults.Problem(error);

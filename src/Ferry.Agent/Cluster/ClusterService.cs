@@ -491,6 +491,10 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
         Log.ConsensusStarted(_log, identity.ClusterName, options.HostName, options.ConsensusListen);
     }
 
+    /// <summary>A witness holds no VMs or volumes, not even ones of its own.</summary>
+    public FerryError? WitnessRefusal() =>
+        _identity?.Role == HostRole.Witness ? FerryError.WrongState($"{options.HostName} is a witness of its cluster: it votes and holds no VMs or volumes") : null;
+
     /// <summary>Waits until this host has applied everything committed so far (a read barrier); gives up quietly without a quorum.</summary>
     public async Task CatchUpAsync(CancellationToken ct)
     {

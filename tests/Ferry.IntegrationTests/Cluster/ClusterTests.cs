@@ -107,6 +107,15 @@ public class ClusterTests
         Assert.Equal("witness", witness.GetProperty("role").GetString());
         Assert.True(witness.GetProperty("voting").GetBoolean());
 
+        // It holds nothing: the cluster puts no copy on it, and its own API makes no volumes.
+        Assert.Contains("witness", (await lab["h1"].FerryAsync("volume", "create", "v", "--size", "16M", "--host", "h1,h3")).StandardError);
+        using (var http = new HttpClient())
+        {
+            using var local = await http.PostAsync($"{lab["h3"].Api}/api/v1/volumes", new StringContent("""{"name":"v","size":16777216}""", System.Text.Encoding.UTF8, "application/json"));
+            Assert.Equal(System.Net.HttpStatusCode.Conflict, local.StatusCode);
+            Assert.Contains("witness", await local.Content.ReadAsStringAsync());
+        }
+
         // The leader dies: the other member takes over with the witness's vote, and writes commit through either.
         await lab.KillAsync("h1");
         await Wait.UntilAsync(async () => Leader(await lab["h3"].LocalStatusAsync()) == "h2", Settle, "h2 to lead with the witness's vote");
