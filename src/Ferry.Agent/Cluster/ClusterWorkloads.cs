@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using Ferry.Agent.Api;
 using Ferry.Agent.Vms;
+using Ferry.Cluster.Reconcile;
 using VmRecord = Ferry.Cluster.State.VmRecord;
 using Ferry.Cluster.State;
 using Ferry.Hypervisor;
@@ -84,7 +85,7 @@ internal sealed class ClusterWorkloads(ClusterService cluster, VmManager vms, Ag
         }
 
         // Refused up front when no host can take it, rather than left waiting for a place.
-        if (vm.Host is null && Ferry.Cluster.Reconcile.Placement.Choose(state, vm).Error is { } unplaceable)
+        if (vm.Host is null && Placement.Choose(state, vm).Error is { } unplaceable)
         {
             return unplaceable;
         }

@@ -27,8 +27,12 @@ internal sealed partial class LocalManager(
     private readonly Dictionary<string, (int Failures, DateTimeOffset NotBefore)> _backoff = new(StringComparer.Ordinal);
     private HostReport? _reported;
 
+    /// <summary>Passes in a row that may follow one another at once; then the manager waits, whatever a step claims.</summary>
+    private const int MaxPassesInARow = 10;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        var inARow = 0;
         while (!stoppingToken.IsCancellationRequested)
         {
             var acted = false;
@@ -48,8 +52,10 @@ internal sealed partial class LocalManager(
                 LogPassFailed(_log, options.HostName, e.Message);
             }
 
-            if (!acted)
+            inARow = acted ? inARow + 1 : 0;
+            if (!acted || inARow >= MaxPassesInARow)
             {
+                inARow = 0;
                 await cluster.WaitForChangeAsync(Interval, stoppingToken).ConfigureAwait(false);
             }
         }
@@ -93,7 +99,7 @@ internal sealed partial class LocalManager(
         }
 
         await ReportAsync(problems, ct).ConfigureAwait(false);
-        return acted && problems.Count == 0;
+        return acted;
     }
 
     private async Task<FerryError?> RunAsync(LocalStep step, CancellationToken ct)
