@@ -5,7 +5,9 @@
 #  2. leader loss: kill -9 of the leader's agent until a write (a join token) commits through a survivor,
 #     ROUNDS times (the killed agent restarts from its log and rejoins between rounds);
 #  3. API latency: READS linearizable status reads on a follower, and WRITES writes through the leader
-#     and through a follower (forwarded), p50 and p99.
+#     and through a follower (forwarded), p50 and p99;
+#  4. (as root) forming from nothing in a lab: `ferry lab up --nodes 3`, hosts in network namespaces,
+#     agents started and formed into a cluster, until the command returns with every host voting.
 # Usage: bench/cluster/run.sh [ROUNDS] [REQUESTS]   (defaults 5 and 200)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -18,7 +20,12 @@ ferry=(dotnet artifacts/ferry/ferry.dll)
 
 work=$(mktemp -d /tmp/ferry-bench-cluster-XXXXXX)
 declare -A pid
-cleanup() { for p in "${pid[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+lab=""
+cleanup() {
+  for p in "${pid[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
+  if [ -n "$lab" ]; then "${ferry[@]}" lab down --lab "$lab" >/dev/null 2>&1 || true; fi
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 base=$(shuf -i 20000-29900 -n 1)
@@ -78,9 +85,22 @@ read_local=$(timed "$(api "$f")/api/v1/cluster/status?local=true" | percentiles)
 write_leader=$(timed -X POST -H 'content-type: application/json' -d '{}' "$(api "$l")/api/v1/cluster/join-tokens" | percentiles)
 write_follower=$(timed -X POST -H 'content-type: application/json' -d '{}' "$(api "$f")/api/v1/cluster/join-tokens" | percentiles)
 
+# 4. From nothing: namespaces, agents and forming, as `ferry lab up` does it.
+lab_ms="-"
+if [ "$(id -u)" -eq 0 ]; then
+  lab="bf$(($$ % 100000))"
+  t0=$(now)
+  "${ferry[@]}" lab up --nodes 3 --lab "$lab" --dir "$work/lab" >/dev/null 2>"$work/lab.err" || { cat "$work/lab.err" >&2; exit 1; }
+  t1=$(now)
+  lab_ms=$(ms "$t0" "$t1")
+  "${ferry[@]}" lab down --lab "$lab" >/dev/null
+  lab=""
+fi
+
 echo
 printf '%-52s %10s %10s\n' "measure" "ms" "target"
 printf '%-52s %10s %10s\n' "form a 3-host cluster (init + 2 joins, all voting)" "$form_ms" "< 10000"
+printf '%-52s %10s %10s\n' "lab from nothing: 3 namespaces, agents, cluster" "$lab_ms" "< 10000"
 sorted=$(printf '%s\n' "${failover[@]}" | sort -n | tr '\n' ' ')
 printf '%-52s %10s %10s\n' "kill -9 leader -> write committed (median of $rounds)" "$(printf '%s\n' "${failover[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')" "< 3000"
 echo "  every round (ms): $sorted"
