@@ -1,0 +1,36 @@
+using System.Collections.Immutable;
+
+namespace Ferry.Cluster.Leases;
+
+/// <summary>
+/// The leader's record of renewals, on its own clock. It is not replicated: a new leader starts an
+/// empty book and judges nobody before <see cref="LeaseTimings.NewLeaderWait"/>, within which every
+/// live host has renewed with it.
+/// </summary>
+public sealed record LeaseBook(LeaseTimings Timings, TimeSpan LeaderSince, ImmutableDictionary<string, TimeSpan> LastRenewal)
+{
+    public static LeaseBook Start(LeaseTimings timings, TimeSpan now) => new(timings, now, ImmutableDictionary<string, TimeSpan>.Empty);
+
+    public LeaseBook Renewed(string host, TimeSpan now) => this with { LastRenewal = LastRenewal.SetItem(host, now) };
+
+    /// <summary>The hosts (of <paramref name="hosts"/>) whose lease has run out with its margin, as of <paramref name="now"/>.</summary>
+    public IReadOnlyList<string> Failed(IEnumerable<string> hosts, TimeSpan now)
+    {
+        if (now - LeaderSince < Timings.NewLeaderWait)
+        {
+            return [];
+        }
+
+        return [.. hosts.Where(h => now - LastRenewal.GetValueOrDefault(h, LeaderSince) >= Timings.FailedAfter).Order(StringComparer.Ordinal)];
+    }
+}
+
+/// <summary>A host's side: when it must have fenced itself, on its own clock.</summary>
+public static class SelfFence
+{
+    /// <summary>Whether the lease is gone: no renewal sent within the last <see cref="LeaseTimings.SelfFenceAfter"/> was acknowledged.</summary>
+    /// <param name="lastAcknowledgedSend">When the last renewal the leader acknowledged was sent; null before the first.</param>
+    /// <param name="since">When the host started holding VMs (its start), counted as a renewal before the first.</param>
+    public static bool Due(LeaseTimings timings, TimeSpan? lastAcknowledgedSend, TimeSpan since, TimeSpan now) =>
+        now - (lastAcknowledgedSend ?? since) >= timings.SelfFenceAfter;
+}

@@ -1,0 +1,70 @@
+using CsCheck;
+using Ferry.Cluster.Leases;
+
+namespace Ferry.Tests.Cluster;
+
+/// <summary>Leases: the timings' relations, the leader's book, and that a host has fenced itself before the leader judges it failed.</summary>
+public class LeaseTests
+{
+    private static readonly LeaseTimings Defaults = new();
+
+    private static TimeSpan S(double seconds) => TimeSpan.FromSeconds(seconds);
+
+    [Fact]
+    public void The_default_timings_hold_and_broken_ones_are_refused_with_the_reason()
+    {
+        Assert.Null(Defaults.Check());
+        Assert.Equal((S(4), S(6), S(6)), (Defaults.SelfFenceAfter, Defaults.FailedAfter, Defaults.NewLeaderWait));
+        Assert.Contains("three renewals", (Defaults with { Renewal = S(2) }).Check()!.Message);
+        Assert.Contains("0.5 s", (Defaults with { Margin = S(0.1) }).Check()!.Message);
+        Assert.Contains("positive", (Defaults with { Lease = TimeSpan.Zero }).Check()!.Message);
+    }
+
+    [Fact]
+    public void A_new_leader_judges_nobody_for_a_lease_and_margin_then_only_the_silent()
+    {
+        var book = LeaseBook.Start(Defaults, S(100)).Renewed("a", S(103));
+        Assert.Empty(book.Failed(["a", "b"], S(105.9)));
+        Assert.Equal(["b"], book.Failed(["a", "b"], S(106)));
+        Assert.Equal(["a", "b"], book.Failed(["a", "b"], S(109)));
+        Assert.Empty(book.Renewed("a", S(108.5)).Renewed("b", S(108.5)).Failed(["a", "b"], S(109)));
+    }
+
+    [Fact]
+    public void A_host_fences_itself_a_lease_after_its_last_acknowledged_renewal_was_sent()
+    {
+        Assert.False(SelfFence.Due(Defaults, null, S(0), S(3.9)));
+        Assert.True(SelfFence.Due(Defaults, null, S(0), S(4)));
+        Assert.False(SelfFence.Due(Defaults, S(10), S(0), S(13.9)));
+        Assert.True(SelfFence.Due(Defaults, S(10), S(0), S(14)));
+    }
+
+    /// <summary>
+    /// Renewals every second from a host started at 0, each lost or delivered after a delay, its
+    /// acknowledgement lost or delivered after another; a leader elected at some time counts what it
+    /// receives from then on. Whenever the leader's book says the host failed, the host has fenced itself.
+    /// </summary>
+    [Fact]
+    public void Whenever_the_leader_judges_a_host_failed_the_host_has_already_fenced_itself() =>
+        Gen.Select(
+            Gen.Double[0, 10],
+            Gen.Select(Gen.Bool, Gen.Double[0, 3], Gen.Bool, Gen.Double[0, 3], (arrives, delay, acked, ackDelay) => (arrives, delay, acked, ackDelay)).Array[1, 30])
+        .Sample((leaderSince, renewals) =>
+        {
+            var sent = renewals.Select((r, i) => (Sent: (double)i, r.arrives, Received: i + r.delay, r.acked, AckAt: i + r.delay + r.ackDelay)).ToArray();
+            for (var t = 0.0; t < renewals.Length + 10; t += 0.25)
+            {
+                var book = LeaseBook.Start(Defaults, S(leaderSince));
+                foreach (var r in sent.Where(r => r.arrives && r.Received >= leaderSince && r.Received <= t))
+                {
+                    book = book.Renewed("h", S(r.Received));
+                }
+
+                var acknowledged = sent.Where(r => r.arrives && r.Received >= leaderSince && r.acked && r.AckAt <= t).Select(r => (double?)r.Sent).Max();
+                if (book.Failed(["h"], S(t)).Count > 0)
+                {
+                    Assert.True(SelfFence.Due(Defaults, acknowledged is { } a ? S(a) : null, TimeSpan.Zero, S(t)), $"at {t} s the leader judged h failed while its lease held");
+                }
+            }
+        }, iter: 500);
+}
