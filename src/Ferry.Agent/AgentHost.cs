@@ -20,6 +20,11 @@ public static class AgentHost
 {
     public static async Task RunAsync(AgentOptions options, CancellationToken ct)
     {
+        if (options.LeaseTimings.Check() is { } timings)
+        {
+            throw new ArgumentException(timings.Message);
+        }
+
         Directory.CreateDirectory(options.DataDirectory);
         var builder = WebApplication.CreateSlimBuilder();
         var local = new Uri(options.Listen);
@@ -72,6 +77,9 @@ public static class AgentHost
         builder.Services.AddSingleton<ClusterService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterService>());
         builder.Services.AddSingleton<ClusterWorkloads>();
+        builder.Services.AddSingleton<LeaseService>();
+        builder.Services.AddSingleton<LeaseKeeper>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<LeaseKeeper>());
         builder.Services.AddHostedService<LocalManager>();
         builder.Services.AddHostedService<ResourceManager>();
 

@@ -62,6 +62,8 @@ public sealed record AgentOptions
 
     public Ferry.Cluster.Consensus.ConsensusTiming ConsensusTiming { get; init; } = new();
 
+    public Ferry.Cluster.Leases.LeaseTimings LeaseTimings { get; init; } = new();
+
     /// <summary>PEM private key of <see cref="NbdTlsCertificate"/> (null: the key is in the certificate file).</summary>
     public string? NbdTlsKey { get; init; }
 }

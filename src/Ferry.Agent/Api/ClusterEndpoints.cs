@@ -1,3 +1,4 @@
+using System.Security.Cryptography.X509Certificates;
 using Ferry.Agent.Cluster;
 using Ferry.Cluster.State;
 using Microsoft.AspNetCore.Builder;
@@ -46,6 +47,11 @@ internal static class ClusterEndpoints
             await WithBodyAsync<PeerHostRequest, HostStatusView>(request, "member request", body => c.AdmitAsync(body, ct), ct));
         members.MapPost("/remove", async (HttpRequest request, ClusterService c, CancellationToken ct) =>
             await WithBodyAsync<PeerHostRequest, ClusterStatusView>(request, "remove request", body => c.RemoveAsync(body, ct), ct));
+        members.MapPost("/lease", async (HttpRequest request, LeaseService leases, CancellationToken ct) =>
+            await WithBodyAsync<LeaseRequest, LeaseGrant>(request, "lease request", body => Task.FromResult(
+                request.HttpContext.Connection.ClientCertificate?.GetNameInfo(X509NameType.DnsName, forIssuer: false) == body.Host
+                    ? leases.Renew(body)
+                    : FerryError.InvalidArgument($"a host renews its own lease only, not {body.Host}'s")), ct));
         members.MapGet("/status", async (ClusterService c, CancellationToken ct) => ApiResults.From(await c.StatusAsync(local: true, ct)));
     }
 

@@ -69,3 +69,9 @@ internal static class ClusterViews
 
 /// <summary>GET /api/v1/health: the agent answers, and the cluster it is in (null: none).</summary>
 public sealed record HealthView(string Status, string? Cluster);
+
+/// <summary>A host renews its lease with the leader (POST /peer/lease).</summary>
+public sealed record LeaseRequest(string Host);
+
+/// <summary>The leader's answer: the lease holds, as of the renewal's sending.</summary>
+public sealed record LeaseGrant(string Leader, long Term);

@@ -364,6 +364,39 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
     }
 
     /// <summary>
+    /// One try, without waiting for an election: <paramref name="onLeader"/> when this host leads, else the
+    /// request to the leader this host knows, within <paramref name="timeout"/> (for requests repeated on a beat).
+    /// </summary>
+    public async Task<Result<T>> AskLeaderOnceAsync<T>(string path, HttpContent body, Func<Result<T>> onLeader, TimeSpan timeout, CancellationToken ct)
+    {
+        if (_node is not { } node || _peers is not { } peers)
+        {
+            return ClusterErrors.NotInCluster;
+        }
+
+        if (node.IsLeader)
+        {
+            return onLeader();
+        }
+
+        if (node.Leader is not IPEndPoint leader || node.State.Hosts.Values.FirstOrDefault(h => h.ConsensusAddress == leader.ToString()) is not { } target || target.Name == options.HostName)
+        {
+            return FerryError.Unavailable("no leader known");
+        }
+
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(timeout);
+        try
+        {
+            return await peers.SendAsync<T>(HttpMethod.Post, new Uri(new Uri(target.ApiAddress), path), body, deadline.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return FerryError.Unavailable($"the leader {target.Name} did not answer within {timeout.TotalMilliseconds:0} ms");
+        }
+    }
+
+    /// <summary>
     /// Runs <paramref name="onLeader"/> when this host leads, or sends the request to the leader's peer API;
     /// retries while leadership moves, for at most <see cref="LeaderWait"/>.
     /// </summary>

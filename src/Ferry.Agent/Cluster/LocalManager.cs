@@ -18,7 +18,7 @@ namespace Ferry.Agent.Cluster;
 /// back into the state when that changed. Idle while the host is in no cluster.
 /// </summary>
 internal sealed partial class LocalManager(
-    ClusterService cluster, VmManager vms, VolumeStore store, VolumeReplication replication, AgentOptions options, TimeProvider time, ILoggerFactory loggers) : BackgroundService
+    ClusterService cluster, LeaseKeeper lease, VmManager vms, VolumeStore store, VolumeReplication replication, AgentOptions options, TimeProvider time, ILoggerFactory loggers) : BackgroundService
 {
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
@@ -38,7 +38,8 @@ internal sealed partial class LocalManager(
             var acted = false;
             try
             {
-                if (cluster.State is { Cluster: not null } state && state.Host(options.HostName) is { Role: HostRole.Member })
+                // Without its lease a host runs nothing of the cluster's: the lease keeper fenced it.
+                if (lease.Holds && cluster.State is { Cluster: not null } state && state.Host(options.HostName) is { Role: HostRole.Member })
                 {
                     acted = await PassAsync(state, stoppingToken).ConfigureAwait(false);
                 }
@@ -72,6 +73,11 @@ internal sealed partial class LocalManager(
             {
                 problems[blocked.Subject] = blocked.Reason;
                 continue;
+            }
+
+            if (!lease.Holds)
+            {
+                break;
             }
 
             var now = time.GetUtcNow();
@@ -138,6 +144,10 @@ internal sealed partial class LocalManager(
                     await copy.DemoteAsync(ct).ConfigureAwait(false);
                     return null;
                 }, ct).ConfigureAwait(false);
+            case LocalStep.GiveUpPrimary giveUp:
+                return (await cluster.ProposeAsync(new DemoteCopy(giveUp.Volume, options.HostName) { At = time.GetUtcNow() }, ct).ConfigureAwait(false)) is { IsOk: true, Value: var outcome }
+                    ? outcome.Error
+                    : FerryError.Unavailable("the cluster did not answer");
             case LocalStep.DeleteCopy delete:
                 await replication.CloseAsync(delete.Volume).ConfigureAwait(false);
                 return await store.DeleteAsync(delete.Volume, ct).ConfigureAwait(false);
@@ -229,6 +239,7 @@ internal sealed partial class LocalManager(
         LocalStep.PromoteCopy p => $"promote copy at epoch {p.Epoch}",
         LocalStep.DemoteCopy => "demote copy",
         LocalStep.DeleteCopy => "delete copy",
+        LocalStep.GiveUpPrimary => "give up the primary role (this copy was demoted without the cluster)",
         _ => step.GetType().Name,
     };
 

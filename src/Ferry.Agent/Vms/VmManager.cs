@@ -142,6 +142,37 @@ public sealed class VmManager : IAsyncDisposable
     public Task<Result<VmView>> ResumeAsync(string name, CancellationToken ct) =>
         RunAsync(name, VmOperation.Resume, (record, runtime, c) => QmpStateChangeAsync(record, runtime, VmState.Running, c), ct);
 
+    /// <summary>
+    /// Kills the VM's QEMU at once, whatever else is under way (a stop waiting on I/O that cannot
+    /// complete): a power cut for this VM, when its host fences itself.
+    /// </summary>
+    public async Task KillAsync(string name, string reason)
+    {
+        if (!_runtimes.TryGetValue(name, out var runtime))
+        {
+            return;
+        }
+
+        QemuInstance? instance;
+        Task watcher;
+        lock (runtime.StateLock)
+        {
+            instance = runtime.Instance;
+            watcher = runtime.ExitWatcher;
+            if (instance is null)
+            {
+                return;
+            }
+
+            runtime.StopRequested = true;
+            runtime.State = VmState.Stopping;
+        }
+
+        instance.Kill();
+        _events.Append("vm.killed", name, $"killed (pid {instance.Pid}): {reason}");
+        await watcher.ConfigureAwait(false);
+    }
+
     public async Task<FerryError?> DeleteAsync(string name, CancellationToken ct)
     {
         var result = await RunAsync(

@@ -55,6 +55,8 @@ internal sealed partial class VolumeReplication(VolumeStore store, ClusterServic
 
     public bool TryGet(string name, [NotNullWhen(true)] out ReplicatedVolume? copy) => _copies.TryGetValue(name, out copy);
 
+    public IReadOnlyList<ReplicatedVolume> Copies => [.. _copies.Values];
+
     public ReplicatedVolume Open(Volume volume) =>
         _copies[volume.Name] = ReplicatedVolume.Open(volume, LoadSettings(volume), Context());
 

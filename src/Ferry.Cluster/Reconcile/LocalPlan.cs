@@ -90,7 +90,7 @@ public static class LocalPlan
         {
             steps.Add(copy.Epoch < volume.Epoch
                 ? new LocalStep.PromoteCopy(volume.Name, volume.Epoch)
-                : new LocalStep.Blocked(volume.Name, $"granted epoch {volume.Epoch}, but this copy has seen epoch {copy.Epoch}"));
+                : new LocalStep.GiveUpPrimary(volume.Name));
         }
         else if (volume.Primary != me && copy.Role == CopyRole.Primary)
         {

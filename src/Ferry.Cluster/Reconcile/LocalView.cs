@@ -40,6 +40,12 @@ public abstract record LocalStep(string Subject)
 
     public sealed record DeleteCopy(string Volume) : LocalStep(Volume);
 
+    /// <summary>
+    /// The state names this copy primary at an epoch it already used, but it is secondary (it fenced
+    /// itself): the cluster is told to drop the grant, and a new promotion takes a new epoch.
+    /// </summary>
+    public sealed record GiveUpPrimary(string Volume) : LocalStep(Volume);
+
     /// <summary>Nothing can be done for the subject: the reason is reported.</summary>
     public sealed record Blocked(string Name, string Reason) : LocalStep(Name);
 }

@@ -99,6 +99,33 @@ public class WorkloadTests
         Assert.Equal("h1", (await h3.FerryJsonAsync("volume", "show", "disk")).GetProperty("primary").GetString());
     }
 
+    [Fact]
+    public async Task A_host_cut_off_from_the_cluster_kills_its_vms_and_demotes_its_copies_before_its_lease_can_expire_and_runs_them_again_after_healing()
+    {
+        await using var lab = await TestLab.UpAsync(3);
+        var h1 = lab["h1"];
+        await h1.FerryJsonAsync("volume", "create", "disk", "--size", "64M", "--host", "h1,h2");
+        await CreateGuestAsync(h1, "g", "disk");
+        Assert.Equal("h1", (await h1.FerryJsonAsync("vm", "start", "g")).GetProperty("host").GetString());
+        var before = await CounterAsync(h1);
+        var qemu = (await h1.FerryJsonAsync("vm", "show", "g")).GetProperty("pid").GetInt32();
+
+        // Cut off, h1 cannot renew its lease: within the lease (4 s) and before the leader may judge it
+        // failed (4 s + 2 s margin), its QEMU is gone and its copy secondary.
+        await lab.PartitionAsync("h1");
+        var cut = System.Diagnostics.Stopwatch.StartNew();
+        await Wait.UntilAsync(() => Task.FromResult(Ferry.Hypervisor.HostProcess.IsAlive(qemu) ? null : ""), TimeSpan.FromSeconds(20), "h1 to kill its VM");
+        Assert.True(cut.Elapsed < TimeSpan.FromSeconds(6), $"h1 fenced itself {cut.Elapsed.TotalSeconds:0.0} s after the cut, after the leader could have judged it failed");
+        await Wait.UntilAsync(async () => (await LocalAsync(h1, "volumes"))[0].GetProperty("copy").GetProperty("role").GetString() == "secondary" ? "" : null, Settle, "h1's copy demoted");
+        Assert.Contains("lease lost", lab.Log("h1"));
+
+        // Healed: the lease holds again, the old grant is given back and a new epoch is granted to h1, which runs the VM again.
+        await lab.HealAsync();
+        await Wait.UntilAsync(async () => (await h1.FerryJsonAsync("vm", "show", "g")).GetProperty("state").GetString() == "running" ? "" : null, Settle, "the VM to run again on h1");
+        Assert.Equal(2UL, (await h1.FerryJsonAsync("volume", "show", "disk")).GetProperty("epoch").GetUInt64());
+        Assert.True(await CounterAsync(h1) >= before, "the guest's count went on from its disk");
+    }
+
     private static async Task CreateGuestAsync(LabMember host, string name, string volume)
     {
         var guest = await TestGuest.DirectoryAsync();

@@ -159,8 +159,8 @@ public class ReconcileTests
         var promote = Assert.IsType<LocalStep.PromoteCopy>(Assert.Single(LocalPlan.Steps("a", state, a)));
         Assert.Equal(1UL, promote.Epoch);
 
-        // A copy that has seen the granted epoch already is not promoted with it again.
-        Assert.IsType<LocalStep.Blocked>(Assert.Single(LocalPlan.Steps("a", state, Local(Copy(state, "a", CopyRole.Secondary) with { Epoch = 1 }))));
+        // A copy that has used the granted epoch already (and fenced itself since) is not promoted with it again: it gives the grant back.
+        Assert.IsType<LocalStep.GiveUpPrimary>(Assert.Single(LocalPlan.Steps("a", state, Local(Copy(state, "a", CopyRole.Secondary) with { Epoch = 1 }))));
 
         var moved = state.Apply(new PromoteCopy("v1", "b") { At = T0 });
         Assert.IsType<LocalStep.DemoteCopy>(Assert.Single(LocalPlan.Steps("a", moved, Local(Copy(state, "a", CopyRole.Primary)))));

@@ -1,0 +1,107 @@
+using Ferry.Agent.Api;
+using Ferry.Agent.Vms;
+using Ferry.Agent.Volumes;
+using Ferry.Cluster.Leases;
+using Ferry.Cluster.State;
+using Ferry.Storage.Replication.Wire;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Ferry.Agent.Cluster;
+
+/// <summary>
+/// A member host's side of leases: it renews with the leader every second, and once no renewal sent
+/// within the lease was acknowledged (the host is cut off, the cluster has no quorum, or this host
+/// hung) it fences itself: the cluster's VMs here are killed and its copies here demoted, before the
+/// leader can judge the host failed. The local manager acts only while the lease holds.
+/// </summary>
+internal sealed partial class LeaseKeeper(
+    ClusterService cluster, LeaseService leases, VmManager vms, VolumeReplication replication, AgentOptions options, TimeProvider time, ILoggerFactory loggers) : BackgroundService
+{
+    private readonly ILogger _log = loggers.CreateLogger("Ferry.Lease");
+    private TimeSpan? _lastAcknowledgedSend;
+    private TimeSpan _since;
+    private volatile bool _holds;
+    private bool _fenced;
+
+    /// <summary>Whether this host may run the cluster's VMs and hold its primaries now.</summary>
+    public bool Holds => _holds;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        _since = Now();
+        using var timer = new PeriodicTimer(leases.Timings.Renewal, time);
+        do
+        {
+            if (cluster.State?.Host(options.HostName) is not { Role: HostRole.Member })
+            {
+                // In no cluster (or a witness): nothing is held, nothing to fence.
+                _since = Now();
+                _lastAcknowledgedSend = null;
+                continue;
+            }
+
+            var sent = Now();
+            var renewed = await cluster.AskLeaderOnceAsync(
+                "peer/lease", PeerClient.Body(new LeaseRequest(options.HostName)), () => leases.Renew(new LeaseRequest(options.HostName)), leases.Timings.Renewal, stoppingToken)
+                .ConfigureAwait(false);
+            if (renewed.IsOk)
+            {
+                _lastAcknowledgedSend = sent;
+            }
+
+            if (!SelfFence.Due(leases.Timings, _lastAcknowledgedSend, _since, Now()))
+            {
+                if (!_holds)
+                {
+                    LogHolds(_log, options.HostName);
+                }
+
+                _holds = true;
+                _fenced = false;
+            }
+            else
+            {
+                // Again on every beat while the lease is lost: whatever started in a race with the first time goes too.
+                _holds = false;
+                if (!_fenced)
+                {
+                    LogLost(_log, options.HostName, renewed.Error?.Message ?? "renewals went unanswered");
+                    _fenced = true;
+                }
+
+                await FenceAsync(stoppingToken).ConfigureAwait(false);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+    }
+
+    /// <summary>Kills the cluster's VMs here and demotes the cluster's primaries here, at once.</summary>
+    private async Task FenceAsync(CancellationToken ct)
+    {
+        // Killed, not stopped: a guest's last writes may wait on a peer that cannot be reached, and would hold a quit for good.
+        foreach (var vm in vms.List().Where(v => v.Managed && v.Pid is not null))
+        {
+            await vms.KillAsync(vm.Name, "this host lost its cluster lease").ConfigureAwait(false);
+            LogFenced(_log, options.HostName, $"VM {vm.Name}", "killed");
+        }
+
+        foreach (var copy in replication.Copies.Where(c => c.Settings.Managed && c.Settings.Role == CopyRole.Primary))
+        {
+            await copy.DemoteAsync(ct).ConfigureAwait(false);
+            await VolumeReplication.SaveAsync(copy, ct).ConfigureAwait(false);
+            LogFenced(_log, options.HostName, $"volume {copy.Name}", "demoted");
+        }
+    }
+
+    private TimeSpan Now() => TimeSpan.FromTicks(time.GetTimestamp() * TimeSpan.TicksPerSecond / time.TimestampFrequency);
+
+    [LoggerMessage(1220, LogLevel.Information, "host {HostId}: lease holds")]
+    private static partial void LogHolds(ILogger logger, string hostId);
+
+    [LoggerMessage(1221, LogLevel.Warning, "host {HostId}: lease lost ({Reason}): fencing this host")]
+    private static partial void LogLost(ILogger logger, string hostId, string reason);
+
+    [LoggerMessage(1222, LogLevel.Warning, "host {HostId}: fenced {Subject}: {Outcome}")]
+    private static partial void LogFenced(ILogger logger, string hostId, string subject, string outcome);
+}

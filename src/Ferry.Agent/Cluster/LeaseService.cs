@@ -1,0 +1,68 @@
+using Ferry.Agent.Api;
+using Ferry.Cluster.Leases;
+using Ferry.Cluster.State;
+
+namespace Ferry.Agent.Cluster;
+
+/// <summary>
+/// The leader's side of leases: renewals from the hosts, in a book on this host's clock that starts
+/// afresh with each term this host leads (DESIGN §5: a new leader waits a lease and margin before it
+/// judges anyone).
+/// </summary>
+internal sealed class LeaseService(ClusterService cluster, AgentOptions options, TimeProvider time)
+{
+    private readonly Lock _lock = new();
+    private LeaseBook? _book;
+    private long _term = -1;
+
+    public LeaseTimings Timings => options.LeaseTimings;
+
+    public Result<LeaseGrant> Renew(LeaseRequest request)
+    {
+        if (cluster.Node is not { IsLeader: true } node)
+        {
+            return FerryError.Unavailable("this host is not the leader");
+        }
+
+        if (node.State.Host(request.Host) is not { Role: HostRole.Member })
+        {
+            return FerryError.NotFound($"no member host named '{request.Host}' in the cluster");
+        }
+
+        lock (_lock)
+        {
+            var now = Now();
+            if (_book is null || _term != node.Term)
+            {
+                _book = LeaseBook.Start(Timings, now);
+                _term = node.Term;
+            }
+
+            _book = _book.Renewed(request.Host, now);
+        }
+
+        return new LeaseGrant(options.HostName, node.Term);
+    }
+
+    /// <summary>The member hosts whose lease ran out with its margin, as this leader sees it (none when it does not lead).</summary>
+    public IReadOnlyList<string> Failed()
+    {
+        if (cluster.Node is not { IsLeader: true } node)
+        {
+            return [];
+        }
+
+        lock (_lock)
+        {
+            if (_book is null || _term != node.Term)
+            {
+                _book = LeaseBook.Start(Timings, Now());
+                _term = node.Term;
+            }
+
+            return _book.Failed(node.State.Hosts.Values.Where(h => h.Role == HostRole.Member).Select(h => h.Name), Now());
+        }
+    }
+
+    private TimeSpan Now() => TimeSpan.FromTicks(time.GetTimestamp() * TimeSpan.TicksPerSecond / time.TimestampFrequency);
+}
