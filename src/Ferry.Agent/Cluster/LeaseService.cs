@@ -31,14 +31,7 @@ internal sealed class LeaseService(ClusterService cluster, AgentOptions options,
 
         lock (_lock)
         {
-            var now = Now();
-            if (_book is null || _term != node.Term)
-            {
-                _book = LeaseBook.Start(Timings, now);
-                _term = node.Term;
-            }
-
-            _book = _book.Renewed(request.Host, now);
+            _book = BookOf(node.Term).Renewed(request.Host, Now());
         }
 
         return new LeaseGrant(options.HostName, node.Term);
@@ -54,14 +47,20 @@ internal sealed class LeaseService(ClusterService cluster, AgentOptions options,
 
         lock (_lock)
         {
-            if (_book is null || _term != node.Term)
-            {
-                _book = LeaseBook.Start(Timings, Now());
-                _term = node.Term;
-            }
-
-            return _book.Failed(node.State.Hosts.Values.Where(h => h.Role == HostRole.Member).Select(h => h.Name), Now());
+            return BookOf(node.Term).Failed(node.State.Hosts.Values.Where(h => h.Role == HostRole.Member).Select(h => h.Name), Now());
         }
+    }
+
+    /// <summary>This term's book; a term this host did not lead before starts an empty one (call under the lock).</summary>
+    private LeaseBook BookOf(long term)
+    {
+        if (_book is null || _term != term)
+        {
+            _book = LeaseBook.Start(Timings, Now());
+            _term = term;
+        }
+
+        return _book;
     }
 
     private TimeSpan Now() => TimeSpan.FromTicks(time.GetTimestamp() * TimeSpan.TicksPerSecond / time.TimestampFrequency);

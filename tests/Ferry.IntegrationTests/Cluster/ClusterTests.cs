@@ -151,7 +151,8 @@ public class ClusterTests
         var rejoined = await lab["h3"].JoinAsync(h1, await h1.TokenAsync());
         Assert.Equal(["h1", "h2", "h3"], Names(rejoined));
         await lab["h3"].TokenAsync();
-        Assert.True(await TlsAcceptedAsync(lab["h2"].ConsensusAddress, HostCertificate(lab["h3"])));
+        // h2 accepts the new certificate once it has applied the join, which the leader committed first.
+        await Wait.UntilAsync(async () => await TlsAcceptedAsync(lab["h2"].ConsensusAddress, HostCertificate(lab["h3"])) ? "" : null, Settle, "h2 to accept h3's new certificate");
         Assert.False(await TlsAcceptedAsync(h1.PeerAddress, before));
     }
 
