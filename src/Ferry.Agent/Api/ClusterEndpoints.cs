@@ -17,14 +17,14 @@ internal static class ClusterEndpoints
     {
         var cluster = app.MapGroup("/api/v1/cluster").WithTags("Cluster");
         cluster.MapPost("/init", async (HttpRequest request, ClusterService c, CancellationToken ct) =>
-            await WithBodyAsync<InitClusterRequest, ClusterStatusView>(request, "cluster init request", body => c.InitAsync(body, ct), ct));
+            await JsonBody.HandleAsync<InitClusterRequest, ClusterStatusView>(request, "cluster init request", body => c.InitAsync(body, ct), ct));
         cluster.MapPost("/join-tokens", async (HttpRequest request, ClusterService c, CancellationToken ct) =>
-            await WithBodyAsync<JoinTokenRequest, JoinTokenView>(request, "join token request", body =>
+            await JsonBody.HandleAsync<JoinTokenRequest, JoinTokenView>(request, "join token request", body =>
                 body.ValidSeconds is { } seconds and (< 1 or > 7 * 24 * 3600)
                     ? Task.FromResult<Result<JoinTokenView>>(FerryError.InvalidArgument($"invalid validity {seconds} s: give 1 second to 7 days"))
                     : c.IssueTokenAsync(body.ValidSeconds is { } s ? TimeSpan.FromSeconds(s) : ClusterService.DefaultTokenLifetime, ct), ct));
         cluster.MapPost("/join", async (HttpRequest request, ClusterService c, CancellationToken ct) =>
-            await WithBodyAsync<JoinClusterRequest, ClusterStatusView>(request, "join request", body => c.JoinAsync(body, ct), ct));
+            await JsonBody.HandleAsync<JoinClusterRequest, ClusterStatusView>(request, "join request", body => c.JoinAsync(body, ct), ct));
         cluster.MapGet("/status", async (bool? local, bool? linearizable, ClusterService c, CancellationToken ct) =>
             ApiResults.From(await c.StatusAsync(local ?? false, ct, linearizable ?? false)));
         cluster.MapGet("/events", (ClusterService c) => c.Node is { } node
@@ -38,17 +38,17 @@ internal static class ClusterEndpoints
             ? Results.Json(new AuthorityView(pem), FerryJson.Options)
             : ApiResults.Problem(ClusterErrors.NotInCluster));
         peer.MapPost("/join", async (HttpRequest request, ClusterService c, CancellationToken ct) =>
-            await WithBodyAsync<PeerJoinRequest, PeerJoinResponse>(request, "join request", body => c.AnswerJoinAsync(body, ct), ct));
+            await JsonBody.HandleAsync<PeerJoinRequest, PeerJoinResponse>(request, "join request", body => c.AnswerJoinAsync(body, ct), ct));
 
         var members = peer.MapGroup("").AddEndpointFilter(RequireClusterCertificate);
         members.MapPost("/commands", async (HttpRequest request, ClusterService c, CancellationToken ct) =>
-            await WithBodyAsync<ClusterCommand, CommandOutcome>(request, "command", body => c.ProposeAsync(body, ct), ct));
+            await JsonBody.HandleAsync<ClusterCommand, CommandOutcome>(request, "command", body => c.ProposeAsync(body, ct), ct));
         members.MapPost("/members", async (HttpRequest request, ClusterService c, CancellationToken ct) =>
-            await WithBodyAsync<PeerHostRequest, HostStatusView>(request, "member request", body => c.AdmitAsync(body, ct), ct));
+            await JsonBody.HandleAsync<PeerHostRequest, HostStatusView>(request, "member request", body => c.AdmitAsync(body, ct), ct));
         members.MapPost("/remove", async (HttpRequest request, ClusterService c, CancellationToken ct) =>
-            await WithBodyAsync<PeerHostRequest, ClusterStatusView>(request, "remove request", body => c.RemoveAsync(body, ct), ct));
+            await JsonBody.HandleAsync<PeerHostRequest, ClusterStatusView>(request, "remove request", body => c.RemoveAsync(body, ct), ct));
         members.MapPost("/lease", async (HttpRequest request, LeaseService leases, CancellationToken ct) =>
-            await WithBodyAsync<LeaseRequest, LeaseGrant>(request, "lease request", body => Task.FromResult(
+            await JsonBody.HandleAsync<LeaseRequest, LeaseGrant>(request, "lease request", body => Task.FromResult(
                 request.HttpContext.Connection.ClientCertificate?.GetNameInfo(X509NameType.DnsName, forIssuer: false) == body.Host
                     ? leases.Renew(body)
                     : FerryError.InvalidArgument($"a host renews its own lease only, not {body.Host}'s")), ct));
@@ -60,10 +60,4 @@ internal static class ClusterEndpoints
         context.HttpContext.Connection.ClientCertificate is null
             ? ApiResults.Problem(new FerryError(ErrorCode.WrongState, "this route is for hosts of the cluster: present the host's cluster certificate"))
             : await next(context);
-
-    private static async Task<IResult> WithBodyAsync<TBody, TResult>(HttpRequest request, string what, Func<TBody, Task<Result<TResult>>> handle, CancellationToken ct)
-        where TBody : class =>
-        (await JsonBody.ReadAsync<TBody>(request, what, ct)).TryGetValue(out var body, out var error)
-            ? ApiResults.From(await handle(body))
-            : ApiResults.Problem(error);
 }

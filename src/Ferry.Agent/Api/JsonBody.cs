@@ -20,4 +20,12 @@ internal static class JsonBody
             return FerryError.InvalidArgument($"invalid {what}: {e.Message}");
         }
     }
+
+    /// <summary>Reads the body, hands it to <paramref name="handle"/>, and answers with its result (or the body's error).</summary>
+    public static async Task<IResult> HandleAsync<TBody, TResult>(
+        HttpRequest request, string what, Func<TBody, Task<Result<TResult>>> handle, CancellationToken ct, int successStatus = StatusCodes.Status200OK)
+        where TBody : class =>
+        (await ReadAsync<TBody>(request, what, ct)).TryGetValue(out var body, out var error)
+            ? ApiResults.From(await handle(body), successStatus)
+            : ApiResults.Problem(error);
 }

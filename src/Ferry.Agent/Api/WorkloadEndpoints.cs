@@ -15,23 +15,17 @@ internal static class WorkloadEndpoints
         var volumes = app.MapGroup("/api/v1/cluster/volumes").WithTags("Cluster volumes");
         volumes.MapGet("/", (ClusterWorkloads w) => ApiResults.From(w.Volumes())).Produces<ClusterVolumeView[]>();
         volumes.MapPost("/", async (HttpRequest request, ClusterWorkloads w, CancellationToken ct) =>
-            (await JsonBody.ReadAsync<ClusterVolumeRequest>(request, "volume request", ct)).TryGetValue(out var body, out var error)
-                ? ApiResults.From(await w.CreateVolumeAsync(body, ct), StatusCodes.Status201Created)
-                : ApiResults.Problem(error)).Accepts<ClusterVolumeRequest>("application/json").Produces<ClusterVolumeView>(StatusCodes.Status201Created);
+            await JsonBody.HandleAsync<ClusterVolumeRequest, ClusterVolumeView>(request, "volume request", body => w.CreateVolumeAsync(body, ct), ct, StatusCodes.Status201Created)).Accepts<ClusterVolumeRequest>("application/json").Produces<ClusterVolumeView>(StatusCodes.Status201Created);
         volumes.MapGet("/{name}", (string name, ClusterWorkloads w) => ApiResults.From(w.Volume(name))).Produces<ClusterVolumeView>();
         volumes.MapDelete("/{name}", async (string name, ClusterWorkloads w, CancellationToken ct) =>
             await w.DeleteVolumeAsync(name, ct) is { } error ? ApiResults.Problem(error) : Results.NoContent());
         volumes.MapPost("/{name}/promote", async (string name, HttpRequest request, ClusterWorkloads w, CancellationToken ct) =>
-            (await JsonBody.ReadAsync<ClusterPromoteRequest>(request, "promote request", ct)).TryGetValue(out var body, out var error)
-                ? ApiResults.From(await w.PromoteAsync(name, body, ct))
-                : ApiResults.Problem(error)).Accepts<ClusterPromoteRequest>("application/json").Produces<ClusterVolumeView>();
+            await JsonBody.HandleAsync<ClusterPromoteRequest, ClusterVolumeView>(request, "promote request", body => w.PromoteAsync(name, body, ct), ct)).Accepts<ClusterPromoteRequest>("application/json").Produces<ClusterVolumeView>();
 
         var vms = app.MapGroup("/api/v1/cluster/vms").WithTags("Cluster VMs");
         vms.MapGet("/", (ClusterWorkloads w) => ApiResults.From(w.Vms())).Produces<VmView[]>();
         vms.MapPost("/", async (HttpRequest request, ClusterWorkloads w, CancellationToken ct) =>
-            (await JsonBody.ReadAsync<VmSpec>(request, "VM spec", ct)).TryGetValue(out var spec, out var error)
-                ? ApiResults.From(await w.DefineVmAsync(spec, ct), StatusCodes.Status201Created)
-                : ApiResults.Problem(error)).Accepts<VmSpec>("application/json").Produces<VmView>(StatusCodes.Status201Created);
+            await JsonBody.HandleAsync<VmSpec, VmView>(request, "VM spec", spec => w.DefineVmAsync(spec, ct), ct, StatusCodes.Status201Created)).Accepts<VmSpec>("application/json").Produces<VmView>(StatusCodes.Status201Created);
         vms.MapGet("/{name}", (string name, ClusterWorkloads w) => ApiResults.From(w.Vm(name))).Produces<VmView>();
         vms.MapDelete("/{name}", async (string name, ClusterWorkloads w, CancellationToken ct) =>
             await w.DeleteVmAsync(name, ct) is { } error ? ApiResults.Problem(error) : Results.NoContent());

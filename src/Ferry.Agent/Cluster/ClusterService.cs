@@ -491,7 +491,7 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
     }
 
     /// <summary>Why a proposed command did not take effect: the cluster could not be asked, or the state machine refused it.</summary>
-    private static FerryError? ErrorOf(Result<CommandOutcome> proposed) => proposed.TryGetValue(out var outcome, out var error) ? outcome.Error : error;
+    public static FerryError? ErrorOf(Result<CommandOutcome> proposed) => proposed.TryGetValue(out var outcome, out var error) ? outcome.Error : error;
 
     private async Task<ClusterState> WaitUntilAsync(Func<ClusterState, bool> condition, CancellationToken ct)
     {

@@ -28,11 +28,11 @@ internal sealed class ClusterWorkloads(ClusterService cluster, VmManager vms, Ag
         var hosts = request.Hosts is { Count: > 0 } named ? [.. named] : ImmutableList.Create(options.HostName);
         var seed = (ulong)Random.Shared.NextInt64(1, long.MaxValue);
         var command = new CreateVolume(request.Name, Guid.NewGuid(), request.Size, hosts, seed, request.Protocol);
-        return (await ProposeAsync(command, ct).ConfigureAwait(false)).Then(_ => Volume(request.Name));
+        return await ProposeAsync(command, ct).ConfigureAwait(false) is { } error ? error : Volume(request.Name);
     }
 
     public async Task<FerryError?> DeleteVolumeAsync(string name, CancellationToken ct) =>
-        (await ProposeAsync(new DeleteVolume(name), ct).ConfigureAwait(false)).Error;
+        await ProposeAsync(new DeleteVolume(name), ct).ConfigureAwait(false);
 
     /// <summary>Moves the primary role; refused while a VM on another host runs on the volume (that is a migration).</summary>
     public async Task<Result<ClusterVolumeView>> PromoteAsync(string name, ClusterPromoteRequest request, CancellationToken ct)
@@ -44,10 +44,10 @@ internal sealed class ClusterWorkloads(ClusterService cluster, VmManager vms, Ag
 
         if (state.Vms.Values.FirstOrDefault(vm => vm.Desired == VmDesiredState.Running && vm.Host != request.Host && vm.Spec.Disks.Any(d => d.Volume == name)) is { } user)
         {
-            return FerryError.WrongState($"VM '{user.Name}' runs on '{name}' on {user.Host}: stop it first");
+            return FerryError.WrongState($"VM '{user.Name}' runs on '{name}' on {user.Host ?? "the host it is being placed on"}: stop it first");
         }
 
-        return (await ProposeAsync(new PromoteCopy(name, request.Host, request.Force), ct).ConfigureAwait(false)).Then(_ => Volume(name));
+        return await ProposeAsync(new PromoteCopy(name, request.Host, request.Force), ct).ConfigureAwait(false) is { } refused ? refused : Volume(name);
     }
 
     public Result<IReadOnlyList<VmView>> Vms() =>
@@ -69,7 +69,7 @@ internal sealed class ClusterWorkloads(ClusterService cluster, VmManager vms, Ag
             return invalid;
         }
 
-        return (await ProposeAsync(new DefineVm(spec), ct).ConfigureAwait(false)).Then(_ => Vm(spec.Name));
+        return await ProposeAsync(new DefineVm(spec), ct).ConfigureAwait(false) is { } refused ? refused : Vm(spec.Name);
     }
 
     public async Task<Result<VmView>> StartAsync(string name, CancellationToken ct)
@@ -97,12 +97,12 @@ internal sealed class ClusterWorkloads(ClusterService cluster, VmManager vms, Ag
         SetDesiredAsync(name, VmDesiredState.Stopped, report => report.State is VmState.Stopped or VmState.Crashed, ct);
 
     public async Task<FerryError?> DeleteVmAsync(string name, CancellationToken ct) =>
-        (await ProposeAsync(new DeleteVm(name), ct).ConfigureAwait(false)).Error;
+        await ProposeAsync(new DeleteVm(name), ct).ConfigureAwait(false);
 
     /// <summary>Sets what the VM should be, then waits until its host reports it so (or a problem, or the timeout).</summary>
     private async Task<Result<VmView>> SetDesiredAsync(string name, VmDesiredState desired, Func<VmReport, bool> done, CancellationToken ct)
     {
-        if ((await ProposeAsync(new SetVmDesiredState(name, desired), ct).ConfigureAwait(false)).Error is { } refused)
+        if (await ProposeAsync(new SetVmDesiredState(name, desired), ct).ConfigureAwait(false) is { } refused)
         {
             return refused;
         }
@@ -132,22 +132,16 @@ internal sealed class ClusterWorkloads(ClusterService cluster, VmManager vms, Ag
     private VmView View(ClusterState state, VmRecord vm) =>
         WorkloadViews.Vm(state, vm, vm.Host == options.HostName && vms.Get(vm.Name).TryGetValue(out var local, out _) ? local : null);
 
-    private async Task<Result<CommandOutcome>> ProposeAsync(ClusterCommand command, CancellationToken ct)
+    /// <summary>Proposes the command; once the leader applied it, waits until this host has too, so that answers read from here show it.</summary>
+    private async Task<FerryError?> ProposeAsync(ClusterCommand command, CancellationToken ct)
     {
-        var proposed = await cluster.ProposeAsync(command with { At = time.GetUtcNow() }, ct).ConfigureAwait(false);
-        if (!proposed.TryGetValue(out var outcome, out var error))
+        if (ClusterService.ErrorOf(await cluster.ProposeAsync(command with { At = time.GetUtcNow() }, ct).ConfigureAwait(false)) is { } error)
         {
             return error;
         }
 
-        if (outcome.Error is { } refused)
-        {
-            return refused;
-        }
-
-        // The leader applied it; a read barrier makes this host apply it too before it answers from its own state.
         await cluster.CatchUpAsync(ct).ConfigureAwait(false);
-        return outcome;
+        return null;
     }
 
     private Result<ClusterState> State() => cluster.State is { Cluster: not null } state ? state : ClusterErrors.NotInCluster;

@@ -94,7 +94,8 @@ internal sealed partial class LeaseKeeper(
         }
     }
 
-    private TimeSpan Now() => TimeSpan.FromTicks(time.GetTimestamp() * TimeSpan.TicksPerSecond / time.TimestampFrequency);
+    /// <summary>This host's monotonic clock: leases are measured on it, never against another host's.</summary>
+    private TimeSpan Now() => time.GetElapsedTime(0);
 
     [LoggerMessage(1220, LogLevel.Information, "host {HostId}: lease holds")]
     private static partial void LogHolds(ILogger logger, string hostId);

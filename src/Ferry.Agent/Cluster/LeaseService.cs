@@ -63,5 +63,6 @@ internal sealed class LeaseService(ClusterService cluster, AgentOptions options,
         return _book;
     }
 
-    private TimeSpan Now() => TimeSpan.FromTicks(time.GetTimestamp() * TimeSpan.TicksPerSecond / time.TimestampFrequency);
+    /// <summary>This host's monotonic clock: leases are measured on it, never against another host's.</summary>
+    private TimeSpan Now() => time.GetElapsedTime(0);
 }

@@ -24,7 +24,7 @@ internal sealed partial class LocalManager(
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
 
     private readonly ILogger _log = loggers.CreateLogger("Ferry.LocalManager");
-    private readonly Dictionary<string, (int Failures, DateTimeOffset NotBefore)> _backoff = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (int Failures, DateTimeOffset NotBefore, string Problem)> _backoff = new(StringComparer.Ordinal);
     private HostReport? _reported;
 
     /// <summary>Passes in a row that may follow one another at once; then the manager waits, whatever a step claims.</summary>
@@ -83,6 +83,7 @@ internal sealed partial class LocalManager(
             var now = time.GetUtcNow();
             if (_backoff.TryGetValue(step.Subject, out var wait) && now < wait.NotBefore)
             {
+                problems[step.Subject] = wait.Problem; // still the problem while it waits, so the report does not flip
                 continue;
             }
 
@@ -97,7 +98,7 @@ internal sealed partial class LocalManager(
 
             problems[step.Subject] = $"{Describe(step)} failed: {error.Message}";
             var failures = wait.Failures + 1;
-            _backoff[step.Subject] = (failures, now + TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, TimeSpan.FromSeconds(1 << Math.Min(failures, 5)).Ticks)));
+            _backoff[step.Subject] = (failures, now + TimeSpan.FromSeconds(Math.Min(MaxBackoff.TotalSeconds, 1 << Math.Min(failures, 5))), problems[step.Subject]);
             LogStepFailed(_log, options.HostName, step.Subject, Describe(step), error.Message);
 
             // A failed step may leave the ones after it with nothing to stand on: plan again.
@@ -145,9 +146,7 @@ internal sealed partial class LocalManager(
                     return null;
                 }, ct).ConfigureAwait(false);
             case LocalStep.GiveUpPrimary giveUp:
-                return (await cluster.ProposeAsync(new DemoteCopy(giveUp.Volume, options.HostName) { At = time.GetUtcNow() }, ct).ConfigureAwait(false)) is { IsOk: true, Value: var outcome }
-                    ? outcome.Error
-                    : FerryError.Unavailable("the cluster did not answer");
+                return ClusterService.ErrorOf(await cluster.ProposeAsync(new DemoteCopy(giveUp.Volume, options.HostName) { At = time.GetUtcNow() }, ct).ConfigureAwait(false));
             case LocalStep.DeleteCopy delete:
                 await replication.CloseAsync(delete.Volume).ConfigureAwait(false);
                 return await store.DeleteAsync(delete.Volume, ct).ConfigureAwait(false);
