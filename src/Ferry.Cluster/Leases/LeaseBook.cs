@@ -14,15 +14,19 @@ public sealed record LeaseBook(LeaseTimings Timings, TimeSpan LeaderSince, Immut
     public LeaseBook Renewed(string host, TimeSpan now) => this with { LastRenewal = LastRenewal.SetItem(host, now) };
 
     /// <summary>The hosts (of <paramref name="hosts"/>) whose lease has run out with its margin, as of <paramref name="now"/>.</summary>
-    public IReadOnlyList<string> Failed(IEnumerable<string> hosts, TimeSpan now)
-    {
-        if (now - LeaderSince < Timings.NewLeaderWait)
-        {
-            return [];
-        }
+    public IReadOnlyList<string> Failed(IEnumerable<string> hosts, TimeSpan now) =>
+        [.. hosts.Where(h => HasFailed(h, now)).Order(StringComparer.Ordinal)];
 
-        return [.. hosts.Where(h => now - LastRenewal.GetValueOrDefault(h, LeaderSince) >= Timings.FailedAfter).Order(StringComparer.Ordinal)];
-    }
+    /// <summary>
+    /// Whether <paramref name="host"/>'s lease has run out with its margin. From then on the leader must not
+    /// renew it (the host has fenced itself and the leader may recover its VMs): only a fence and the host's
+    /// return through the log let it hold a lease again.
+    /// </summary>
+    public bool HasFailed(string host, TimeSpan now) =>
+        now - LeaderSince >= Timings.NewLeaderWait && now - LastRenewal.GetValueOrDefault(host, LeaderSince) >= Timings.FailedAfter;
+
+    /// <summary>How long ago the leader last heard from <paramref name="host"/> (or began to lead, if never).</summary>
+    public TimeSpan Silence(string host, TimeSpan now) => now - LastRenewal.GetValueOrDefault(host, LeaderSince);
 }
 
 /// <summary>A host's side: when it must have fenced itself, on its own clock.</summary>

@@ -13,6 +13,8 @@ namespace Ferry.Cluster.State;
 [JsonDerivedType(typeof(IssueJoinToken), "issue-join-token")]
 [JsonDerivedType(typeof(JoinHost), "join-host")]
 [JsonDerivedType(typeof(RemoveHost), "remove-host")]
+[JsonDerivedType(typeof(FenceHost), "fence-host")]
+[JsonDerivedType(typeof(UnfenceHost), "unfence-host")]
 [JsonDerivedType(typeof(CreateVolume), "create-volume")]
 [JsonDerivedType(typeof(DeleteVolume), "delete-volume")]
 [JsonDerivedType(typeof(PromoteCopy), "promote-copy")]

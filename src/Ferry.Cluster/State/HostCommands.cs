@@ -157,6 +157,8 @@ public static class ClusterErrors
 
 internal static class HostChecks
 {
+    public static FerryError IsFenced(HostRecord host) =>
+        FerryError.WrongState($"host '{host.Name}' is fenced since {host.Fenced!.At:u} ({host.Fenced.Reason}): it runs nothing until it is back");
 
     public static FerryError? Invalid(HostRecord host)
     {

@@ -78,6 +78,11 @@ public sealed record PlaceVm(string Name, string? Host) : ClusterCommand
             {
                 return FerryError.InvalidArgument($"host '{Host}' is a witness and runs no VMs");
             }
+
+            if (host.Fenced is not null)
+            {
+                return HostChecks.IsFenced(host);
+            }
         }
 
         return new StateChange(state with { Vms = state.Vms.SetItem(Name, vm with { Host = Host }) },

@@ -96,6 +96,11 @@ public sealed record PromoteCopy(string Volume, string Host, bool Force = false)
             return VolumeChecks.MissingCopy(state, Volume, Host);
         }
 
+        if (state.Host(Host) is { Fenced: not null } fenced)
+        {
+            return HostChecks.IsFenced(fenced);
+        }
+
         var atRisk = "";
         if (volume.Outdated.TryGetValue(Host, out var mark))
         {

@@ -164,4 +164,30 @@ public class ClusterStateMachineTests
         Assert.StartsWith("refused: no VM named", state.Events[^1].Message);
         Assert.Equal(state.NextEventSequence - 1, state.Events[^1].Sequence);
     }
+
+    [Fact]
+    public void A_fenced_host_loses_its_vms_and_primaries_takes_none_and_is_let_back_only_once_it_saw_its_fence()
+    {
+        var state = ThreeHosts().Apply(Volume("disk", "a", "b"), Vm("web", "disk"), new PlaceVm("web", "a") { At = T0 }, new PromoteCopy("disk", "a") { At = T0 });
+        var (fenced, outcome) = ClusterStateMachine.Apply(state, new FenceHost("a", "lease expired") { At = T0.AddMinutes(3) });
+        Assert.Contains("VMs to recover: [web]; primaries given up: [disk]", outcome.Message);
+        Assert.Equal(new HostFence(T0.AddMinutes(3), "lease expired"), fenced.Host("a")!.Fenced);
+        Assert.Null(fenced.Vm("web")!.Host);
+        Assert.Equal((null, 1UL), (fenced.Volume("disk")!.Primary, fenced.Volume("disk")!.Epoch));
+
+        Assert.Contains("already fenced", fenced.Refused(new FenceHost("a", "again")).Message);
+        Assert.Contains("is fenced since", fenced.Refused(new PlaceVm("web", "a")).Message);
+        Assert.Contains("is fenced since", fenced.Refused(new PromoteCopy("disk", "a")).Message);
+        Assert.Contains("witness", ThreeHosts().Apply(new IssueJoinToken("t3", "s3", T0.AddHours(1)) { At = T0 }, new JoinHost("t3", "s3", Host("w", HostRole.Witness)) { At = T0 })
+            .Refused(new FenceHost("w", "lease expired")).Message);
+
+        // The other copy takes over at the next epoch; the fenced host comes back only with its own fence's time.
+        fenced = fenced.Apply(new PlaceVm("web", "b") { At = T0 }, new PromoteCopy("disk", "b") { At = T0 });
+        Assert.Equal(2UL, fenced.Volume("disk")!.Epoch);
+        Assert.Contains("has not seen its fence", fenced.Refused(new UnfenceHost("a", T0)).Message);
+        var back = fenced.Apply(new UnfenceHost("a", T0.AddMinutes(3)) { At = T0.AddMinutes(4) });
+        Assert.Null(back.Host("a")!.Fenced);
+        Assert.Equal(("b", "b"), (back.Vm("web")!.Host, back.Volume("disk")!.Primary));
+        Assert.Contains("not fenced", back.Refused(new UnfenceHost("a", T0.AddMinutes(3))).Message);
+    }
 }

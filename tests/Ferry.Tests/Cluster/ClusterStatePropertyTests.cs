@@ -31,6 +31,8 @@ public class ClusterStatePropertyTests
         Gen.Select(AnyToken, Gen.Int[-5, 30], (t, minutes) => (ClusterCommand)new IssueJoinToken(t, "secret-" + t, T0.AddMinutes(minutes))),
         Gen.Select(AnyToken, Gen.Bool, AnyHost, (t, right, h) => (ClusterCommand)new JoinHost(t, right ? "secret-" + t : "wrong", Host(h, h == "w" ? HostRole.Witness : HostRole.Member))),
         Gen.Select(AnyHost, Gen.Bool, (h, force) => (ClusterCommand)new RemoveHost(h, force)),
+        AnyHost.Select(h => (ClusterCommand)new FenceHost(h, "lease expired")),
+        Gen.Select(AnyHost, Gen.Bool, (h, seen) => (ClusterCommand)new UnfenceHost(h, seen ? SeesOwnFence : T0)),
         Gen.Select(AnyVolume, AnyHost.Array[0, 3], (v, hosts) => (ClusterCommand)new CreateVolume(v, Guid.Empty, 1 << 20, [.. hosts], 7)),
         AnyVolume.Select(v => (ClusterCommand)new DeleteVolume(v)),
         Gen.Select(AnyVolume, AnyHost, Gen.Bool, (v, h, force) => (ClusterCommand)new PromoteCopy(v, h, force)),
@@ -43,6 +45,9 @@ public class ClusterStatePropertyTests
         AnyVm.Select(m => (ClusterCommand)new DeleteVm(m)),
         Gen.Select(AnyHost, AnyReport, (h, report) => (ClusterCommand)new ReportHost(h, report)));
 
+    /// <summary>Stands for "the time of the host's current fence" in a generated <see cref="UnfenceHost"/>.</summary>
+    private static readonly DateTimeOffset SeesOwnFence = DateTimeOffset.MinValue;
+
     /// <summary>A sequence of commands one minute apart, after the cluster was created on host a.</summary>
     internal static readonly Gen<ClusterCommand[]> Sequence = Command.Array[1, 60].Select(commands =>
         commands.Select((c, i) => c with { At = T0.AddMinutes(i) }).Prepend(new InitializeCluster(Guid.Empty, "lab", "CA", Host("a")) { At = T0 }).ToArray());
@@ -52,8 +57,11 @@ public class ClusterStatePropertyTests
         Sequence.Sample(commands =>
         {
             var state = ClusterState.Empty;
-            foreach (var command in commands)
+            foreach (var generated in commands)
             {
+                var command = generated is UnfenceHost { Seen: var seen } unfence && seen == SeesOwnFence && state.Host(unfence.Name)?.Fenced is { } fence
+                    ? unfence with { Seen = fence.At }
+                    : generated;
                 var (next, outcome) = ClusterStateMachine.Apply(state, command);
                 if (!outcome.IsOk)
                 {
@@ -97,6 +105,7 @@ public class ClusterStatePropertyTests
         {
             // One primary per volume, and it holds a copy; epochs only grow.
             Assert.True(volume.Primary is null || volume.Hosts.Contains(volume.Primary), $"{volume.Name}: primary {volume.Primary} holds no copy");
+            Assert.True(volume.Primary is null || after.Hosts[volume.Primary].Fenced is null, $"{volume.Name}: primary on fenced host {volume.Primary}");
             Assert.All(volume.Outdated.Keys, h => Assert.Contains(h, volume.Hosts));
             Assert.All(volume.Hosts, h => Assert.Equal(HostRole.Member, after.Hosts[h].Role));
             if (before.Volume(volume.Name) is { } earlier && earlier.Id == volume.Id)
@@ -107,8 +116,8 @@ public class ClusterStatePropertyTests
 
         foreach (var vm in after.Vms.Values)
         {
-            // A VM is placed on at most one host, and it is a member that exists.
-            Assert.True(vm.Host is null || after.Host(vm.Host) is { Role: HostRole.Member }, $"{vm.Name} placed on {vm.Host}");
+            // A VM is placed on at most one host, and it is a member that exists and is not fenced.
+            Assert.True(vm.Host is null || after.Host(vm.Host) is { Role: HostRole.Member, Fenced: null }, $"{vm.Name} placed on {vm.Host}");
             Assert.All(vm.Spec.Disks, d => Assert.True(d.Volume is null || after.Volumes.ContainsKey(d.Volume)));
         }
 

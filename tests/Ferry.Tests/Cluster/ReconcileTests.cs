@@ -112,6 +112,23 @@ public class ReconcileTests
     }
 
     [Fact]
+    public void The_vms_of_a_fenced_host_are_placed_on_a_survivor_with_a_current_copy_and_their_disks_promoted_there()
+    {
+        var state = Running(WithVm()).Apply(new PlaceVm("m1", "a") { At = T0 }, new PromoteCopy("v1", "a") { At = T0 }, new FenceHost("a", "lease expired") { At = T0 });
+        var place = Assert.IsType<PlaceVm>(Assert.Single(ResourcePlan.Next(state)));
+        Assert.Equal(("m1", "b"), (place.Name, place.Host));
+
+        state = state.Apply(place with { At = T0 });
+        var promote = Assert.IsType<PromoteCopy>(Assert.Single(ResourcePlan.Next(state)));
+        Assert.Equal(("v1", "b"), (promote.Volume, promote.Host));
+
+        // Had b been Outdated, nothing would take m1, and it would say why.
+        var stuck = Running(WithVm()).Apply(new PlaceVm("m1", "a") { At = T0 }, new PromoteCopy("v1", "a") { At = T0 }, new OutdateCopy("v1", "b", "a", 1) { At = T0 }, new FenceHost("a", "lease expired") { At = T0 });
+        Assert.Empty(ResourcePlan.Next(stuck));
+        Assert.Contains("no host holds an up-to-date copy", ResourcePlan.Waiting(stuck, stuck.Vm("m1")!));
+    }
+
+    [Fact]
     public void Applying_the_plan_never_fails_never_takes_a_primary_away_and_places_vms_only_where_their_disks_can_be() =>
         ClusterStatePropertyTests.Sequence.Sample(commands =>
         {
