@@ -48,10 +48,10 @@ internal static class ClusterEndpoints
         members.MapPost("/remove", async (HttpRequest request, ClusterService c, CancellationToken ct) =>
             await JsonBody.HandleAsync<PeerHostRequest, ClusterStatusView>(request, "remove request", body => c.RemoveAsync(body, ct), ct));
         members.MapPost("/lease", async (HttpRequest request, LeaseService leases, CancellationToken ct) =>
-            await JsonBody.HandleAsync<LeaseRequest, LeaseGrant>(request, "lease request", body => Task.FromResult(
+            await JsonBody.HandleAsync<LeaseRequest, LeaseGrant>(request, "lease request", async body =>
                 request.HttpContext.Connection.ClientCertificate?.GetNameInfo(X509NameType.DnsName, forIssuer: false) == body.Host
-                    ? leases.Renew(body)
-                    : FerryError.InvalidArgument($"a host renews its own lease only, not {body.Host}'s")), ct));
+                    ? await leases.RenewAsync(body, ct)
+                    : FerryError.InvalidArgument($"a host renews its own lease only, not {body.Host}'s"), ct));
         members.MapGet("/status", async (ClusterService c, CancellationToken ct) => ApiResults.From(await c.StatusAsync(local: true, ct)));
     }
 

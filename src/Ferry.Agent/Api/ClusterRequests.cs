@@ -36,7 +36,8 @@ public sealed record ClusterStatusView(
 
 /// <param name="Voting">In the consensus group's membership (a joining host is not yet).</param>
 /// <param name="Health">reachable, unreachable or unknown, as the answering host last saw it.</param>
-public sealed record HostStatusView(string Name, HostRole Role, string ConsensusAddress, string ApiAddress, bool IsLeader, bool Voting, string Health);
+/// <param name="Fenced">When and why the host was fenced, while it is.</param>
+public sealed record HostStatusView(string Name, HostRole Role, string ConsensusAddress, string ApiAddress, bool IsLeader, bool Voting, string Health, HostFence? Fenced = null);
 
 internal static class ClusterViews
 {
@@ -53,7 +54,7 @@ internal static class ClusterViews
                 "unavailable" => "unreachable",
                 _ => "unknown",
             };
-            return new HostStatusView(h.Name, h.Role, h.ConsensusAddress, h.ApiAddress, h.ConsensusAddress == leader, member is not null, health);
+            return new HostStatusView(h.Name, h.Role, h.ConsensusAddress, h.ApiAddress, h.ConsensusAddress == leader, member is not null, health, h.Fenced);
         }).ToList();
         return new ClusterStatusView(
             state.Cluster?.Id ?? Guid.Empty,
@@ -71,7 +72,8 @@ internal static class ClusterViews
 public sealed record HealthView(string Status, string? Cluster);
 
 /// <summary>A host renews its lease with the leader (POST /peer/lease).</summary>
-public sealed record LeaseRequest(string Host);
+/// <param name="FenceSeen">The time of this host's fence as its applied state shows it, if it shows one: proof that it acts on a state without its old VMs and primaries.</param>
+public sealed record LeaseRequest(string Host, DateTimeOffset? FenceSeen = null);
 
 /// <summary>The leader's answer: the lease holds, as of the renewal's sending.</summary>
 public sealed record LeaseGrant(string Leader, long Term);

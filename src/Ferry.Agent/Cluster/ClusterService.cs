@@ -367,16 +367,25 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
     /// One try, without waiting for an election: <paramref name="onLeader"/> when this host leads, else the
     /// request to the leader this host knows, within <paramref name="timeout"/> (for requests repeated on a beat).
     /// </summary>
-    public async Task<Result<T>> AskLeaderOnceAsync<T>(string path, HttpContent body, Func<Result<T>> onLeader, TimeSpan timeout, CancellationToken ct)
+    public async Task<Result<T>> AskLeaderOnceAsync<T>(string path, HttpContent body, Func<CancellationToken, Task<Result<T>>> onLeader, TimeSpan timeout, CancellationToken ct)
     {
         if (_node is not { } node || _peers is not { } peers)
         {
             return ClusterErrors.NotInCluster;
         }
 
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(timeout);
         if (node.IsLeader)
         {
-            return onLeader();
+            try
+            {
+                return await onLeader(deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                return FerryError.Unavailable($"this host, the leader, did not answer within {timeout.TotalMilliseconds:0} ms");
+            }
         }
 
         if (node.Leader is not IPEndPoint leader || node.State.Hosts.Values.FirstOrDefault(h => h.ConsensusAddress == leader.ToString()) is not { } target || target.Name == options.HostName)
@@ -384,8 +393,6 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
             return FerryError.Unavailable("no leader known");
         }
 
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(timeout);
         try
         {
             return await peers.SendAsync<T>(HttpMethod.Post, new Uri(new Uri(target.ApiAddress), path), body, deadline.Token).ConfigureAwait(false);

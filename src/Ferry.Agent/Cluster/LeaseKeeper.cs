@@ -30,6 +30,7 @@ internal sealed partial class LeaseKeeper(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         _since = Now();
+        _lastAcknowledgedSend = await AcknowledgedRecord.ReadAsync(RecordPath, stoppingToken).ConfigureAwait(false);
         using var timer = new PeriodicTimer(leases.Timings.Renewal, time);
         do
         {
@@ -42,15 +43,26 @@ internal sealed partial class LeaseKeeper(
             }
 
             var sent = Now();
+            var request = new LeaseRequest(options.HostName, cluster.State?.Host(options.HostName)?.Fenced?.At);
             var renewed = await cluster.AskLeaderOnceAsync(
-                "peer/lease", PeerClient.Body(new LeaseRequest(options.HostName)), () => leases.Renew(new LeaseRequest(options.HostName)), leases.Timings.Renewal, stoppingToken)
+                "peer/lease", PeerClient.Body(request), ct => leases.RenewAsync(request, ct), leases.Timings.Renewal, stoppingToken)
                 .ConfigureAwait(false);
             if (renewed.IsOk)
             {
                 _lastAcknowledgedSend = sent;
+                await AcknowledgedRecord.WriteAsync(RecordPath, sent, stoppingToken).ConfigureAwait(false);
             }
 
-            if (!SelfFence.Due(leases.Timings, _lastAcknowledgedSend, _since, Now()))
+            // Held only from an acknowledged renewal (this agent's, or, after a restart, its predecessor's, for
+            // QEMU outlives the agent): a host that starts afresh may hold a state from before its fence, and the
+            // leader renews it only once it has seen that fence. Until then it neither holds nor needs to fence.
+            var due = SelfFence.Due(leases.Timings, _lastAcknowledgedSend, _since, Now());
+            if (!due && _lastAcknowledgedSend is null)
+            {
+                continue;
+            }
+
+            if (!due)
             {
                 if (!_holds)
                 {
@@ -94,7 +106,9 @@ internal sealed partial class LeaseKeeper(
         }
     }
 
-    /// <summary>This host's monotonic clock: leases are measured on it, never against another host's.</summary>
+    private string RecordPath => Path.Combine(options.DataDirectory, "lease-acknowledged");
+
+    /// <summary>This host's monotonic clock (since boot, the same for every process): leases are measured on it, never against another host's.</summary>
     private TimeSpan Now() => time.GetElapsedTime(0);
 
     [LoggerMessage(1220, LogLevel.Information, "host {HostId}: lease holds")]

@@ -17,37 +17,73 @@ internal sealed class LeaseService(ClusterService cluster, AgentOptions options,
 
     public LeaseTimings Timings => options.LeaseTimings;
 
-    public Result<LeaseGrant> Renew(LeaseRequest request)
+    /// <summary>
+    /// Renews a host's lease, unless this leader has judged it failed (it fenced itself and its VMs may be
+    /// running elsewhere), or it is fenced in the state: then only once the host shows it has applied its
+    /// fence, and after the host's return is committed.
+    /// </summary>
+    public async Task<Result<LeaseGrant>> RenewAsync(LeaseRequest request, CancellationToken ct)
     {
         if (cluster.Node is not { IsLeader: true } node)
         {
             return FerryError.Unavailable("this host is not the leader");
         }
 
-        if (node.State.Host(request.Host) is not { Role: HostRole.Member })
+        if (node.State.Host(request.Host) is not { Role: HostRole.Member } host)
         {
             return FerryError.NotFound($"no member host named '{request.Host}' in the cluster");
         }
 
+        var received = Now();
+        if (host.Fenced is { } fence)
+        {
+            if (request.FenceSeen != fence.At)
+            {
+                return FerryError.WrongState($"host '{request.Host}' is fenced since {fence.At:u} ({fence.Reason}): it renews once it has applied that");
+            }
+
+            var back = await cluster.ProposeAsync(new UnfenceHost(request.Host, fence.At) { At = time.GetUtcNow() }, ct).ConfigureAwait(false);
+            if (ClusterService.ErrorOf(back) is { } notBack)
+            {
+                return notBack;
+            }
+        }
+        else
+        {
+            lock (_lock)
+            {
+                if (BookOf(node.Term).HasFailed(request.Host, received))
+                {
+                    return FerryError.WrongState($"host '{request.Host}' missed its lease and is being fenced");
+                }
+            }
+        }
+
         lock (_lock)
         {
-            _book = BookOf(node.Term).Renewed(request.Host, Now());
+            _book = BookOf(node.Term).Renewed(request.Host, received);
         }
 
         return new LeaseGrant(options.HostName, node.Term);
     }
 
-    /// <summary>The member hosts whose lease ran out with its margin, as this leader sees it (none when it does not lead).</summary>
-    public IReadOnlyList<string> Failed()
+    /// <summary>
+    /// The member hosts, not fenced yet, whose lease ran out with its margin as this leader sees it (none when
+    /// it does not lead), each with how long it has been silent.
+    /// </summary>
+    public IReadOnlyList<(string Host, TimeSpan Silence)> Failed()
     {
         if (cluster.Node is not { IsLeader: true } node)
         {
             return [];
         }
 
+        var now = Now();
         lock (_lock)
         {
-            return BookOf(node.Term).Failed(node.State.Hosts.Values.Where(h => h.Role == HostRole.Member).Select(h => h.Name), Now());
+            var book = BookOf(node.Term);
+            return [.. book.Failed(node.State.Hosts.Values.Where(h => h.Role == HostRole.Member && h.Fenced is null).Select(h => h.Name), now)
+                .Select(h => (h, book.Silence(h, now)))];
         }
     }
 

@@ -38,8 +38,9 @@ internal sealed partial class LocalManager(
             var acted = false;
             try
             {
-                // Without its lease a host runs nothing of the cluster's: the lease keeper fenced it.
-                if (lease.Holds && cluster.State is { Cluster: not null } state && state.Host(options.HostName) is { Role: HostRole.Member })
+                // Without its lease a host runs nothing of the cluster's: the lease keeper fenced it. Nor while the
+                // state says it is fenced: its VMs and primaries were taken away, and it is let back by the log.
+                if (lease.Holds && cluster.State is { Cluster: not null } state && state.Host(options.HostName) is { Role: HostRole.Member, Fenced: null })
                 {
                     acted = await PassAsync(state, stoppingToken).ConfigureAwait(false);
                 }

@@ -1,16 +1,19 @@
 using Ferry.Cluster.Reconcile;
+using Ferry.Cluster.State;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Ferry.Agent.Cluster;
 
 /// <summary>
-/// Runs on the leader only: proposes what <see cref="ResourcePlan"/> says the cluster needs next (a host
-/// for each VM that should run, a primary for its volumes), whenever the state changes and every second.
+/// Runs on the leader only: fences hosts whose lease ran out, and proposes what <see cref="ResourcePlan"/>
+/// says the cluster needs next (a host for each VM that should run, a primary for its volumes), whenever
+/// the state changes and four times a second.
 /// </summary>
-internal sealed partial class ResourceManager(ClusterService cluster, TimeProvider time, ILoggerFactory loggers) : BackgroundService
+internal sealed partial class ResourceManager(ClusterService cluster, LeaseService leases, TimeProvider time, ILoggerFactory loggers) : BackgroundService
 {
-    private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
+    /// <summary>Also how late, at most, a failed host is noticed after its lease and margin ran out.</summary>
+    private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(250);
 
     private readonly ILogger _log = loggers.CreateLogger("Ferry.ResourceManager");
 
@@ -22,6 +25,15 @@ internal sealed partial class ResourceManager(ClusterService cluster, TimeProvid
             {
                 if (cluster.Node is { IsLeader: true } node)
                 {
+                    // A host whose lease ran out past its self-fence deadline with a margin is fenced (DESIGN
+                    // invariant 4); the plan then recovers its VMs on the others.
+                    foreach (var (host, silence) in leases.Failed())
+                    {
+                        var reason = $"lease expired: no renewal for {silence.TotalSeconds:0.0} s";
+                        var outcome = await node.ProposeAsync(new FenceHost(host, reason) { At = time.GetUtcNow() }, stoppingToken).ConfigureAwait(false);
+                        LogProposed(_log, "fence-host", outcome.Message);
+                    }
+
                     foreach (var command in ResourcePlan.Next(node.State))
                     {
                         var outcome = await node.ProposeAsync(command with { At = time.GetUtcNow() }, stoppingToken).ConfigureAwait(false);
@@ -39,7 +51,7 @@ internal sealed partial class ResourceManager(ClusterService cluster, TimeProvid
             {
                 // Deposed mid-proposal, or the node stopped: the next leader plans again from the state.
                 LogFailed(_log, e.Message);
-                await Task.Delay(Interval, time, stoppingToken).ConfigureAwait(false);
+                await Task.Delay(TimeSpan.FromSeconds(1), time, stoppingToken).ConfigureAwait(false);
             }
         }
     }

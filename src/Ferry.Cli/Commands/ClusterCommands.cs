@@ -101,7 +101,7 @@ internal static class ClusterCommands
                 foreach (var e in events)
                 {
                     var subject = string.Join(" ", new[] { e.Host, e.Vm, e.Volume }.Where(s => s is not null));
-                    table.AddRow(e.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture), $"{e.At:u}", e.Kind, Markup.Escape(subject), Markup.Escape(e.Message));
+                    table.AddRow(e.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture), e.At.ToString("yyyy-MM-dd HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture), e.Kind, Markup.Escape(subject), Markup.Escape(e.Message));
                 }
 
                 CliContext.Write(table);
@@ -122,7 +122,7 @@ internal static class ClusterCommands
                 host.ConsensusAddress,
                 host.ApiAddress,
                 host.Voting ? "yes" : "no",
-                host.Health);
+                Markup.Escape(host.Fenced is { } fence ? $"{host.Health}, fenced since {fence.At:HH:mm:ss} ({fence.Reason})" : host.Health));
         }
 
         CliContext.Write(table);

@@ -1,0 +1,81 @@
+using System.Globalization;
+using System.Text.Json;
+using Ferry.IntegrationTests.Lab;
+
+namespace Ferry.IntegrationTests.Cluster;
+
+/// <summary>The test guest as a VM of a lab cluster: made, counted, and looked up on its hosts.</summary>
+internal static class LabGuest
+{
+    public static async Task CreateAsync(LabMember host, string name, string volume)
+    {
+        var guest = await TestGuest.DirectoryAsync();
+        await host.FerryJsonAsync(
+            "vm", "create", name, "--memory", "256M", "--disk", $"volume:{volume}", "--forward", "0.0.0.0:8080:80",
+            "--kernel", Path.Combine(guest, "vmlinuz"), "--initrd", Path.Combine(guest, "initrd.img"),
+            "--append", (await File.ReadAllTextAsync(Path.Combine(guest, "cmdline"))).Trim());
+    }
+
+    /// <summary>The guest's counter, once it answers on the host's forwarded port.</summary>
+    public static async Task<long> CounterAsync(LabMember host, TimeSpan? within = null)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(3) };
+        return await Wait.UntilAsync<long?>(async () => long.TryParse(await http.GetStringAsync($"http://{host.Address}:8080/counter"), CultureInfo.InvariantCulture, out var n) && n > 0 ? n : null,
+            within ?? TimeSpan.FromSeconds(120), $"the guest on {host.Name} to count") ?? 0;
+    }
+
+    /// <summary>"disk role connection" of each copy as its host reported it, in host order.</summary>
+    public static string[] Copies(JsonElement volume) =>
+    [
+        .. volume.GetProperty("copies").EnumerateArray().Select(c => !c.TryGetProperty("disk", out _)
+            ? "unreported"
+            : $"{c.GetProperty("disk").GetString()} {c.GetProperty("role").GetString()} {c.GetProperty("connection").GetString()}"),
+    ];
+
+    /// <summary>What the host itself holds, from its local API (vms or volumes).</summary>
+    public static async Task<JsonElement> LocalAsync(LabMember host, string what)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        return JsonDocument.Parse(await http.GetStringAsync($"{host.Api}/api/v1/{what}")).RootElement.Clone();
+    }
+
+    /// <summary>
+    /// The hosts on which a QEMU process of the VM runs now (not stopped by a signal), read from every
+    /// process's command line: the lab's hosts keep their VMs under DIR/HOST/data.
+    /// </summary>
+    public static IReadOnlyList<string> Instances(TestLab lab, string vm)
+    {
+        var found = new List<string>();
+        foreach (var entry in System.IO.Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(entry), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+            {
+                continue;
+            }
+
+            string[] args;
+            try
+            {
+                args = File.ReadAllText(Path.Combine(entry, "cmdline")).Split('\0');
+            }
+            catch (IOException)
+            {
+                continue; // gone meanwhile
+            }
+
+            if (!args[0].Contains("qemu-system", StringComparison.Ordinal) || !args.Contains($"guest={vm},debug-threads=on")
+                || !Ferry.Hypervisor.HostProcess.IsAlive(pid) || Ferry.Hypervisor.HostProcess.IsStopped(pid))
+            {
+                continue;
+            }
+
+            var host = lab.Hosts.FirstOrDefault(h => args.Any(a => a.Contains(h.DataDirectory + "/", StringComparison.Ordinal)));
+            if (host is not null && !found.Contains(host.Name))
+            {
+                found.Add(host.Name); // QEMU daemonizing is two processes for a moment: one instance
+            }
+        }
+
+        return found;
+    }
+}

@@ -1,0 +1,129 @@
+using Xunit.Abstractions;
+using System.Diagnostics;
+using System.Text.Json;
+using Ferry.IntegrationTests.Cluster;
+using Ferry.IntegrationTests.Lab;
+
+namespace Ferry.IntegrationTests.Failover;
+
+/// <summary>
+/// A host fails under a running guest that counts on its replicated disk: the cluster fences the host
+/// (its lease ran out) and runs the VM again on the host with the other copy, at a new epoch. The
+/// counter never goes back (no acknowledged write lost) and no two QEMU processes of the VM ever run
+/// at once. The failed host comes back as a secondary without the VM.
+/// </summary>
+public class FailoverTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Settle = TimeSpan.FromSeconds(60);
+
+    [Fact]
+    public async Task A_killed_host_that_led_the_cluster_has_its_vm_run_again_on_the_survivor_with_no_write_lost_and_never_twice()
+    {
+        await using var lab = await TestLab.UpAsync(3);
+        var (h1, h2) = (lab["h1"], lab["h2"]);
+        var last = await RunGuestOnH1Async(lab);
+        Assert.Equal("h1", (await h1.FerryJsonAsync("cluster", "status")).GetProperty("leader").GetString());
+
+        await using (var watch = InstanceWatch.Start(lab, "g"))
+        {
+            last = Math.Max(last, await LabGuest.CounterAsync(h1));
+            var killed = Stopwatch.StartNew();
+            await lab.KillAsync("h1");
+
+            var after = await RunsOnAsync(h2, "h2");
+            output.WriteLine($"the VM runs on h2 {killed.Elapsed.TotalSeconds:0.0} s after the kill");
+            Assert.True(await LabGuest.CounterAsync(h2) >= last, $"the counter went back: it was {last} on h1");
+            Assert.Equal(2UL, after.GetProperty("epoch").GetUInt64());
+            Assert.Empty(watch.Twice);
+        }
+
+        // Back from the dead, h1 is let in again once it has seen its fence, and follows as a secondary.
+        await lab.StartAsync("h1");
+        await BackAsSecondaryAsync(lab, h2);
+        await AssertRecoveryEventsAsync(h2);
+    }
+
+    [Fact]
+    public async Task A_host_cut_off_kills_its_vm_before_its_lease_can_expire_and_the_vm_runs_on_the_other_side_with_no_write_lost()
+    {
+        await using var lab = await TestLab.UpAsync(3);
+        var (h1, h2) = (lab["h1"], lab["h2"]);
+        var last = await RunGuestOnH1Async(lab);
+        var qemu = (await h1.FerryJsonAsync("vm", "show", "g")).GetProperty("pid").GetInt32();
+
+        await using (var watch = InstanceWatch.Start(lab, "g"))
+        {
+            last = Math.Max(last, await LabGuest.CounterAsync(h1));
+            await lab.PartitionAsync("h1");
+            var cut = Stopwatch.StartNew();
+
+            // Cut off, h1 cannot renew its lease: within the lease (4 s), before the leader may judge it
+            // failed (4 s + 2 s margin), its QEMU is gone and its copy secondary.
+            await Wait.UntilAsync(() => Task.FromResult(Ferry.Hypervisor.HostProcess.IsAlive(qemu) ? null : ""), TimeSpan.FromSeconds(20), "h1 to kill its VM");
+            Assert.True(cut.Elapsed < TimeSpan.FromSeconds(6), $"h1 fenced itself {cut.Elapsed.TotalSeconds:0.0} s after the cut, after the leader could have judged it failed");
+            Assert.Contains("lease lost", lab.Log("h1"));
+
+            await RunsOnAsync(h2, "h2");
+            output.WriteLine($"the VM runs on h2 {cut.Elapsed.TotalSeconds:0.0} s after the cut");
+            Assert.True(await LabGuest.CounterAsync(h2) >= last, $"the counter went back: it was {last} on h1");
+            Assert.Equal("secondary", (await LabGuest.LocalAsync(h1, "volumes"))[0].GetProperty("copy").GetProperty("role").GetString());
+
+            await lab.HealAsync();
+            await BackAsSecondaryAsync(lab, h2);
+            Assert.Empty(watch.Twice);
+        }
+
+        await AssertRecoveryEventsAsync(h2);
+    }
+
+    /// <summary>The guest on a volume with copies on h1 and h2, running on h1; returns its counter.</summary>
+    private static async Task<long> RunGuestOnH1Async(TestLab lab)
+    {
+        var h1 = lab["h1"];
+        await h1.FerryJsonAsync("volume", "create", "disk", "--size", "64M", "--host", "h1,h2");
+        await LabGuest.CreateAsync(h1, "g", "disk");
+        Assert.Equal("h1", (await h1.FerryJsonAsync("vm", "start", "g")).GetProperty("host").GetString());
+        var counted = await LabGuest.CounterAsync(h1);
+        await Wait.UntilAsync(async () => LabGuest.Copies(await h1.FerryJsonAsync("volume", "show", "disk")) is ["up-to-date primary connected", "up-to-date secondary connected"] ? "" : null,
+            Settle, "both copies in sync");
+        return counted;
+    }
+
+    /// <summary>Waits until the VM runs on <paramref name="host"/>, as <paramref name="asked"/> says; returns its disk as the cluster shows it.</summary>
+    private static async Task<JsonElement> RunsOnAsync(LabMember asked, string host)
+    {
+        await Wait.UntilAsync(async () =>
+        {
+            var vm = await asked.FerryJsonAsync("vm", "show", "g");
+            return vm.TryGetProperty("host", out var on) && on.GetString() == host && vm.GetProperty("state").GetString() == "running" ? "" : null;
+        }, Settle, $"the VM to run on {host}");
+        return await asked.FerryJsonAsync("volume", "show", "disk");
+    }
+
+    /// <summary>h1 is no longer fenced, its copy is an up-to-date secondary of h2's, and the VM runs on h2 only.</summary>
+    private static async Task BackAsSecondaryAsync(TestLab lab, LabMember h2)
+    {
+        await Wait.UntilAsync(async () =>
+        {
+            var h1 = (await h2.FerryJsonAsync("cluster", "status")).GetProperty("hosts").EnumerateArray().Single(h => h.GetProperty("name").GetString() == "h1");
+            return h1.TryGetProperty("fenced", out var fenced) && fenced.ValueKind != JsonValueKind.Null ? null : "";
+        }, Settle, "h1 to be let back");
+        await Wait.UntilAsync(async () => LabGuest.Copies(await h2.FerryJsonAsync("volume", "show", "disk")) is ["up-to-date secondary connected", "up-to-date primary connected"] ? "" : null,
+            Settle, "h1's copy to resync as h2's secondary");
+        Assert.Equal(["h2"], LabGuest.Instances(lab, "g"));
+        Assert.Equal(0, (await LabGuest.LocalAsync(lab["h1"], "vms")).GetArrayLength());
+    }
+
+    /// <summary>The timeline reads: h1 fenced, the VM placed on h2, its disk promoted there at epoch 2, h1 let back.</summary>
+    private static async Task AssertRecoveryEventsAsync(LabMember asked)
+    {
+        var events = (await asked.FerryJsonAsync("cluster", "events")).EnumerateArray()
+            .Select(e => (Kind: e.GetProperty("kind").GetString()!, Message: e.GetProperty("message").GetString()!))
+            .ToList();
+        var fenced = events.FindIndex(e => e.Kind == "fence-host" && e.Message.StartsWith("host h1 fenced (lease expired", StringComparison.Ordinal));
+        var placed = events.FindIndex(e => e.Kind == "place-vm" && e.Message == "VM g placed on h2");
+        var promoted = events.FindIndex(e => e.Kind == "promote-copy" && e.Message == "copy of disk on h2 promoted at epoch 2");
+        Assert.True(fenced >= 0 && fenced < placed && placed < promoted, $"fence, place and promote out of order: {string.Join("; ", events.Select(e => e.Message))}");
+        Assert.Contains(events, e => e.Kind == "unfence-host");
+    }
+}
