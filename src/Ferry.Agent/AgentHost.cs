@@ -78,6 +78,7 @@ public static class AgentHost
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterService>());
         builder.Services.AddSingleton<ClusterWorkloads>();
         builder.Services.AddSingleton<LeaseService>();
+        builder.Services.AddSingleton<Watchdog.WatchdogLauncher>();
         builder.Services.AddSingleton<LeaseKeeper>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<LeaseKeeper>());
         builder.Services.AddHostedService<LocalManager>();

@@ -64,6 +64,9 @@ public sealed record AgentOptions
 
     public Ferry.Cluster.Leases.LeaseTimings LeaseTimings { get; init; } = new();
 
+    /// <summary>A hardware watchdog device the watchdog feeds while the lease holds (null: none).</summary>
+    public string? WatchdogDevice { get; init; }
+
     /// <summary>PEM private key of <see cref="NbdTlsCertificate"/> (null: the key is in the certificate file).</summary>
     public string? NbdTlsKey { get; init; }
 }

@@ -9,6 +9,7 @@ var root = new RootCommand("Ferry: highly available VMs on mirrored disks")
     CliContext.VerboseOption,
 };
 root.Subcommands.Add(AgentCommand.Build());
+root.Subcommands.Add(WatchdogCommand.Build());
 root.Subcommands.Add(VmCommands.Build());
 root.Subcommands.Add(VolumeCommands.Build());
 root.Subcommands.Add(ClusterCommands.BuildCluster());

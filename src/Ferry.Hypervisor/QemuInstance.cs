@@ -87,13 +87,7 @@ public sealed class QemuInstance : IAsyncDisposable
     /// <summary>Finds a QEMU that an earlier agent started for these paths; null if none is running.</summary>
     public static async Task<QemuInstance?> AttachAsync(VmRunPaths paths, Action<QmpEvent> onEvent, TimeProvider time, CancellationToken ct)
     {
-        if (ReadPid(paths) is not { } pid || !HostProcess.IsAlive(pid))
-        {
-            return null;
-        }
-
-        // A recycled pid must not be mistaken for our VM: the process must name our pid file.
-        if (HostProcess.CommandLine(pid) is not { } cmdline || !cmdline.Contains(paths.PidFile))
+        if (RunningPid(paths) is not { } pid)
         {
             return null;
         }
@@ -201,6 +195,11 @@ public sealed class QemuInstance : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>The pid of the QEMU running for these paths, if one does.</summary>
+    public static int? RunningPid(VmRunPaths paths) =>
+        // A recycled pid must not be mistaken for our VM: the process must name our pid file.
+        ReadPid(paths) is { } pid && HostProcess.IsAlive(pid) && HostProcess.CommandLine(pid) is { } cmdline && cmdline.Contains(paths.PidFile) ? pid : null;
 
     private static int? ReadPid(VmRunPaths paths)
     {

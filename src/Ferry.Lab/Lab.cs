@@ -152,6 +152,18 @@ public sealed class Lab(LabLayout layout, IReadOnlyList<string> ferryCommand, Ti
         }
     }
 
+    /// <summary>SIGKILL to the host's agent alone: its VMs and its watchdog run on.</summary>
+    public async Task<FerryError?> KillAgentAsync(LabHost host, CancellationToken ct)
+    {
+        if (await AgentPidAsync(host, ct).ConfigureAwait(false) is not { } pid)
+        {
+            return FerryError.WrongState($"the agent of {host.Name} does not run");
+        }
+
+        await SignalAsync("KILL", [pid], ct).ConfigureAwait(false);
+        return null;
+    }
+
     /// <summary>SIGSTOP to every process of the host: it hangs with its sockets open.</summary>
     public async Task PauseAsync(LabHost host, CancellationToken ct) =>
         await SignalAsync("STOP", await ProcessesAsync(host, ct).ConfigureAwait(false), ct).ConfigureAwait(false);

@@ -27,6 +27,9 @@ public sealed record LabHost(string Name, int Index, string Namespace, string Ad
         "--consensus-listen", $"{Address}:{ConsensusPort.ToString(CultureInfo.InvariantCulture)}",
         "--peer-listen", PeerAddress,
         "--replication-listen", ReplicationAddress,
+
+        // Lab hosts share one machine: none of them may arm its hardware watchdog.
+        "--watchdog-device", "none",
     ];
 }
 

@@ -1,6 +1,7 @@
 using Ferry.Agent.Api;
 using Ferry.Agent.Vms;
 using Ferry.Agent.Volumes;
+using Ferry.Agent.Watchdog;
 using Ferry.Cluster.Leases;
 using Ferry.Cluster.State;
 using Ferry.Storage.Replication.Wire;
@@ -16,7 +17,8 @@ namespace Ferry.Agent.Cluster;
 /// leader can judge the host failed. The local manager acts only while the lease holds.
 /// </summary>
 internal sealed partial class LeaseKeeper(
-    ClusterService cluster, LeaseService leases, VmManager vms, VolumeReplication replication, AgentOptions options, TimeProvider time, ILoggerFactory loggers) : BackgroundService
+    ClusterService cluster, LeaseService leases, VmManager vms, VolumeReplication replication, WatchdogLauncher watchdog, AgentOptions options, TimeProvider time, ILoggerFactory loggers)
+    : BackgroundService
 {
     private readonly ILogger _log = loggers.CreateLogger("Ferry.Lease");
     private TimeSpan? _lastAcknowledgedSend;
@@ -30,7 +32,7 @@ internal sealed partial class LeaseKeeper(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         _since = Now();
-        _lastAcknowledgedSend = await AcknowledgedRecord.ReadAsync(RecordPath, stoppingToken).ConfigureAwait(false);
+        _lastAcknowledgedSend = (await LeaseRecord.ReadAsync(RecordPath, stoppingToken).ConfigureAwait(false))?.Sent;
         using var timer = new PeriodicTimer(leases.Timings.Renewal, time);
         do
         {
@@ -42,6 +44,7 @@ internal sealed partial class LeaseKeeper(
                 continue;
             }
 
+            await watchdog.EnsureRunningAsync(stoppingToken).ConfigureAwait(false);
             var sent = Now();
             var request = new LeaseRequest(options.HostName, cluster.State?.Host(options.HostName)?.Fenced?.At);
             var renewed = await cluster.AskLeaderOnceAsync(
@@ -50,7 +53,7 @@ internal sealed partial class LeaseKeeper(
             if (renewed.IsOk)
             {
                 _lastAcknowledgedSend = sent;
-                await AcknowledgedRecord.WriteAsync(RecordPath, sent, stoppingToken).ConfigureAwait(false);
+                await new LeaseRecord(sent, sent + leases.Timings.SelfFenceAfter).WriteAsync(RecordPath, stoppingToken).ConfigureAwait(false);
             }
 
             // Held only from an acknowledged renewal (this agent's, or, after a restart, its predecessor's, for
@@ -106,7 +109,7 @@ internal sealed partial class LeaseKeeper(
         }
     }
 
-    private string RecordPath => Path.Combine(options.DataDirectory, "lease-acknowledged");
+    private string RecordPath => Path.Combine(options.DataDirectory, LeaseRecord.FileName);
 
     /// <summary>This host's monotonic clock (since boot, the same for every process): leases are measured on it, never against another host's.</summary>
     private TimeSpan Now() => time.GetElapsedTime(0);

@@ -6,7 +6,7 @@ namespace Ferry.Agent.Vms;
 /// <summary>Keeps each VM's record as vms/NAME/vm.json, replaced atomically on every change.</summary>
 public sealed class FileVmRegistry : IVmRegistry, IDisposable
 {
-    private const string RecordFile = "vm.json";
+    public const string RecordFile = "vm.json";
 
     private readonly string _directory;
     private readonly ConcurrentDictionary<string, VmRecord> _records = new(StringComparer.Ordinal);

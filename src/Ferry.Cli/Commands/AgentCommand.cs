@@ -24,9 +24,14 @@ internal static class AgentCommand
         var authority = new Option<string?>("--replication-authority") { Description = "File recording granted epochs and Outdated copies (default: in the data directory)" };
         var consensusListen = new Option<string>("--consensus-listen") { Description = "IP:PORT of this host's consensus endpoint, as other hosts reach it", DefaultValueFactory = _ => "127.0.0.1:7470" };
         var peerListen = new Option<string>("--peer-listen") { Description = "IP:PORT of this host's peer API (HTTPS, cluster certificates), as other hosts reach it", DefaultValueFactory = _ => "127.0.0.1:7471" };
+        var watchdogDevice = new Option<string>("--watchdog-device")
+        {
+            Description = "Hardware watchdog the host's watchdog feeds while the lease holds: auto (/dev/watchdog if present), none, or a path",
+            DefaultValueFactory = _ => "auto",
+        };
         var stopTimeout = new Option<int>("--stop-timeout") { Description = "Seconds a graceful stop waits for the guest", DefaultValueFactory = _ => 30 };
 
-        var command = new Command("agent", "Run the Ferry agent on this host") { data, listen, qemu, accel, nbdListen, nbdCert, nbdKey, hostName, replicationListen, replicationCert, replicationKey, replicationCa, authority, consensusListen, peerListen, stopTimeout };
+        var command = new Command("agent", "Run the Ferry agent on this host") { data, listen, qemu, accel, nbdListen, nbdCert, nbdKey, hostName, replicationListen, replicationCert, replicationKey, replicationCa, authority, consensusListen, peerListen, watchdogDevice, stopTimeout };
         command.SetAction(async (parse, ct) =>
         {
             if (parse.GetValue(stopTimeout) is var seconds and (< 1 or > 3600))
@@ -79,6 +84,12 @@ internal static class AgentCommand
                 ReplicationTlsAuthority = FullPath(parse.GetValue(replicationCa)),
                 ConsensusListen = parse.GetValue(consensusListen)!,
                 PeerListen = parse.GetValue(peerListen)!,
+                WatchdogDevice = parse.GetValue(watchdogDevice) switch
+                {
+                    "auto" => File.Exists("/dev/watchdog") ? "/dev/watchdog" : null,
+                    "none" => null,
+                    var path => Path.GetFullPath(path!),
+                },
             };
             await AgentHost.RunAsync(options, ct).ConfigureAwait(false);
             return ExitCodes.Ok;

@@ -29,6 +29,7 @@ internal static class LabCommands
         lab.Subcommands.Add(List());
         lab.Subcommands.Add(Status());
         lab.Subcommands.Add(HostCommand("kill", "SIGKILL every process of a host (its agent and VMs): a power cut", (lab, host, ct) => lab.KillAsync(host, ct)));
+        lab.Subcommands.Add(HostCommand("kill-agent", "SIGKILL a host's agent only: its VMs and watchdog run on", (lab, host, ct) => lab.KillAgentAsync(host, ct)));
         lab.Subcommands.Add(HostCommand("start", "Start a host's agent again on its data (after kill)", (lab, host, ct) => lab.StartAgentAsync(host, ct)));
         lab.Subcommands.Add(HostCommand("pause", "SIGSTOP every process of a host: it hangs, sockets open", (lab, host, ct) => lab.PauseAsync(host, ct)));
         lab.Subcommands.Add(HostCommand("resume", "SIGCONT every process of a paused host", (lab, host, ct) => lab.ResumeAsync(host, ct)));

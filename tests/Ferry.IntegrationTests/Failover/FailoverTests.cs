@@ -76,6 +76,35 @@ public class FailoverTests(ITestOutputHelper output)
         await AssertRecoveryEventsAsync(h2);
     }
 
+    [Fact]
+    public async Task A_killed_agent_leaves_its_vm_to_the_watchdog_which_kills_it_before_the_cluster_runs_it_on_the_survivor()
+    {
+        await using var lab = await TestLab.UpAsync(3);
+        var (h1, h2) = (lab["h1"], lab["h2"]);
+        var last = await RunGuestOnH1Async(lab);
+        var qemu = (await h1.FerryJsonAsync("vm", "show", "g")).GetProperty("pid").GetInt32();
+
+        await using (var watch = InstanceWatch.Start(lab, "g"))
+        {
+            last = Math.Max(last, await LabGuest.CounterAsync(h1));
+            await lab.RunAsync("kill-agent", "h1");
+            var killed = Stopwatch.StartNew();
+
+            // QEMU outlives the agent, but not its lease: the watchdog kills it before the leader may judge h1 failed.
+            await Wait.UntilAsync(() => Task.FromResult(Ferry.Hypervisor.HostProcess.IsAlive(qemu) ? null : ""), TimeSpan.FromSeconds(20), "the watchdog to kill the VM");
+            Assert.True(killed.Elapsed < TimeSpan.FromSeconds(6), $"the watchdog killed the VM {killed.Elapsed.TotalSeconds:0.0} s after the agent, after the leader could have judged h1 failed");
+            Assert.Contains("killed VM g", await File.ReadAllTextAsync(Path.Combine(h1.DataDirectory, "watchdog.log")));
+
+            await RunsOnAsync(h2, "h2");
+            output.WriteLine($"the VM runs on h2 {killed.Elapsed.TotalSeconds:0.0} s after the agent was killed");
+            Assert.True(await LabGuest.CounterAsync(h2) >= last, $"the counter went back: it was {last} on h1");
+            Assert.Empty(watch.Twice);
+        }
+
+        await lab.StartAsync("h1");
+        await BackAsSecondaryAsync(lab, h2);
+    }
+
     /// <summary>The guest on a volume with copies on h1 and h2, running on h1; returns its counter.</summary>
     private static async Task<long> RunGuestOnH1Async(TestLab lab)
     {
