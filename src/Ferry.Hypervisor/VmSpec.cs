@@ -15,6 +15,9 @@ public sealed record VmSpec
 
     /// <summary>Direct kernel boot; when absent the VM boots from its first disk.</summary>
     public KernelBoot? Kernel { get; init; }
+
+    /// <summary>An http(s) URL, as the VM's host reaches it, that answers 2xx once the guest is healthy (none: running counts as healthy).</summary>
+    public string? HealthCheck { get; init; }
 }
 
 /// <summary>

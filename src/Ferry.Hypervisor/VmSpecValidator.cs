@@ -18,6 +18,11 @@ public static partial class VmSpecValidator
             return FerryError.InvalidArgument($"invalid VM name '{spec.Name}': {ResourceName.Rule}");
         }
 
+        if (spec.HealthCheck is { } health && (!Uri.TryCreate(health, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https")))
+        {
+            return FerryError.InvalidArgument($"invalid health check '{health}' for VM '{spec.Name}': give an http or https URL, e.g. http://127.0.0.1:8080/health");
+        }
+
         if (spec.VCpus < 1 || spec.VCpus > MaxVCpus)
         {
             return FerryError.InvalidArgument($"invalid vCPU count {spec.VCpus} for VM '{spec.Name}': must be between 1 and {MaxVCpus}");

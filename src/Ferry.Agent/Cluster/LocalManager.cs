@@ -18,7 +18,8 @@ namespace Ferry.Agent.Cluster;
 /// back into the state when that changed. Idle while the host is in no cluster.
 /// </summary>
 internal sealed partial class LocalManager(
-    ClusterService cluster, LeaseKeeper lease, VmManager vms, VolumeStore store, VolumeReplication replication, AgentOptions options, TimeProvider time, ILoggerFactory loggers) : BackgroundService
+    ClusterService cluster, LeaseKeeper lease, VmManager vms, VolumeStore store, VolumeReplication replication, HealthProbes health, AgentOptions options, TimeProvider time, ILoggerFactory loggers)
+    : BackgroundService
 {
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
@@ -121,7 +122,12 @@ internal sealed partial class LocalManager(
             case LocalStep.DefineVm define:
                 return (await vms.CreateAsync(define.Spec, ct, managed: true).ConfigureAwait(false)).Error;
             case LocalStep.StartVm start:
-                return (await vms.StartAsync(start.Name, ct).ConfigureAwait(false)).Error;
+                if ((await vms.StartAsync(start.Name, ct).ConfigureAwait(false)).TryGetValue(out var started, out var notStarted))
+                {
+                    await StartedAsync(started, ct).ConfigureAwait(false);
+                }
+
+                return notStarted;
             case LocalStep.CreateCopy create:
                 if ((await store.CreateSeededAsync(create.Volume, create.SizeBytes, create.Id, create.Seed, ct).ConfigureAwait(false)).Error is { } notCreated)
                 {
@@ -153,6 +159,28 @@ internal sealed partial class LocalManager(
                 return await store.DeleteAsync(delete.Volume, ct).ConfigureAwait(false);
             default:
                 throw new InvalidOperationException($"unknown step {step}");
+        }
+    }
+
+    /// <summary>Puts the start in the cluster's timeline, and the first health answer after it.</summary>
+    private async Task StartedAsync(VmView vm, CancellationToken ct)
+    {
+        await RecordAsync(new RecordEvent("vm-started", $"VM {vm.Name} started on {options.HostName} (QEMU pid {vm.Pid})", options.HostName, vm.Name), ct).ConfigureAwait(false);
+        if (vm.Spec.HealthCheck is { } url)
+        {
+            health.Start(vm.Name, url, async after => await RecordAsync(
+                new RecordEvent("vm-healthy", $"VM {vm.Name} answered its health check on {options.HostName} {after.TotalSeconds:0.0} s after it started", options.HostName, vm.Name),
+                CancellationToken.None).ConfigureAwait(false));
+        }
+    }
+
+    /// <summary>An event for the timeline; one that cannot be recorded now (no quorum) is only logged.</summary>
+    private async Task RecordAsync(RecordEvent recorded, CancellationToken ct)
+    {
+        LogEvent(_log, options.HostName, recorded.What, recorded.Message);
+        if (ClusterService.ErrorOf(await cluster.ProposeAsync(recorded with { At = time.GetUtcNow() }, ct).ConfigureAwait(false)) is { } error)
+        {
+            LogStepFailed(_log, options.HostName, recorded.Vm ?? "", $"record {recorded.What}", error.Message);
         }
     }
 
@@ -248,6 +276,9 @@ internal sealed partial class LocalManager(
 
     [LoggerMessage(1201, LogLevel.Warning, "host {HostId}: {Subject}: {Step} failed: {Reason}")]
     private static partial void LogStepFailed(ILogger logger, string hostId, string subject, string step, string reason);
+
+    [LoggerMessage(1203, LogLevel.Information, "host {HostId}: {Kind}: {Message}")]
+    private static partial void LogEvent(ILogger logger, string hostId, string kind, string message);
 
     [LoggerMessage(1202, LogLevel.Warning, "host {HostId}: local manager pass failed: {Reason}")]
     private static partial void LogPassFailed(ILogger logger, string hostId, string reason);

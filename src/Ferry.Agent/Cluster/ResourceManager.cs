@@ -30,6 +30,7 @@ internal sealed partial class ResourceManager(ClusterService cluster, LeaseServi
                     foreach (var (host, silence) in leases.Failed())
                     {
                         var reason = $"lease expired: no renewal for {silence.TotalSeconds:0.0} s";
+                        await node.ProposeAsync(new RecordEvent("host-failed", $"host {host} failed: {reason}", host) { At = time.GetUtcNow() }, stoppingToken).ConfigureAwait(false);
                         var outcome = await node.ProposeAsync(new FenceHost(host, reason) { At = time.GetUtcNow() }, stoppingToken).ConfigureAwait(false);
                         LogProposed(_log, "fence-host", outcome.Message);
                     }

@@ -41,8 +41,9 @@ internal static class VmCommands
         var bridge = new Option<string>("--bridge") { Description = "Attach the NIC to this host bridge instead of user networking" };
         var noNet = new Option<bool>("--no-network") { Description = "Give the VM no NIC" };
         var start = new Option<bool>("--start") { Description = "Start the VM once created" };
+        var health = new Option<string>("--health-check") { Description = "http(s) URL, as the VM's host reaches it, that answers 2xx once the guest is healthy" };
 
-        var command = new Command("create", "Create a VM") { name, cpus, memory, disks, kernel, initrd, append, forwards, bridge, noNet, start };
+        var command = new Command("create", "Create a VM") { name, cpus, memory, disks, kernel, initrd, append, forwards, bridge, noNet, health, start };
         command.SetAction(CliContext.Action(async (context, parse, ct) =>
         {
             var spec = BuildSpec(parse, name, cpus, memory, disks, kernel, initrd, append, forwards, bridge, noNet);
@@ -51,6 +52,7 @@ internal static class VmCommands
                 return CliContext.Fail(error);
             }
 
+            value = value with { HealthCheck = parse.GetValue(health) };
             var created = await context.Client.CreateVmAsync(value, ct).ConfigureAwait(false);
             if (created.IsOk && parse.GetValue(start))
             {
@@ -254,6 +256,11 @@ internal static class VmCommands
         if (vm.Spec.Kernel is { } kernel)
         {
             grid.AddRow("kernel", Markup.Escape(kernel.Kernel));
+        }
+
+        if (vm.Spec.HealthCheck is { } health)
+        {
+            grid.AddRow("health check", Markup.Escape(health));
         }
 
         CliContext.Write(grid);

@@ -26,6 +26,7 @@ namespace Ferry.Cluster.State;
 [JsonDerivedType(typeof(PlaceVm), "place-vm")]
 [JsonDerivedType(typeof(DeleteVm), "delete-vm")]
 [JsonDerivedType(typeof(ReportHost), "report-host")]
+[JsonDerivedType(typeof(RecordEvent), "record-event")]
 public abstract record ClusterCommand
 {
     public Guid Id { get; init; } = Guid.NewGuid();
@@ -35,7 +36,7 @@ public abstract record ClusterCommand
 
     /// <summary>The event kind: the command's name as the log spells it (join-host, promote-copy).</summary>
     [JsonIgnore]
-    public string Kind => JsonNamingPolicy.KebabCaseLower.ConvertName(GetType().Name);
+    public virtual string Kind => JsonNamingPolicy.KebabCaseLower.ConvertName(GetType().Name);
 
     /// <summary>Whether applying it adds an event (a report, repeated as things change, does not).</summary>
     [JsonIgnore]

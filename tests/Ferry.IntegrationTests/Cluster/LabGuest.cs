@@ -11,7 +11,7 @@ internal static class LabGuest
     {
         var guest = await TestGuest.DirectoryAsync();
         await host.FerryJsonAsync(
-            "vm", "create", name, "--memory", "256M", "--disk", $"volume:{volume}", "--forward", "0.0.0.0:8080:80",
+            "vm", "create", name, "--memory", "256M", "--disk", $"volume:{volume}", "--forward", "0.0.0.0:8080:80", "--health-check", "http://127.0.0.1:8080/health",
             "--kernel", Path.Combine(guest, "vmlinuz"), "--initrd", Path.Combine(guest, "initrd.img"),
             "--append", (await File.ReadAllTextAsync(Path.Combine(guest, "cmdline"))).Trim());
     }

@@ -103,6 +103,7 @@ public class FailoverTests(ITestOutputHelper output)
 
         await lab.StartAsync("h1");
         await BackAsSecondaryAsync(lab, h2);
+        await AssertRecoveryEventsAsync(h2);
     }
 
     /// <summary>The guest on a volume with copies on h1 and h2, running on h1; returns its counter.</summary>
@@ -143,16 +144,27 @@ public class FailoverTests(ITestOutputHelper output)
         Assert.Equal(0, (await LabGuest.LocalAsync(lab["h1"], "vms")).GetArrayLength());
     }
 
-    /// <summary>The timeline reads: h1 fenced, the VM placed on h2, its disk promoted there at epoch 2, h1 let back.</summary>
-    private static async Task AssertRecoveryEventsAsync(LabMember asked)
+    /// <summary>
+    /// The timeline reads, in order: h1 failed, h1 fenced, the VM placed on h2, its disk promoted there at
+    /// epoch 2, the VM started there and answering its health check; and later h1 let back.
+    /// </summary>
+    private async Task AssertRecoveryEventsAsync(LabMember asked)
     {
         var events = (await asked.FerryJsonAsync("cluster", "events")).EnumerateArray()
-            .Select(e => (Kind: e.GetProperty("kind").GetString()!, Message: e.GetProperty("message").GetString()!))
+            .Select(e => (At: e.GetProperty("at").GetDateTimeOffset(), Kind: e.GetProperty("kind").GetString()!, Message: e.GetProperty("message").GetString()!))
             .ToList();
-        var fenced = events.FindIndex(e => e.Kind == "fence-host" && e.Message.StartsWith("host h1 fenced (lease expired", StringComparison.Ordinal));
-        var placed = events.FindIndex(e => e.Kind == "place-vm" && e.Message == "VM g placed on h2");
-        var promoted = events.FindIndex(e => e.Kind == "promote-copy" && e.Message == "copy of disk on h2 promoted at epoch 2");
-        Assert.True(fenced >= 0 && fenced < placed && placed < promoted, $"fence, place and promote out of order: {string.Join("; ", events.Select(e => e.Message))}");
+        int[] steps =
+        [
+            events.FindIndex(e => e.Kind == "host-failed" && e.Message.StartsWith("host h1 failed: lease expired", StringComparison.Ordinal)),
+            events.FindIndex(e => e.Kind == "fence-host" && e.Message.StartsWith("host h1 fenced (lease expired", StringComparison.Ordinal)),
+            events.FindIndex(e => e.Kind == "place-vm" && e.Message == "VM g placed on h2"),
+            events.FindIndex(e => e.Kind == "promote-copy" && e.Message == "copy of disk on h2 promoted at epoch 2"),
+            events.FindLastIndex(e => e.Kind == "vm-started" && e.Message.StartsWith("VM g started on h2", StringComparison.Ordinal)),
+            events.FindLastIndex(e => e.Kind == "vm-healthy" && e.Message.StartsWith("VM g answered its health check on h2", StringComparison.Ordinal)),
+        ];
+        var timeline = string.Join("\n", events.Where(e => e.Kind != "report-host").Select(e => $"{e.At:HH:mm:ss.fff} {e.Kind}: {e.Message}"));
+        output.WriteLine(timeline);
+        Assert.True(steps.All(i => i >= 0) && steps.SequenceEqual(steps.Order()), $"the recovery's steps are missing or out of order:\n{timeline}");
         Assert.Contains(events, e => e.Kind == "unfence-host");
     }
 }
