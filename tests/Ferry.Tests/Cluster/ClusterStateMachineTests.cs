@@ -190,4 +190,17 @@ public class ClusterStateMachineTests
         Assert.Equal(("b", "b"), (back.Vm("web")!.Host, back.Volume("disk")!.Primary));
         Assert.Contains("not fenced", back.Refused(new UnfenceHost("a", T0.AddMinutes(3))).Message);
     }
+
+    [Fact]
+    public void A_recorded_event_changes_nothing_but_the_timeline_and_needs_a_plain_kind_and_a_message()
+    {
+        var state = ThreeHosts();
+        var (next, outcome) = ClusterStateMachine.Apply(state, new RecordEvent("vm-started", "VM web started on a", Host: "a", Vm: "web") { At = T0 });
+        Assert.True(outcome.IsOk);
+        Assert.Equal(Content(state), Content(next));
+        Assert.Equal(("vm-started", "VM web started on a", "a", "web"), (next.Events[^1].Kind, next.Events[^1].Message, next.Events[^1].Host, next.Events[^1].Vm));
+
+        Assert.Contains("invalid event kind", state.Refused(new RecordEvent("Fence Host", "x")).Message);
+        Assert.Contains("1 to 1000 characters", state.Refused(new RecordEvent("vm-started", "")).Message);
+    }
 }

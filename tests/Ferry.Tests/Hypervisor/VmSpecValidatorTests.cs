@@ -21,6 +21,16 @@ public class VmSpecValidatorTests
     public void A_valid_spec_passes() => Assert.Null(Validate(Valid));
 
     [Theory]
+    [InlineData("127.0.0.1:8080/health")]
+    [InlineData("ftp://127.0.0.1/health")]
+    [InlineData("/health")]
+    public void A_health_check_must_be_an_http_url(string url)
+    {
+        Assert.Contains("invalid health check", Validate(Valid with { HealthCheck = url })!.Message);
+        Assert.Null(Validate(Valid with { HealthCheck = "http://127.0.0.1:8080/health" }));
+    }
+
+    [Theory]
     [InlineData("")]
     [InlineData("Web")]
     [InlineData("-web")]
