@@ -80,6 +80,7 @@ public static class AgentHost
         builder.Services.AddSingleton<LeaseService>();
         builder.Services.AddSingleton<Watchdog.WatchdogLauncher>();
         builder.Services.AddSingleton<HealthProbes>();
+        builder.Services.AddSingleton<Fencer>();
         builder.Services.AddSingleton<LeaseKeeper>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<LeaseKeeper>());
         builder.Services.AddHostedService<LocalManager>();

@@ -103,6 +103,10 @@ public sealed class AgentClient : IDisposable
 
     public Task<Result<ClusterEvent[]>> ClusterEventsAsync(CancellationToken ct) => SendAsync<ClusterEvent[]>(HttpMethod.Get, "api/v1/cluster/events", null, ct);
 
+    /// <summary>Sets a host's fence agent, or removes it when <paramref name="request"/> is null.</summary>
+    public Task<Result<ClusterStatusView>> SetFenceAgentAsync(string host, FenceAgentRequest? request, CancellationToken ct) =>
+        SendAsync<ClusterStatusView>(request is null ? HttpMethod.Delete : HttpMethod.Put, $"api/v1/cluster/hosts/{Uri.EscapeDataString(host)}/fence-agent", request, ct);
+
     public Task<Result<ClusterStatusView>> RemoveHostAsync(string name, bool force, CancellationToken ct) =>
         SendAsync<ClusterStatusView>(HttpMethod.Delete, $"api/v1/cluster/hosts/{Uri.EscapeDataString(name)}" + (force ? "?force=true" : ""), null, ct);
 

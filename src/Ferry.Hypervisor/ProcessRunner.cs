@@ -8,8 +8,9 @@ public sealed record ProcessResult(int ExitCode, string StandardOutput, string S
 /// <summary>Runs short-lived external programs (QEMU daemonizing, qemu-img, probes) with a deadline.</summary>
 public static class ProcessRunner
 {
+    /// <param name="input">Written to the program's standard input, which is then closed.</param>
     public static async Task<ProcessResult> RunAsync(
-        string fileName, IEnumerable<string> arguments, TimeSpan timeout, TimeProvider time, CancellationToken ct)
+        string fileName, IEnumerable<string> arguments, TimeSpan timeout, TimeProvider time, CancellationToken ct, string? input = null)
     {
         var info = new ProcessStartInfo(fileName)
         {
@@ -24,6 +25,18 @@ public static class ProcessRunner
         }
 
         using var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {fileName}");
+        if (input is not null)
+        {
+            try
+            {
+                await process.StandardInput.WriteAsync(input.AsMemory(), ct).ConfigureAwait(false);
+            }
+            catch (IOException)
+            {
+                // It exited without reading: its exit code says the rest.
+            }
+        }
+
         process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync(ct);
         var stderr = process.StandardError.ReadToEndAsync(ct);

@@ -30,6 +30,10 @@ internal static class ClusterEndpoints
         cluster.MapGet("/events", (ClusterService c) => c.Node is { } node
             ? Results.Json(node.State.Events, FerryJson.Options)
             : ApiResults.Problem(ClusterErrors.NotInCluster));
+        cluster.MapPut("/hosts/{name}/fence-agent", async (string name, HttpRequest request, ClusterService c, CancellationToken ct) =>
+            await JsonBody.HandleAsync<FenceAgentRequest, ClusterStatusView>(request, "fence agent", body => c.SetFenceAgentAsync(name, body.ToAgent(), ct), ct));
+        cluster.MapDelete("/hosts/{name}/fence-agent", async (string name, ClusterService c, CancellationToken ct) =>
+            ApiResults.From(await c.SetFenceAgentAsync(name, null, ct)));
         cluster.MapDelete("/hosts/{name}", async (string name, bool? force, ClusterService c, CancellationToken ct) =>
             ApiResults.From(await c.RemoveAsync(new PeerHostRequest(name, force ?? false), ct)));
 

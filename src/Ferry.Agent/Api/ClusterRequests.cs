@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using Ferry.Cluster.Consensus;
 using Ferry.Cluster.State;
 
@@ -22,6 +23,19 @@ public sealed record PeerJoinResponse(Guid ClusterId, string ClusterName, DateTi
 
 public sealed record PeerHostRequest(string Host, bool Force = false);
 
+/// <summary>PUT /api/v1/cluster/hosts/NAME/fence-agent: the program (and arguments) that switches the host off, and its key=value parameters.</summary>
+public sealed record FenceAgentRequest(IReadOnlyList<string> Command, IReadOnlyDictionary<string, string>? Parameters = null, int? TimeoutSeconds = null)
+{
+    public FenceAgent ToAgent() => new([.. Command ?? []], (Parameters ?? new Dictionary<string, string>()).ToImmutableSortedDictionary(StringComparer.Ordinal), TimeoutSeconds ?? FenceAgent.DefaultTimeoutSeconds);
+}
+
+/// <summary>A host's fence agent as shown: secret parameters (passwords, keys) are shown as set, never their value.</summary>
+public sealed record FenceAgentView(IReadOnlyList<string> Command, IReadOnlyDictionary<string, string> Parameters, int TimeoutSeconds)
+{
+    public static FenceAgentView Of(FenceAgent agent) =>
+        new(agent.Command, agent.Parameters.ToDictionary(p => p.Key, p => FenceAgent.IsSecret(p.Key) ? "(set)" : p.Value, StringComparer.Ordinal), agent.TimeoutSeconds);
+}
+
 /// <summary>`ferry cluster status`: the consensus group as one host sees it, and every host's health.</summary>
 /// <param name="SeenBy">The host that answered (the leader, when one is known).</param>
 public sealed record ClusterStatusView(
@@ -37,7 +51,9 @@ public sealed record ClusterStatusView(
 /// <param name="Voting">In the consensus group's membership (a joining host is not yet).</param>
 /// <param name="Health">reachable, unreachable or unknown, as the answering host last saw it.</param>
 /// <param name="Fenced">When and why the host was fenced, while it is.</param>
-public sealed record HostStatusView(string Name, HostRole Role, string ConsensusAddress, string ApiAddress, bool IsLeader, bool Voting, string Health, HostFence? Fenced = null);
+/// <param name="FenceAgent">What switches it off when it fails (none: its lease and self-fencing alone).</param>
+public sealed record HostStatusView(
+    string Name, HostRole Role, string ConsensusAddress, string ApiAddress, bool IsLeader, bool Voting, string Health, HostFence? Fenced = null, FenceAgentView? FenceAgent = null);
 
 internal static class ClusterViews
 {
@@ -54,7 +70,8 @@ internal static class ClusterViews
                 "unavailable" => "unreachable",
                 _ => "unknown",
             };
-            return new HostStatusView(h.Name, h.Role, h.ConsensusAddress, h.ApiAddress, h.ConsensusAddress == leader, member is not null, health, h.Fenced);
+            return new HostStatusView(h.Name, h.Role, h.ConsensusAddress, h.ApiAddress, h.ConsensusAddress == leader, member is not null, health, h.Fenced,
+                h.FenceAgent is { } agent ? FenceAgentView.Of(agent) : null);
         }).ToList();
         return new ClusterStatusView(
             state.Cluster?.Id ?? Guid.Empty,

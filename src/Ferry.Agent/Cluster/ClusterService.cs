@@ -291,6 +291,17 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
         return ClusterViews.Status(node.State, node, options.HostName).Hosts.First(h => h.Name == host.Name);
     }
 
+    /// <summary>`ferry node fence-agent`: sets or removes the fence agent of a host; answers with the cluster's status.</summary>
+    public async Task<Result<ClusterStatusView>> SetFenceAgentAsync(string host, FenceAgent? agent, CancellationToken ct)
+    {
+        if (ErrorOf(await ProposeAsync(new SetFenceAgent(host, agent) { At = time.GetUtcNow() }, ct).ConfigureAwait(false)) is { } error)
+        {
+            return error;
+        }
+
+        return await StatusAsync(local: false, ct).ConfigureAwait(false);
+    }
+
     /// <summary>On the leader: `ferry node remove`. The state forgets the host first (refusable), then the consensus group.</summary>
     public async Task<Result<ClusterStatusView>> RemoveAsync(PeerHostRequest request, CancellationToken ct)
     {

@@ -1,5 +1,4 @@
 using Ferry.Cluster.Reconcile;
-using Ferry.Cluster.State;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -10,7 +9,7 @@ namespace Ferry.Agent.Cluster;
 /// says the cluster needs next (a host for each VM that should run, a primary for its volumes), whenever
 /// the state changes and four times a second.
 /// </summary>
-internal sealed partial class ResourceManager(ClusterService cluster, LeaseService leases, TimeProvider time, ILoggerFactory loggers) : BackgroundService
+internal sealed partial class ResourceManager(ClusterService cluster, Fencer fencer, TimeProvider time, ILoggerFactory loggers) : BackgroundService
 {
     /// <summary>Also how late, at most, a failed host is noticed after its lease and margin ran out.</summary>
     private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(250);
@@ -25,16 +24,9 @@ internal sealed partial class ResourceManager(ClusterService cluster, LeaseServi
             {
                 if (cluster.Node is { IsLeader: true } node)
                 {
-                    // A host whose lease ran out past its self-fence deadline with a margin is fenced (DESIGN
-                    // invariant 4); the plan then recovers its VMs on the others.
-                    foreach (var (host, silence) in leases.Failed())
-                    {
-                        var reason = $"lease expired: no renewal for {silence.TotalSeconds:0.0} s";
-                        await node.ProposeAsync(new RecordEvent("host-failed", $"host {host} failed: {reason}", host) { At = time.GetUtcNow() }, stoppingToken).ConfigureAwait(false);
-                        var outcome = await node.ProposeAsync(new FenceHost(host, reason) { At = time.GetUtcNow() }, stoppingToken).ConfigureAwait(false);
-                        LogProposed(_log, "fence-host", outcome.Message);
-                    }
-
+                    // Failed hosts are fenced first (in the background: a fence agent may take seconds); the plan
+                    // then recovers their VMs on the others.
+                    fencer.Check(node, stoppingToken);
                     foreach (var command in ResourcePlan.Next(node.State))
                     {
                         var outcome = await node.ProposeAsync(command with { At = time.GetUtcNow() }, stoppingToken).ConfigureAwait(false);

@@ -23,6 +23,7 @@ internal static class ClusterCommands
         var node = new Command("node", "Add hosts to the cluster and remove them");
         node.Subcommands.Add(Join());
         node.Subcommands.Add(Remove());
+        node.Subcommands.Add(FenceAgent());
         return node;
     }
 
@@ -72,6 +73,45 @@ internal static class ClusterCommands
         return command;
     }
 
+    private static Command FenceAgent()
+    {
+        var name = new Argument<string>("host") { Description = "The host's name" };
+        var program = new Option<string?>("--command") { Description = "The fence agent's program, by absolute path (e.g. /usr/sbin/fence_ipmilan)" };
+        var args = new Option<string[]>("--arg") { Description = "An argument for the program (repeatable)" };
+        var parameters = new Option<string[]>("--param") { Description = "KEY=VALUE for the agent's standard input, e.g. ip=10.0.0.5 (repeatable; action=off is Ferry's)" };
+        var timeout = new Option<int?>("--timeout") { Description = $"Seconds one run may take (default {Ferry.Cluster.State.FenceAgent.DefaultTimeoutSeconds})" };
+        var none = new Option<bool>("--none") { Description = "Remove the host's fence agent: its lease and self-fencing alone fence it" };
+        var command = new Command("fence-agent", "Set the fence agent that switches a failed host off before its VMs run elsewhere") { name, program, args, parameters, timeout, none };
+        command.SetAction(CliContext.Action(async (context, parse, ct) =>
+        {
+            FenceAgentRequest? request = null;
+            if (!parse.GetValue(none))
+            {
+                if (parse.GetValue(program) is not { } path)
+                {
+                    return CliContext.Fail(FerryError.InvalidArgument("give the agent's program with --command PATH, or --none to remove it"));
+                }
+
+                var values = new Dictionary<string, string>(StringComparer.Ordinal);
+                foreach (var pair in parse.GetValue(parameters) ?? [])
+                {
+                    var at = pair.IndexOf('=', StringComparison.Ordinal);
+                    if (at <= 0)
+                    {
+                        return CliContext.Fail(FerryError.InvalidArgument($"invalid --param '{pair}': give KEY=VALUE"));
+                    }
+
+                    values[pair[..at]] = pair[(at + 1)..];
+                }
+
+                request = new FenceAgentRequest([path, .. parse.GetValue(args) ?? []], values, parse.GetValue(timeout));
+            }
+
+            return context.Print(await context.Client.SetFenceAgentAsync(parse.GetValue(name)!, request, ct).ConfigureAwait(false), RenderStatus);
+        }));
+        return command;
+    }
+
     private static Command Remove()
     {
         var name = new Argument<string>("host") { Description = "The host's name" };
@@ -113,7 +153,7 @@ internal static class ClusterCommands
     {
         Console.Out.WriteLine($"cluster {status.Name} ({status.ClusterId})");
         Console.Out.WriteLine($"leader {status.Leader ?? "none"}, term {status.Term}, commit index {status.CommitIndex}, applied {status.AppliedIndex} (seen by {status.SeenBy})");
-        var table = new Table().AddColumns("host", "role", "consensus", "peer api", "voting", "health");
+        var table = new Table().AddColumns("host", "role", "consensus", "peer api", "voting", "health", "fencing");
         foreach (var host in status.Hosts)
         {
             table.AddRow(
@@ -122,7 +162,8 @@ internal static class ClusterCommands
                 host.ConsensusAddress,
                 host.ApiAddress,
                 host.Voting ? "yes" : "no",
-                Markup.Escape(host.Fenced is { } fence ? $"{host.Health}, fenced since {fence.At:HH:mm:ss} ({fence.Reason})" : host.Health));
+                Markup.Escape(host.Fenced is { } fence ? $"{host.Health}, fenced since {fence.At:HH:mm:ss} ({fence.Reason})" : host.Health),
+                Markup.Escape(host.FenceAgent is { } agent ? string.Join(' ', agent.Command.Select(Path.GetFileName)) : host.Role == HostRole.Member ? "lease only" : "-"));
         }
 
         CliContext.Write(table);

@@ -36,6 +36,7 @@ internal static class LabCommands
         lab.Subcommands.Add(Partition());
         lab.Subcommands.Add(Heal());
         lab.Subcommands.Add(Slow());
+        lab.Subcommands.Add(FenceAgent());
         return lab;
     }
 
@@ -44,7 +45,8 @@ internal static class LabCommands
         var nodes = new Option<int>("--nodes") { Description = "How many hosts (h1..hN)", DefaultValueFactory = _ => 3 };
         var members = new Option<int?>("--members") { Description = "How many of them (h1..hM) form a cluster named after the lab (default: all; 0: none)" };
         var dir = new Option<string?>("--dir") { Description = "Where the hosts keep their data and logs (default /var/lib/ferry-lab/NAME)" };
-        var command = new Command("up", "Create the lab: a bridge, a namespace and an agent per host, and a cluster of them") { nodes, members, dir };
+        var fence = new Option<bool>("--fence") { Description = "Give each member host the lab's fence agent (ferry lab fence-agent), which kills a failed host before its VMs run elsewhere" };
+        var command = new Command("up", "Create the lab: a bridge, a namespace and an agent per host, and a cluster of them") { nodes, members, dir, fence };
         command.SetAction(LabAction(async (name, output, parse, ct) =>
         {
             var count = parse.GetValue(nodes);
@@ -61,7 +63,7 @@ internal static class LabCommands
             }
 
             var lab = new Lab.Lab(layout, Lab.Lab.ThisFerry(), TimeProvider.System);
-            var failure = await BringUpAsync(lab, clustered, ct).ConfigureAwait(false);
+            var failure = await BringUpAsync(lab, clustered, parse.GetValue(fence), ct).ConfigureAwait(false);
             if (failure is not null || ct.IsCancellationRequested)
             {
                 await lab.TearDownAsync(CancellationToken.None).ConfigureAwait(false);
@@ -80,7 +82,7 @@ internal static class LabCommands
         return command;
     }
 
-    private static async Task<FerryError?> BringUpAsync(Lab.Lab lab, int members, CancellationToken ct)
+    private static async Task<FerryError?> BringUpAsync(Lab.Lab lab, int members, bool fence, CancellationToken ct)
     {
         if (await lab.BuildNetworkAsync(ct).ConfigureAwait(false) is { } networkError)
         {
@@ -119,7 +121,64 @@ internal static class LabCommands
             }
         }
 
+        foreach (var host in fence ? lab.Layout.Hosts.Take(members) : [])
+        {
+            var agent = new FenceAgentRequest([.. Lab.Lab.ThisFerry(), "lab", "fence-agent"], new Dictionary<string, string> { ["lab"] = lab.Layout.Name, ["plug"] = host.Name });
+            if ((await firstClient.SetFenceAgentAsync(host.Name, agent, ct).ConfigureAwait(false)).Error is { } fenceError)
+            {
+                return fenceError;
+            }
+        }
+
         return null;
+    }
+
+    /// <summary>
+    /// `ferry lab fence-agent`: a fence agent in the ClusterLabs way for lab hosts. It reads key=value lines
+    /// on its standard input: action (off, on, reboot, status, monitor), plug (the host), lab (its lab).
+    /// off kills every process of the host, as a power switch would; status exits 0 when its agent runs,
+    /// 2 when it does not.
+    /// </summary>
+    private static Command FenceAgent()
+    {
+        var command = new Command("fence-agent", "A fence agent for lab hosts: reads action=off|on|reboot|status|monitor, plug=HOST and lab=NAME on standard input");
+        command.SetAction(async (parse, ct) =>
+        {
+            var input = new Dictionary<string, string>(StringComparer.Ordinal);
+            while (await Console.In.ReadLineAsync(ct).ConfigureAwait(false) is { } line)
+            {
+                var at = line.IndexOf('=', StringComparison.Ordinal);
+                if (at > 0)
+                {
+                    input[line[..at].Trim()] = line[(at + 1)..].Trim();
+                }
+            }
+
+            var name = input.GetValueOrDefault("lab") ?? parse.GetValue(LabOption) ?? System.Environment.GetEnvironmentVariable("FERRY_LAB") ?? "lab";
+            if (!Open(name).TryGetValue(out var lab, out var error) || !lab.Layout.Host(input.GetValueOrDefault("plug") ?? input.GetValueOrDefault("port") ?? "").TryGetValue(out var host, out error))
+            {
+                return CliContext.Fail(error);
+            }
+
+            switch (input.GetValueOrDefault("action") ?? "reboot")
+            {
+                case "off":
+                    await lab.KillAsync(host, ct).ConfigureAwait(false);
+                    return ExitCodes.Ok;
+                case "on":
+                    return await lab.StartAgentAsync(host, ct).ConfigureAwait(false) is { } notOn && notOn.Code != ErrorCode.Conflict ? CliContext.Fail(notOn) : ExitCodes.Ok;
+                case "reboot":
+                    await lab.KillAsync(host, ct).ConfigureAwait(false);
+                    return await lab.StartAgentAsync(host, ct).ConfigureAwait(false) is { } notBack ? CliContext.Fail(notBack) : ExitCodes.Ok;
+                case "status":
+                    return await lab.AgentPidAsync(host, ct).ConfigureAwait(false) is null ? 2 : ExitCodes.Ok;
+                case "monitor":
+                    return ExitCodes.Ok;
+                case var other:
+                    return CliContext.Fail(FerryError.InvalidArgument($"unknown fence action '{other}': off, on, reboot, status or monitor"));
+            }
+        });
+        return command;
     }
 
     private static Command Down()

@@ -15,6 +15,7 @@ public enum HostRole
 /// <param name="ReplicationAddress">host:port where primaries connect to its volume copies (none on a witness).</param>
 /// <param name="Certificate">SHA-256 fingerprint of the certificate it was given when it joined: the only one other hosts accept from it.</param>
 /// <param name="Fenced">Set while the host is known to be fenced (DESIGN invariant 4): it runs nothing of the cluster's until it is back.</param>
+/// <param name="FenceAgent">What switches the host off when it fails (none: its lease and self-fencing alone).</param>
 public sealed record HostRecord(
     string Name,
     string ConsensusAddress,
@@ -23,7 +24,8 @@ public sealed record HostRecord(
     HostRole Role,
     DateTimeOffset JoinedAt,
     string? Certificate = null,
-    HostFence? Fenced = null);
+    HostFence? Fenced = null,
+    FenceAgent? FenceAgent = null);
 
 /// <summary>When and why a host was fenced; the host must have seen this very record before it is let back.</summary>
 public sealed record HostFence(DateTimeOffset At, string Reason);

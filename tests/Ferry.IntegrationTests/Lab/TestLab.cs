@@ -27,12 +27,17 @@ public sealed class TestLab : IAsyncDisposable
     public LabMember this[string host] => Hosts.Single(h => h.Name == host);
 
     /// <summary>`ferry lab up`: <paramref name="nodes"/> hosts, the first <paramref name="members"/> of them (default all) a cluster.</summary>
-    public static async Task<TestLab> UpAsync(int nodes, int? members = null)
+    public static async Task<TestLab> UpAsync(int nodes, int? members = null, bool fence = false)
     {
         var name = "t" + Guid.NewGuid().ToString("N")[..7];
         var directory = Path.Combine(Path.GetTempPath(), "ferry-lab-" + name);
-        var output = await LabAsync(name, "up", "--nodes", nodes.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            "--members", (members ?? nodes).ToString(System.Globalization.CultureInfo.InvariantCulture), "--dir", directory, "--output", "json");
+        string[] up =
+        [
+            "up", "--nodes", nodes.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--members", (members ?? nodes).ToString(System.Globalization.CultureInfo.InvariantCulture), "--dir", directory, "--output", "json",
+            .. fence ? ["--fence"] : Array.Empty<string>(),
+        ];
+        var output = await LabAsync(name, up);
         Assert.True(output.ExitCode == 0, $"ferry lab up failed ({output.ExitCode}): {output.StandardError}");
         var view = JsonDocument.Parse(output.StandardOutput).RootElement;
         var lab = new TestLab(name, directory);

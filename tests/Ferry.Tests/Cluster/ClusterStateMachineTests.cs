@@ -203,4 +203,20 @@ public class ClusterStateMachineTests
         Assert.Contains("invalid event kind", state.Refused(new RecordEvent("Fence Host", "x")).Message);
         Assert.Contains("1 to 1000 characters", state.Refused(new RecordEvent("vm-started", "")).Message);
     }
+
+    [Fact]
+    public void A_member_gets_a_fence_agent_with_checked_parameters_and_loses_it_again()
+    {
+        var ipmi = new FenceAgent(["/usr/sbin/fence_ipmilan"], System.Collections.Immutable.ImmutableSortedDictionary<string, string>.Empty.Add("ip", "10.0.0.5").Add("password", "x"));
+        var state = ThreeHosts().Apply(new SetFenceAgent("a", ipmi) { At = T0 });
+        Assert.Equal(ipmi, state.Host("a")!.FenceAgent);
+        Assert.Null(state.Apply(new SetFenceAgent("a", null) { At = T0 }).Host("a")!.FenceAgent);
+
+        Assert.Contains("absolute path", state.Refused(new SetFenceAgent("b", ipmi with { Command = ["fence_ipmilan"] })).Message);
+        Assert.Contains("action is Ferry's", state.Refused(new SetFenceAgent("b", ipmi with { Parameters = ipmi.Parameters.Add("action", "on") })).Message);
+        Assert.Contains("one line", state.Refused(new SetFenceAgent("b", ipmi with { Parameters = ipmi.Parameters.SetItem("ip", "1\naction=on") })).Message);
+        Assert.Contains("1 to 600 seconds", state.Refused(new SetFenceAgent("b", ipmi with { TimeoutSeconds = 0 })).Message);
+        Assert.Contains("no host named", state.Refused(new SetFenceAgent("z", ipmi)).Message);
+        Assert.True(FenceAgent.IsSecret("password") && !FenceAgent.IsSecret("ip"));
+    }
 }
