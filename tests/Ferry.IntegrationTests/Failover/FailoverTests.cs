@@ -137,6 +137,59 @@ public class FailoverTests(ITestOutputHelper output)
         await BackAsSecondaryAsync(lab, h2);
     }
 
+    [Fact]
+    public async Task Two_hosts_and_a_witness_recover_a_vm_when_either_host_dies()
+    {
+        await using var lab = await TestLab.UpAsync(3, members: 2);
+        var (h1, h2) = (lab["h1"], lab["h2"]);
+        await lab["h3"].FerryJsonAsync("node", "join", h1.PeerAddress, "--token", await h1.TokenAsync(), "--witness");
+        var last = await RunGuestOnH1Async(lab);
+
+        await using (var watch = InstanceWatch.Start(lab, "g"))
+        {
+            last = Math.Max(last, await LabGuest.CounterAsync(h1));
+            await lab.KillAsync("h1");
+            await RunsOnAsync(h2, "h2");
+            Assert.True(await LabGuest.CounterAsync(h2) >= last, $"the counter went back: it was {last} on h1");
+            Assert.Empty(watch.Twice);
+        }
+    }
+
+    [Fact]
+    public async Task Two_hosts_without_a_witness_cut_apart_both_stop_and_neither_runs_the_vm_until_the_link_is_back()
+    {
+        await using var lab = await TestLab.UpAsync(2);
+        var (h1, h2) = (lab["h1"], lab["h2"]);
+        var last = await RunGuestOnH1Async(lab);
+
+        await using (var watch = InstanceWatch.Start(lab, "g"))
+        {
+            last = Math.Max(last, await LabGuest.CounterAsync(h1));
+            await lab.PartitionAsync("h1");
+
+            // Neither side has a majority: h1 loses its lease and kills its VM, and h2 has nobody to fence it.
+            await Wait.UntilAsync(() => Task.FromResult(LabGuest.Instances(lab, "g").Count == 0 ? "" : null), TimeSpan.FromSeconds(20), "h1 to kill its VM");
+            var quiet = Stopwatch.StartNew();
+            while (quiet.Elapsed < TimeSpan.FromSeconds(15))
+            {
+                Assert.Empty(LabGuest.Instances(lab, "g"));
+                await Task.Delay(250);
+            }
+
+            Assert.DoesNotContain("fence-host", (await h2.FerryAsync("cluster", "events", "--output", "json")).StandardOutput);
+
+            // Together again, the cluster runs it once more, its count intact.
+            await lab.HealAsync();
+            var host = await Wait.UntilAsync(async () =>
+            {
+                var vm = await h2.FerryJsonAsync("vm", "show", "g");
+                return vm.GetProperty("state").GetString() == "running" && vm.TryGetProperty("host", out var on) ? on.GetString() : null;
+            }, Settle, "the VM to run again");
+            Assert.True(await LabGuest.CounterAsync(lab[host!]) >= last, $"the counter went back: it was {last}");
+            Assert.Empty(watch.Twice);
+        }
+    }
+
     /// <summary>The guest on a volume with copies on h1 and h2, running on h1; returns its counter.</summary>
     private static async Task<long> RunGuestOnH1Async(TestLab lab)
     {
