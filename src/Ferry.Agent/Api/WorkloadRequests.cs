@@ -26,7 +26,8 @@ public sealed record ClusterVolumeView(
     IReadOnlyList<ClusterCopyView> Copies);
 
 /// <summary>One copy: its host's last report (null before the first) and the cluster's Outdated mark, if any.</summary>
-public sealed record ClusterCopyView(string Host, DiskState? Disk, CopyRole? Role, ConnectionState? Connection, OutdatedMark? Outdated, string? Problem, DateTimeOffset? ReportedAt);
+/// <param name="Epoch">The highest epoch the copy has seen, as its host reported it.</param>
+public sealed record ClusterCopyView(string Host, DiskState? Disk, CopyRole? Role, ConnectionState? Connection, OutdatedMark? Outdated, string? Problem, DateTimeOffset? ReportedAt, ulong? Epoch = null);
 
 internal static class WorkloadViews
 {
@@ -42,7 +43,7 @@ internal static class WorkloadViews
             {
                 var report = state.Reports.GetValueOrDefault(host);
                 var copy = report?.Copies.GetValueOrDefault(volume.Name);
-                return new ClusterCopyView(host, copy?.Disk, copy?.Role, copy?.Connection, volume.Outdated.GetValueOrDefault(host), copy?.Problem, copy is null ? null : report!.At);
+                return new ClusterCopyView(host, copy?.Disk, copy?.Role, copy?.Connection, volume.Outdated.GetValueOrDefault(host), copy?.Problem, copy is null ? null : report!.At, copy?.Epoch);
             }),
         ]);
 

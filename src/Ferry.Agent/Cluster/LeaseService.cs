@@ -42,25 +42,24 @@ internal sealed class LeaseService(ClusterService cluster, AgentOptions options,
                 return FerryError.WrongState($"host '{request.Host}' is fenced since {fence.At:u} ({fence.Reason}): it renews once it has applied that");
             }
 
-            var back = await cluster.ProposeAsync(new UnfenceHost(request.Host, fence.At) { At = time.GetUtcNow() }, ct).ConfigureAwait(false);
-            if (ClusterService.ErrorOf(back) is { } notBack)
-            {
-                return notBack;
-            }
-        }
-        else
-        {
+            // In the book before the return is committed: from the moment the state has the host back, the
+            // fencer must find it renewed, or it would judge it by its silence from before the fence.
             lock (_lock)
             {
-                if (BookOf(node.Term).HasFailed(request.Host, received))
-                {
-                    return FerryError.WrongState($"host '{request.Host}' missed its lease and is being fenced");
-                }
+                _book = BookOf(node.Term).Renewed(request.Host, received);
             }
+
+            var back = await cluster.ProposeAsync(new UnfenceHost(request.Host, fence.At) { At = time.GetUtcNow() }, ct).ConfigureAwait(false);
+            return ClusterService.ErrorOf(back) is { } notBack ? notBack : new LeaseGrant(options.HostName, node.Term);
         }
 
         lock (_lock)
         {
+            if (BookOf(node.Term).HasFailed(request.Host, received))
+            {
+                return FerryError.WrongState($"host '{request.Host}' missed its lease and is being fenced");
+            }
+
             _book = BookOf(node.Term).Renewed(request.Host, received);
         }
 

@@ -31,8 +31,8 @@ public static class GenerationRules
     /// one anyway would only push history out.
     /// </summary>
     /// <param name="lastShared">The current id the copy last shared with its peer, persisted with its metadata:
-    /// recorded when a handshake finds equal current ids, and by both ends at the end of a resync, the
-    /// source before it sends the end; 0 if unknown.</param>
+    /// recorded when a handshake finds equal current ids, by both ends at the end of a resync (the source
+    /// before it sends the end), and as the old current id when a new generation starts; 0 if unknown.</param>
     public static bool NeedsNewGeneration(GenerationIds ids, ulong lastShared) =>
         lastShared == 0 || lastShared == ids.Current;
 

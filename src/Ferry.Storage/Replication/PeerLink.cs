@@ -751,6 +751,25 @@ internal sealed partial class PeerLink : IDisposable
             return true;
         }, ct);
 
+    /// <summary>
+    /// Under the ordering lock, when the primary starts a new generation: a peer connected and in step
+    /// (not resyncing, whose end will carry the ids anyway) is told the ids it holds from here.
+    /// </summary>
+    internal void SendGenerationIfInStep(GenerationIds ids)
+    {
+        lock (_pendingLock)
+        {
+            if (!_replicating || _connection != ConnectionState.Connected)
+            {
+                return;
+            }
+        }
+
+        var sequence = _owner.NextSequence();
+        LinkFrameWriter.WriteGeneration(_pipe!.Writer, new SyncFrame(sequence, _owner.Epoch, ids, Full: false));
+        Enqueue(new PendingFrame(sequence, PendingKind.Sync, 0, 0, null, WaitForWrite: true, HoldsCredit: false, null));
+    }
+
     internal void SendSyncEnd(GenerationIds ids, AckWaiter waiter)
     {
         lock (_owner.OrderLock)

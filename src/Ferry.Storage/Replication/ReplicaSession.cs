@@ -289,6 +289,23 @@ public sealed partial class ReplicaSession : IDisposable
                 LinkFrameWriter.WriteAck(_output, new AckFrame(frame.Sync.Sequence, AckKind.Written, AckStatus.Ok));
                 return null;
 
+            case LinkFrameType.Generation:
+                if (AcceptEpoch(volume, frame.Sync.Epoch) is { } staleGeneration)
+                {
+                    return staleGeneration;
+                }
+
+                // In step with the primary, this copy holds every write of the generation the primary left: it
+                // moves on with it, so that a copy that missed those writes is told apart from this one.
+                if (Connection != ConnectionState.Connected || copy.Settings.Role == CopyRole.Primary)
+                {
+                    return new(LinkErrorCode.ProtocolViolation, $"a new generation for a copy that is not an in-step secondary ({Connection}, {copy.Settings.Role})");
+                }
+
+                volume.Metadata.Update(s => s with { Generations = frame.Sync.Ids, LastSharedCurrent = frame.Sync.Ids.Current });
+                LinkFrameWriter.WriteAck(_output, new AckFrame(frame.Sync.Sequence, AckKind.Written, AckStatus.Ok));
+                return null;
+
             case LinkFrameType.Ping:
                 LinkFrameWriter.WritePing(_output, frame.Nonce, pong: true);
                 return null;

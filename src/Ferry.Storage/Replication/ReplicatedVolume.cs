@@ -623,9 +623,18 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
             var s = Volume.Metadata.Current;
             if (GenerationRules.NeedsNewGeneration(s.Generations, s.LastSharedCurrent))
             {
+                // The old current id is the one the peer may hold: recorded as last shared, so that the next
+                // writes stay in the new generation (with none recorded, every write would start another).
                 var fresh = GenerationIdSource.Next(s.Generations);
-                Volume.Metadata.Update(m => m with { Generations = GenerationRules.StartNewGeneration(m.Generations, fresh) });
+                Volume.Metadata.Update(m => m with { Generations = GenerationRules.StartNewGeneration(m.Generations, fresh), LastSharedCurrent = m.Generations.Current });
                 LogNewGeneration(_context.Logger, Name, peer.Peer.Host);
+
+                // Peers that receive this write move on with it, before it in their stream.
+                var inStep = GenerationRules.FinishSyncAsSource(Volume.Metadata.Current.Generations);
+                foreach (var other in _peers)
+                {
+                    other.SendGenerationIfInStep(inStep);
+                }
             }
 
             Bitmap.Mark(offset, length);

@@ -17,11 +17,21 @@ internal static class LabGuest
     }
 
     /// <summary>The guest's counter, once it answers on the host's forwarded port.</summary>
-    public static async Task<long> CounterAsync(LabMember host, TimeSpan? within = null)
+    public static async Task<long> CounterAsync(LabMember host) =>
+        await Wait.UntilAsync(() => TryCounterAsync(host), TimeSpan.FromSeconds(120), $"the guest on {host.Name} to count") ?? 0;
+
+    /// <summary>The guest's counter if it answers now on the host's forwarded port, else null.</summary>
+    public static async Task<long?> TryCounterAsync(LabMember host)
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(3) };
-        return await Wait.UntilAsync<long?>(async () => long.TryParse(await http.GetStringAsync($"http://{host.Address}:8080/counter"), CultureInfo.InvariantCulture, out var n) && n > 0 ? n : null,
-            within ?? TimeSpan.FromSeconds(120), $"the guest on {host.Name} to count") ?? 0;
+        try
+        {
+            return long.TryParse(await http.GetStringAsync($"http://{host.Address}:8080/counter"), CultureInfo.InvariantCulture, out var n) && n > 0 ? n : null;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return null;
+        }
     }
 
     /// <summary>"disk role connection" of each copy as its host reported it, in host order.</summary>

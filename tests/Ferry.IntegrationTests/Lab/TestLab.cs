@@ -78,10 +78,10 @@ public sealed class TestLab : IAsyncDisposable
         JsonDocument.Parse((await RunAsync("status", "--output", "json")).StandardOutput).RootElement.Clone();
 
     /// <summary>The last lines of a host's agent log, for failure messages.</summary>
-    public string Log(string host)
+    public string Log(string host, Func<string, bool>? which = null, int lines = 30)
     {
         var path = Path.Combine(Directory, host, "agent.log");
-        return File.Exists(path) ? string.Join('\n', File.ReadLines(path).TakeLast(30)) : "(no log)";
+        return File.Exists(path) ? string.Join('\n', File.ReadLines(path).Where(which ?? (_ => true)).TakeLast(lines)) : "(no log)";
     }
 
     private static Task<ProcessOutput> LabAsync(string name, params string[] args) =>

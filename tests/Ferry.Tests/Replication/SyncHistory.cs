@@ -108,6 +108,7 @@ internal sealed class SyncHistory
 
         if (GenerationRules.NeedsNewGeneration(copy.Ids, copy.LastShared))
         {
+            copy.LastShared = copy.Ids.Current;
             copy.Ids = GenerationRules.StartNewGeneration(copy.Ids, NewId());
 
             // Invariant 3: the cluster records the absent peer Outdated before the write goes on.

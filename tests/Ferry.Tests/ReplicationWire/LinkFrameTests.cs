@@ -41,13 +41,13 @@ public class LinkFrameTests
             }),
         Gen.Select(Gen.ULong, Gen.Int[1, LinkWire.MaxChecksumRange / LinkWire.ChecksumBlock]).Select((s, n) =>
             new LinkFrame { Header = new(LinkFrameType.Checksums, LinkFrameFlags.None, LinkWire.ChecksumsFixedSize + (n * 8)), Checksums = new ChecksumsFrame(s, n * 8) }),
-        Gen.Select(Gen.ULong, Gen.ULong, Gen.ULong, Gen.ULong, Gen.ULong, Gen.ULong, Gen.Bool, Gen.Bool).Select(t =>
+        Gen.Select(Gen.ULong, Gen.ULong, Gen.ULong, Gen.ULong, Gen.ULong, Gen.ULong, Gen.Bool, Gen.OneOf(LinkFrameType.SyncBegin, LinkFrameType.SyncEnd, LinkFrameType.Generation)).Select(t =>
         {
-            var end = t.Item8;
-            var sync = new SyncFrame(t.Item1, t.Item2, new GenerationIds(t.Item3, t.Item4, t.Item5, t.Item6), t.Item7 && !end);
+            var type = t.Item8;
+            var sync = new SyncFrame(t.Item1, t.Item2, new GenerationIds(t.Item3, t.Item4, t.Item5, t.Item6), t.Item7 && type == LinkFrameType.SyncBegin);
             return new LinkFrame
             {
-                Header = new(end ? LinkFrameType.SyncEnd : LinkFrameType.SyncBegin, sync.Full ? LinkFrameFlags.Full : 0, LinkWire.SyncSize),
+                Header = new(type, sync.Full ? LinkFrameFlags.Full : 0, LinkWire.SyncSize),
                 Sync = sync,
             };
         }));
@@ -76,6 +76,7 @@ public class LinkFrameTests
             case LinkFrameType.ChecksumRequest: LinkFrameWriter.WriteChecksumRequest(buffer, frame.ChecksumRequest); break;
             case LinkFrameType.Checksums: LinkFrameWriter.WriteChecksums(buffer, frame.Checksums.Sequence, new ulong[frame.Checksums.Length / 8]); break;
             case LinkFrameType.SyncBegin or LinkFrameType.SyncEnd: LinkFrameWriter.WriteSync(buffer, frame.Sync, frame.Header.Type == LinkFrameType.SyncEnd); break;
+            case LinkFrameType.Generation: LinkFrameWriter.WriteGeneration(buffer, frame.Sync); break;
             default: LinkFrameWriter.WritePing(buffer, frame.Nonce, frame.Header.Type == LinkFrameType.Pong); break;
         }
 

@@ -19,7 +19,7 @@ public readonly record struct LinkFrame
 
     public AckFrame Ack { get; init; }
 
-    /// <summary>SyncBegin and SyncEnd.</summary>
+    /// <summary>SyncBegin, SyncEnd and Generation.</summary>
     public SyncFrame Sync { get; init; }
 
     public BitmapFrame Bitmap { get; init; }

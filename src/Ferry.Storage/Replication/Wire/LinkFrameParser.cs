@@ -71,7 +71,7 @@ public static class LinkFrameParser
             LinkFrameType.Bitmap => (LinkWire.BitmapFixedSize, LinkWire.BitmapFixedSize + LinkWire.MaxData, LinkFrameFlags.Last),
             LinkFrameType.BitmapRequest => (0, 0, LinkFrameFlags.None),
             LinkFrameType.SyncBegin => (LinkWire.SyncSize, LinkWire.SyncSize, LinkFrameFlags.Full),
-            LinkFrameType.SyncEnd => (LinkWire.SyncSize, LinkWire.SyncSize, LinkFrameFlags.None),
+            LinkFrameType.SyncEnd or LinkFrameType.Generation => (LinkWire.SyncSize, LinkWire.SyncSize, LinkFrameFlags.None),
             LinkFrameType.Zero => (LinkWire.ZeroSize, LinkWire.ZeroSize, LinkFrameFlags.Fua | LinkFrameFlags.MayTrim),
             LinkFrameType.Flush => (LinkWire.FlushSize, LinkWire.FlushSize, LinkFrameFlags.None),
             LinkFrameType.ChecksumRequest => (LinkWire.ChecksumRequestSize, LinkWire.ChecksumRequestSize, LinkFrameFlags.None),
@@ -135,7 +135,7 @@ public static class LinkFrameParser
             case LinkFrameType.Checksums:
                 return new LinkFrame { Header = header, Checksums = new ChecksumsFrame(U64(ref reader), header.BodyLength - LinkWire.ChecksumsFixedSize) };
 
-            case LinkFrameType.SyncBegin or LinkFrameType.SyncEnd:
+            case LinkFrameType.SyncBegin or LinkFrameType.SyncEnd or LinkFrameType.Generation:
                 var sync = new SyncFrame(
                     U64(ref reader), U64(ref reader), new GenerationIds(U64(ref reader), U64(ref reader), U64(ref reader), U64(ref reader)), (header.Flags & LinkFrameFlags.Full) != 0);
                 return new LinkFrame { Header = header, Sync = sync };

@@ -94,10 +94,15 @@ public static class LinkFrameWriter
     }
 
     /// <summary>SyncBegin (<paramref name="end"/> false) or SyncEnd.</summary>
-    public static void WriteSync(IBufferWriter<byte> output, in SyncFrame sync, bool end)
+    public static void WriteSync(IBufferWriter<byte> output, in SyncFrame sync, bool end) =>
+        WriteSync(output, end ? LinkFrameType.SyncEnd : LinkFrameType.SyncBegin, sync, sync.Full && !end ? LinkFrameFlags.Full : LinkFrameFlags.None);
+
+    /// <summary>Generation: the ids a peer in step with the primary holds from here.</summary>
+    public static void WriteGeneration(IBufferWriter<byte> output, in SyncFrame ids) => WriteSync(output, LinkFrameType.Generation, ids, LinkFrameFlags.None);
+
+    private static void WriteSync(IBufferWriter<byte> output, LinkFrameType type, in SyncFrame sync, LinkFrameFlags flags)
     {
-        var type = end ? LinkFrameType.SyncEnd : LinkFrameType.SyncBegin;
-        var span = Begin(output, type, sync.Full && !end ? LinkFrameFlags.Full : LinkFrameFlags.None, LinkWire.SyncSize);
+        var span = Begin(output, type, flags, LinkWire.SyncSize);
         BinaryPrimitives.WriteUInt64BigEndian(span, sync.Sequence);
         BinaryPrimitives.WriteUInt64BigEndian(span[8..], sync.Epoch);
         BinaryPrimitives.WriteUInt64BigEndian(span[16..], sync.Ids.Current);

@@ -65,6 +65,12 @@ public enum LinkFrameType : ushort
 
     /// <summary>Peer to primary, in place of the Ack of a ChecksumRequest: one 64-bit checksum per block follows, little-endian.</summary>
     Checksums = 14,
+
+    /// <summary>
+    /// Primary to a peer in step with it: the primary started a new data generation (another peer misses
+    /// the writes from here); the body, laid out as a SyncEnd's, carries the ids the peer now holds.
+    /// </summary>
+    Generation = 15,
 }
 
 [Flags]
