@@ -23,8 +23,8 @@ echo "==> building ferry"
 ./ferry --help >/dev/null
 
 if ! ./ferry lab status >/dev/null 2>&1; then
-  echo "==> bringing up lab 'demo': hosts h1, h2, h3 in network namespaces, formed into a cluster"
-  ./ferry lab up --nodes 3 >/dev/null
+  echo "==> bringing up lab 'demo': hosts h1, h2, h3 in network namespaces, formed into a cluster, each with the lab's fence agent"
+  ./ferry lab up --nodes 3 --fence >/dev/null
 fi
 addr() { ./ferry lab status -o json | sed -n "/\"name\": \"$1\"/,/address/s/.*\"address\": \"\(.*\)\".*/\1/p"; }
 h1=$(addr h1)
@@ -39,7 +39,7 @@ if ! ./ferry vm show demo >/dev/null 2>&1; then
   echo "==> defining VM 'demo' (the test guest, counting on its replicated disk)"
   ./ferry vm create demo --memory 256M --disk volume:demo-disk \
     --kernel "$guest/vmlinuz" --initrd "$guest/initrd.img" --append "$(cat "$guest/cmdline")" \
-    --forward "0.0.0.0:8080:80" >/dev/null
+    --forward "0.0.0.0:8080:80" --health-check http://127.0.0.1:8080/health >/dev/null
 fi
 echo "==> starting VM 'demo': the cluster places it and makes its disk primary there"
 host=$(./ferry vm start demo -o json | sed -n 's/.*"host": "\(.*\)".*/\1/p')
@@ -67,6 +67,8 @@ Three hosts run as a cluster; VM 'demo' runs on $host and counts on its disk ($c
   ./ferry lab heal                        h3 comes back and resyncs only what it missed
   ./ferry vm stop demo; ./ferry volume promote demo-disk --host h2; ./ferry vm start demo
                                           the VM follows its disk to h2, its count intact
+  ./ferry lab kill $host                   a power cut: within ~10 s the VM runs on another host,
+                                          its count intact (./ferry vm show demo; ./ferry lab start $host)
   ./ferry cluster events                  what the cluster did, step by step
   scripts/demo.sh down                    remove everything
 MSG
