@@ -38,8 +38,9 @@ public sealed class AgentClient : IDisposable
     public async Task<Result<VmView>> GetVmAsync(string name, CancellationToken ct) =>
         await SendAsync<VmView>(HttpMethod.Get, $"{await VmsAsync(ct).ConfigureAwait(false)}/{Uri.EscapeDataString(name)}", null, ct).ConfigureAwait(false);
 
-    public async Task<Result<VmView>> CreateVmAsync(VmSpec spec, CancellationToken ct) =>
-        await SendAsync<VmView>(HttpMethod.Post, await VmsAsync(ct).ConfigureAwait(false), spec, ct).ConfigureAwait(false);
+    /// <param name="query">Cluster VMs only: ?max-restarts=N&amp;max-relocations=M.</param>
+    public async Task<Result<VmView>> CreateVmAsync(VmSpec spec, CancellationToken ct, string query = "") =>
+        await SendAsync<VmView>(HttpMethod.Post, await VmsAsync(ct).ConfigureAwait(false) + query, spec, ct).ConfigureAwait(false);
 
     /// <summary>start and stop go through the cluster when there is one; restart, pause and resume act on this host's QEMU.</summary>
     public async Task<Result<VmView>> VmActionAsync(string name, string action, CancellationToken ct, string query = "")

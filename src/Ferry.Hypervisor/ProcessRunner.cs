@@ -25,19 +25,19 @@ public static class ProcessRunner
         }
 
         using var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {fileName}");
-        if (input is not null)
+        try
         {
-            try
+            if (input is not null)
             {
                 await process.StandardInput.WriteAsync(input.AsMemory(), ct).ConfigureAwait(false);
             }
-            catch (IOException)
-            {
-                // It exited without reading: its exit code says the rest.
-            }
-        }
 
-        process.StandardInput.Close();
+            process.StandardInput.Close();
+        }
+        catch (IOException)
+        {
+            // It exited without reading all of it (closing flushes what was buffered): its exit code says the rest.
+        }
         var stdout = process.StandardOutput.ReadToEndAsync(ct);
         var stderr = process.StandardError.ReadToEndAsync(ct);
         using var deadline = new CancellationTokenSource(timeout, time);

@@ -1,5 +1,6 @@
 using Ferry.Agent.Cluster;
 using Ferry.Agent.Vms;
+using Ferry.Cluster.State;
 using Ferry.Hypervisor;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -24,8 +25,13 @@ internal static class WorkloadEndpoints
 
         var vms = app.MapGroup("/api/v1/cluster/vms").WithTags("Cluster VMs");
         vms.MapGet("/", (ClusterWorkloads w) => ApiResults.From(w.Vms())).Produces<VmView[]>();
-        vms.MapPost("/", async (HttpRequest request, ClusterWorkloads w, CancellationToken ct) =>
-            await JsonBody.HandleAsync<VmSpec, VmView>(request, "VM spec", spec => w.DefineVmAsync(spec, ct), ct, StatusCodes.Status201Created)).Accepts<VmSpec>("application/json").Produces<VmView>(StatusCodes.Status201Created);
+        vms.MapPost("/", async (HttpRequest request, int? maxRestarts, int? maxRelocations, ClusterWorkloads w, CancellationToken ct) =>
+            await JsonBody.HandleAsync<VmSpec, VmView>(
+                request,
+                "VM spec",
+                spec => w.DefineVmAsync(spec, new RestartLimits(maxRestarts ?? RestartLimits.Default.MaxRestarts, maxRelocations ?? RestartLimits.Default.MaxRelocations), ct),
+                ct,
+                StatusCodes.Status201Created)).Accepts<VmSpec>("application/json").Produces<VmView>(StatusCodes.Status201Created);
         vms.MapGet("/{name}", (string name, ClusterWorkloads w) => ApiResults.From(w.Vm(name))).Produces<VmView>();
         vms.MapDelete("/{name}", async (string name, ClusterWorkloads w, CancellationToken ct) =>
             await w.DeleteVmAsync(name, ct) is { } error ? ApiResults.Problem(error) : Results.NoContent());

@@ -27,6 +27,7 @@ internal sealed partial class LocalManager(
     private readonly ILogger _log = loggers.CreateLogger("Ferry.LocalManager");
     private readonly Dictionary<string, (int Failures, DateTimeOffset NotBefore, string Problem)> _backoff = new(StringComparer.Ordinal);
     private HostReport? _reported;
+    private readonly Dictionary<string, long> _startedAtGrant = new(StringComparer.Ordinal);
 
     /// <summary>Passes in a row that may follow one another at once; then the manager waits, whatever a step claims.</summary>
     private const int MaxPassesInARow = 10;
@@ -69,7 +70,7 @@ internal sealed partial class LocalManager(
     {
         var problems = new Dictionary<string, string>(StringComparer.Ordinal);
         var acted = false;
-        foreach (var step in LocalPlan.Steps(options.HostName, state, View()))
+        foreach (var step in LocalPlan.Steps(options.HostName, state, View(state)))
         {
             if (step is LocalStep.Blocked blocked)
             {
@@ -111,6 +112,10 @@ internal sealed partial class LocalManager(
         return acted;
     }
 
+    /// <summary>The VM's count of granted restarts when this host last started it; after an agent restart, unknown, taken as the current count (a crash found then waits for the cluster's answer).</summary>
+    private long StartedAtGrant(ClusterState state, string vm) =>
+        _startedAtGrant.TryGetValue(vm, out var at) ? at : state.Vm(vm)?.Recoveries.Grants ?? 0;
+
     private async Task<FerryError?> RunAsync(LocalStep step, CancellationToken ct)
     {
         switch (step)
@@ -118,12 +123,15 @@ internal sealed partial class LocalManager(
             case LocalStep.StopVm stop:
                 return (await vms.StopAsync(stop.Name, stop.Force, ct).ConfigureAwait(false)).Error;
             case LocalStep.ForgetVm forget:
+                _startedAtGrant.Remove(forget.Name);
                 return await vms.DeleteAsync(forget.Name, ct).ConfigureAwait(false);
             case LocalStep.DefineVm define:
                 return (await vms.CreateAsync(define.Spec, ct, managed: true).ConfigureAwait(false)).Error;
             case LocalStep.StartVm start:
+                var grants = cluster.State?.Vm(start.Name)?.Recoveries.Grants ?? 0;
                 if ((await vms.StartAsync(start.Name, ct).ConfigureAwait(false)).TryGetValue(out var started, out var notStarted))
                 {
+                    _startedAtGrant[start.Name] = grants;
                     await StartedAsync(started, ct).ConfigureAwait(false);
                 }
 
@@ -169,18 +177,18 @@ internal sealed partial class LocalManager(
         if (vm.Spec.HealthCheck is { } url)
         {
             health.Start(vm.Name, url, async after => await RecordAsync(
-                new RecordEvent("vm-healthy", $"VM {vm.Name} answered its health check on {options.HostName} {after.TotalSeconds:0.0} s after it started", options.HostName, vm.Name),
+                new VmHealthy(vm.Name, options.HostName, $"VM {vm.Name} answered its health check on {options.HostName} {after.TotalSeconds:0.0} s after it started"),
                 CancellationToken.None).ConfigureAwait(false));
         }
     }
 
     /// <summary>An event for the timeline; one that cannot be recorded now (no quorum) is only logged.</summary>
-    private async Task RecordAsync(RecordEvent recorded, CancellationToken ct)
+    private async Task RecordAsync(ClusterCommand recorded, CancellationToken ct)
     {
-        LogEvent(_log, options.HostName, recorded.What, recorded.Message);
+        LogEvent(_log, options.HostName, recorded.Kind, recorded.VmSubject ?? "");
         if (ClusterService.ErrorOf(await cluster.ProposeAsync(recorded with { At = time.GetUtcNow() }, ct).ConfigureAwait(false)) is { } error)
         {
-            LogStepFailed(_log, options.HostName, recorded.Vm ?? "", $"record {recorded.What}", error.Message);
+            LogStepFailed(_log, options.HostName, recorded.VmSubject ?? "", $"record {recorded.Kind}", error.Message);
         }
     }
 
@@ -201,7 +209,7 @@ internal sealed partial class LocalManager(
         return null;
     }
 
-    private LocalView View()
+    private LocalView View(ClusterState state)
     {
         var copies = new Dictionary<string, LocalCopy>(StringComparer.Ordinal);
         foreach (var volume in store.Volumes)
@@ -213,7 +221,7 @@ internal sealed partial class LocalManager(
             }
         }
 
-        var running = vms.List().ToDictionary(v => v.Name, v => new LocalVm(v.Spec, v.State, v.Managed), StringComparer.Ordinal);
+        var running = vms.List().ToDictionary(v => v.Name, v => new LocalVm(v.Spec, v.State, v.Managed, StartedAtGrant(state, v.Name)), StringComparer.Ordinal);
         return new LocalView(copies, running);
     }
 
@@ -233,7 +241,8 @@ internal sealed partial class LocalManager(
         var running = ImmutableDictionary.CreateBuilder<string, VmReport>(StringComparer.Ordinal);
         foreach (var vm in vms.List().Where(v => v.Managed))
         {
-            running[vm.Name] = new VmReport(vm.State, problems.GetValueOrDefault(vm.Name) ?? (vm.State == VmState.Crashed ? vm.LastExit : null));
+            running[vm.Name] = new VmReport(
+                vm.State, problems.GetValueOrDefault(vm.Name) ?? (vm.State == VmState.Crashed ? vm.LastExit : null), StartedAtGrant(cluster.State ?? ClusterState.Empty, vm.Name));
         }
 
         // A VM the cluster places here that is not defined yet has nothing to report but its problem.
@@ -277,8 +286,8 @@ internal sealed partial class LocalManager(
     [LoggerMessage(1201, LogLevel.Warning, "host {HostId}: {Subject}: {Step} failed: {Reason}")]
     private static partial void LogStepFailed(ILogger logger, string hostId, string subject, string step, string reason);
 
-    [LoggerMessage(1203, LogLevel.Information, "host {HostId}: {Kind}: {Message}")]
-    private static partial void LogEvent(ILogger logger, string hostId, string kind, string message);
+    [LoggerMessage(1203, LogLevel.Information, "host {HostId}: {Kind} of VM {VmId}")]
+    private static partial void LogEvent(ILogger logger, string hostId, string kind, string vmId);
 
     [LoggerMessage(1202, LogLevel.Warning, "host {HostId}: local manager pass failed: {Reason}")]
     private static partial void LogPassFailed(ILogger logger, string hostId, string reason);

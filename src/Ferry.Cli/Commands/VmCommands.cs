@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Ferry.Agent.Vms;
+using Ferry.Cluster.State;
 using Ferry.Hypervisor;
 using Spectre.Console;
 
@@ -42,8 +43,10 @@ internal static class VmCommands
         var noNet = new Option<bool>("--no-network") { Description = "Give the VM no NIC" };
         var start = new Option<bool>("--start") { Description = "Start the VM once created" };
         var health = new Option<string>("--health-check") { Description = "http(s) URL, as the VM's host reaches it, that answers 2xx once the guest is healthy" };
+        var maxRestarts = new Option<int?>("--max-restarts") { Description = $"In a cluster: restarts on its host after a crash before it moves (default {RestartLimits.Default.MaxRestarts})" };
+        var maxRelocations = new Option<int?>("--max-relocations") { Description = $"In a cluster: moves to another host after crashes before the cluster gives up (default {RestartLimits.Default.MaxRelocations})" };
 
-        var command = new Command("create", "Create a VM") { name, cpus, memory, disks, kernel, initrd, append, forwards, bridge, noNet, health, start };
+        var command = new Command("create", "Create a VM") { name, cpus, memory, disks, kernel, initrd, append, forwards, bridge, noNet, health, maxRestarts, maxRelocations, start };
         command.SetAction(CliContext.Action(async (context, parse, ct) =>
         {
             var spec = BuildSpec(parse, name, cpus, memory, disks, kernel, initrd, append, forwards, bridge, noNet);
@@ -53,7 +56,12 @@ internal static class VmCommands
             }
 
             value = value with { HealthCheck = parse.GetValue(health) };
-            var created = await context.Client.CreateVmAsync(value, ct).ConfigureAwait(false);
+            var limits = (parse.GetValue(maxRestarts), parse.GetValue(maxRelocations)) switch
+            {
+                (null, null) => "",
+                var (restarts, relocations) => $"?maxRestarts={restarts ?? RestartLimits.Default.MaxRestarts}&maxRelocations={relocations ?? RestartLimits.Default.MaxRelocations}",
+            };
+            var created = await context.Client.CreateVmAsync(value, ct, limits).ConfigureAwait(false);
             if (created.IsOk && parse.GetValue(start))
             {
                 created = await context.Client.VmActionAsync(value.Name, "start", ct).ConfigureAwait(false);

@@ -121,7 +121,9 @@ public static class LocalPlan
             }
 
             var disksReady = volumes.All(v => state.Volume(v)?.Primary == me && local.Copies[v].Role == CopyRole.Primary);
-            if (vm.Desired == VmDesiredState.Running && here.State is VmState.Stopped or VmState.Crashed && disksReady)
+            // A crash is restarted only once the cluster granted it (a restart counted against the VM's limit).
+            var mayStart = here.State == VmState.Stopped || (here.State == VmState.Crashed && here.StartedAtGrant < vm.Recoveries.Grants);
+            if (vm.Desired == VmDesiredState.Running && mayStart && disksReady)
             {
                 steps.Add(new LocalStep.StartVm(vm.Name));
             }

@@ -10,7 +10,8 @@ public sealed record LocalCopy(Guid Id, CopyRole Role, DiskState Disk, ulong Epo
 
 /// <summary>A VM on this host as the local manager sees it.</summary>
 /// <param name="Managed">The cluster defined it (and may stop or forget it); other VMs are left alone.</param>
-public sealed record LocalVm(VmSpec Spec, VmState State, bool Managed)
+/// <param name="StartedAtGrant">The VM's count of granted restarts when this host last started it (<see cref="Ferry.Cluster.State.VmRecovery.Grants"/>).</param>
+public sealed record LocalVm(VmSpec Spec, VmState State, bool Managed, long StartedAtGrant = 0)
 {
     public bool IsUp => State is VmState.Running or VmState.Paused or VmState.Starting or VmState.Stopping;
 }

@@ -5,7 +5,8 @@ namespace Ferry.Cluster.Reconcile;
 /// <summary>
 /// Where a VM may run: on a member host that holds a copy of each of its volumes, none of them Outdated,
 /// and that is already the primary of those that have one (a VM moves with its volumes, not away from
-/// them), and that is not fenced. Among those, the host running the fewest VMs.
+/// them), and that is not fenced nor the host the VM was moved away from after crashing there. Among
+/// those, the host running the fewest VMs.
 /// </summary>
 public static class Placement
 {
@@ -29,7 +30,7 @@ public static class Placement
         }
 
         var candidates = state.Hosts.Values
-            .Where(h => h.Role == HostRole.Member && h.Fenced is null)
+            .Where(h => h.Role == HostRole.Member && h.Fenced is null && h.Name != vm.Recoveries.Avoid)
             .Where(h => volumes.All(v => v.Hosts.Contains(h.Name) && !v.Outdated.ContainsKey(h.Name)))
             .Where(h => primaries.Count == 0 || primaries[0] == h.Name)
             .Select(h => h.Name)

@@ -14,8 +14,14 @@ public static class ResourcePlan
     public static IReadOnlyList<ClusterCommand> Next(ClusterState state)
     {
         var commands = new List<ClusterCommand>();
-        foreach (var vm in state.Vms.Values.Where(v => v.Desired == VmDesiredState.Running).OrderBy(v => v.Name, StringComparer.Ordinal))
+        foreach (var vm in state.Vms.Values.Where(v => v.Desired == VmDesiredState.Running && v.Recoveries.Error is null).OrderBy(v => v.Name, StringComparer.Ordinal))
         {
+            if (vm.Host is { } crashedOn && UnansweredCrash(state, vm, crashedOn))
+            {
+                commands.Add(AnswerCrash(state, vm, crashedOn));
+                continue;
+            }
+
             if (vm.Host is not { } host)
             {
                 if (Placement.Choose(state, vm).TryGetValue(out var chosen, out _))
@@ -49,6 +55,33 @@ public static class ResourcePlan
         return commands;
     }
 
+    /// <summary>Whether the VM's host reports it crashed in the run the cluster last granted (a healthy host: a failed one is fenced).</summary>
+    public static bool UnansweredCrash(ClusterState state, VmRecord vm, string host) =>
+        state.Report(host).Vms.TryGetValue(vm.Name, out var seen) && seen.State == VmState.Crashed && seen.StartedAtGrant == vm.Recoveries.Grants;
+
+    /// <summary>Proxmox VE's order: restart in place up to the limit, then move to another host up to that limit, then give up and say why.</summary>
+    private static ClusterCommand AnswerCrash(ClusterState state, VmRecord vm, string host)
+    {
+        var (limits, recovery) = (vm.RestartLimits, vm.Recoveries);
+        if (recovery.Restarts < limits.MaxRestarts)
+        {
+            return new RestartVm(vm.Name, host);
+        }
+
+        var relocate = new RelocateVm(vm.Name, host);
+        if (recovery.Relocations < limits.MaxRelocations)
+        {
+            var (moved, outcome) = ClusterStateMachine.Apply(state, relocate);
+            if (outcome.IsOk && Placement.Choose(moved, moved.Vm(vm.Name)!).IsOk)
+            {
+                return relocate;
+            }
+        }
+
+        return new GiveUpVm(vm.Name, $"it crashed on {host} after {recovery.Restarts} restarts there and {recovery.Relocations} moves" +
+            (recovery.Relocations < limits.MaxRelocations ? ", and no other host can take it" : ""));
+    }
+
     /// <summary>
     /// Whether <paramref name="host"/> has said, in one report, that the VM is not up there and that its
     /// copies of the VM's disks are secondary: a host never starts a VM on secondary copies, so from then
@@ -71,6 +104,11 @@ public static class ResourcePlan
         if (vm.Desired != VmDesiredState.Running)
         {
             return null;
+        }
+
+        if (vm.Recoveries.Error is { } gaveUp)
+        {
+            return $"not restarted again: {gaveUp}";
         }
 
         if (vm.Host is not { } host)

@@ -26,6 +26,10 @@ namespace Ferry.Cluster.State;
 [JsonDerivedType(typeof(SetVmDesiredState), "set-vm-desired-state")]
 [JsonDerivedType(typeof(PlaceVm), "place-vm")]
 [JsonDerivedType(typeof(DeleteVm), "delete-vm")]
+[JsonDerivedType(typeof(RestartVm), "restart-vm")]
+[JsonDerivedType(typeof(RelocateVm), "relocate-vm")]
+[JsonDerivedType(typeof(GiveUpVm), "give-up-vm")]
+[JsonDerivedType(typeof(VmHealthy), "vm-healthy")]
 [JsonDerivedType(typeof(ReportHost), "report-host")]
 [JsonDerivedType(typeof(RecordEvent), "record-event")]
 public abstract record ClusterCommand

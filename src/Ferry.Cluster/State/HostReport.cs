@@ -22,7 +22,8 @@ public sealed record HostReport(DateTimeOffset At, ImmutableDictionary<string, C
 public sealed record CopyReport(DiskState Disk, CopyRole Role, ConnectionState Connection, ulong Epoch, string? Problem = null);
 
 /// <summary>A VM as its host sees it; <paramref name="Problem"/> says why it is not as the cluster wants it.</summary>
-public sealed record VmReport(VmState State, string? Problem = null);
+/// <param name="StartedAtGrant">The VM's count of granted restarts (<see cref="VmRecovery.Grants"/>) when this host last started it: a crash at the current count is one the cluster has not answered yet.</param>
+public sealed record VmReport(VmState State, string? Problem = null, long StartedAtGrant = 0);
 
 /// <summary>A host's local manager tells what it sees. Kept out of the event log: it says nothing new, only what is.</summary>
 public sealed record ReportHost(string Host, HostReport Report) : ClusterCommand

@@ -3,7 +3,7 @@ using Ferry.Hypervisor;
 namespace Ferry.Cluster.State;
 
 /// <summary>Declares a VM, stopped and unplaced. Its volume disks must exist.</summary>
-public sealed record DefineVm(VmSpec Spec) : ClusterCommand
+public sealed record DefineVm(VmSpec Spec, RestartLimits? Limits = null) : ClusterCommand
 {
     public override string? VmSubject => Spec.Name;
 
@@ -33,7 +33,12 @@ public sealed record DefineVm(VmSpec Spec) : ClusterCommand
             }
         }
 
-        return new StateChange(state with { Vms = state.Vms.Add(Spec.Name, new VmRecord(Spec, VmDesiredState.Stopped, null, At)) }, $"VM {Spec.Name} defined");
+        if (Limits?.Invalid() is { } invalid)
+        {
+            return invalid;
+        }
+
+        return new StateChange(state with { Vms = state.Vms.Add(Spec.Name, new VmRecord(Spec, VmDesiredState.Stopped, null, At, Limits)) }, $"VM {Spec.Name} defined");
     }
 }
 
@@ -49,7 +54,8 @@ public sealed record SetVmDesiredState(string Name, VmDesiredState Desired) : Cl
             return VmChecks.Unknown(Name);
         }
 
-        return new StateChange(state with { Vms = state.Vms.SetItem(Name, vm with { Desired = Desired }) }, $"VM {Name} should be {FerryJson.Name(Desired)}");
+        // Asked to start (again), the VM gets its full restart and relocation budget back.
+        return new StateChange(state with { Vms = state.Vms.SetItem(Name, vm with { Desired = Desired, Recovery = vm.Recoveries.Forgiven() }) }, $"VM {Name} should be {FerryJson.Name(Desired)}");
     }
 }
 

@@ -10,7 +10,39 @@ public enum VmDesiredState
 
 /// <summary>A VM as the cluster wants it: its spec, whether it should run, and on which host.</summary>
 /// <param name="Host">The one host the VM is placed on (null: not placed). A VM runs only where it is placed.</param>
-public sealed record VmRecord(VmSpec Spec, VmDesiredState Desired, string? Host, DateTimeOffset DefinedAt)
+/// <param name="Limits">How often the cluster restarts a crashed VM in place, and then moves it, before it gives up.</param>
+/// <param name="Recovery">What the cluster has done about the VM's crashes since it was last asked to start it.</param>
+public sealed record VmRecord(VmSpec Spec, VmDesiredState Desired, string? Host, DateTimeOffset DefinedAt, RestartLimits? Limits = null, VmRecovery? Recovery = null)
 {
     public string Name => Spec.Name;
+
+    public RestartLimits RestartLimits => Limits ?? RestartLimits.Default;
+
+    public VmRecovery Recoveries => Recovery ?? VmRecovery.None;
+}
+
+/// <summary>Proxmox VE's max_restart and max_relocate: restarts on the VM's host after a crash, then moves to another host.</summary>
+public sealed record RestartLimits(int MaxRestarts = 1, int MaxRelocations = 1)
+{
+    public const int Most = 100;
+
+    public static RestartLimits Default { get; } = new();
+
+    public FerryError? Invalid() => MaxRestarts is < 0 or > Most || MaxRelocations is < 0 or > Most
+        ? FerryError.InvalidArgument($"restart and relocation limits are 0 to {Most}, not {MaxRestarts} and {MaxRelocations}")
+        : null;
+}
+
+/// <summary>
+/// The crashes the cluster has answered since the VM last ran healthy or was asked to start: restarts on
+/// its current host, moves to another host (the one it left is avoided), and, once both limits are
+/// spent, why it stopped trying. <paramref name="Grants"/> counts every restart granted, ever: a host
+/// reports the count it started the VM at, so a crash at the current count is one not answered yet.
+/// </summary>
+public sealed record VmRecovery(int Restarts, int Relocations, string? Avoid, string? Error, long Grants = 0)
+{
+    public static VmRecovery None { get; } = new(0, 0, null, null);
+
+    /// <summary>The budget whole again; the count of grants goes on.</summary>
+    public VmRecovery Forgiven() => None with { Grants = Grants };
 }

@@ -408,8 +408,9 @@ internal sealed partial class PeerLink : IDisposable
                     _owner.Fence(why);
                 }
 
-                // A copy that is primary too, or refuses for a reason that may pass, is asked again later.
-                return error.ErrorCode is (uint)LinkErrorCode.RoleConflict or (uint)LinkErrorCode.ShuttingDown
+                // A copy that is primary too, or refuses for a reason that may pass, is asked again later: a host
+                // that has no copy yet may be about to make it (a cluster's hosts create their copies each on its own).
+                return error.ErrorCode is (uint)LinkErrorCode.RoleConflict or (uint)LinkErrorCode.ShuttingDown or (uint)LinkErrorCode.WrongVolume
                     ? throw new IOException(why)
                     : null;
 

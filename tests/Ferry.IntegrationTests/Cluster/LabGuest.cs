@@ -7,13 +7,15 @@ namespace Ferry.IntegrationTests.Cluster;
 /// <summary>The test guest as a VM of a lab cluster: made, counted, and looked up on its hosts.</summary>
 internal static class LabGuest
 {
-    public static async Task CreateAsync(LabMember host, string name, string volume)
+    public static async Task CreateAsync(LabMember host, string name, string volume, params string[] more)
     {
         var guest = await TestGuest.DirectoryAsync();
         await host.FerryJsonAsync(
-            "vm", "create", name, "--memory", "256M", "--disk", $"volume:{volume}", "--forward", "0.0.0.0:8080:80", "--health-check", "http://127.0.0.1:8080/health",
-            "--kernel", Path.Combine(guest, "vmlinuz"), "--initrd", Path.Combine(guest, "initrd.img"),
-            "--append", (await File.ReadAllTextAsync(Path.Combine(guest, "cmdline"))).Trim());
+            [
+                "vm", "create", name, "--memory", "256M", "--disk", $"volume:{volume}", "--forward", "0.0.0.0:8080:80", "--health-check", "http://127.0.0.1:8080/health",
+                "--kernel", Path.Combine(guest, "vmlinuz"), "--initrd", Path.Combine(guest, "initrd.img"),
+                "--append", (await File.ReadAllTextAsync(Path.Combine(guest, "cmdline"))).Trim(), .. more,
+            ]);
     }
 
     /// <summary>The guest's counter, once it answers on the host's forwarded port.</summary>

@@ -60,7 +60,8 @@ public class FailoverTests(ITestOutputHelper output)
             // Cut off, h1 cannot renew its lease: within the lease (4 s), before the leader may judge it
             // failed (4 s + 2 s margin), its QEMU is gone and its copy secondary.
             await GoneBeforeJudgedAsync(qemu, cut, "h1 to kill its VM");
-            Assert.Contains("lease lost", lab.Log("h1"));
+            await Wait.UntilAsync(() => Task.FromResult(lab.Log("h1", line => line.Contains("lease lost", StringComparison.Ordinal)).Contains("lease lost", StringComparison.Ordinal)),
+                TimeSpan.FromSeconds(10), "h1 to log that it lost its lease");
 
             await RunsOnAsync(h2, "h2");
             output.WriteLine($"the VM runs on h2 {cut.Elapsed.TotalSeconds:0.0} s after the cut");
@@ -186,6 +187,46 @@ public class FailoverTests(ITestOutputHelper output)
             Assert.True(await LabGuest.CounterAsync(lab[host!]) >= last, $"the counter went back: it was {last}");
             Assert.Empty(watch.Twice);
         }
+    }
+
+    [Fact]
+    public async Task A_vm_whose_qemu_crashes_is_restarted_on_its_host_then_moved_then_given_up_with_the_reason()
+    {
+        await using var lab = await TestLab.UpAsync(3);
+        var (h1, h2) = (lab["h1"], lab["h2"]);
+        await h1.FerryJsonAsync("volume", "create", "disk", "--size", "64M", "--host", "h1,h2");
+        await LabGuest.CreateAsync(h1, "g", "disk", "--max-restarts", "1", "--max-relocations", "1");
+        await h1.FerryJsonAsync("vm", "start", "g");
+
+        await using var watch = InstanceWatch.Start(lab, "g");
+        foreach (var (crashOn, runsOn) in new[] { ("h1", "h1"), ("h1", "h2"), ("h2", "h2") })
+        {
+            var pid = await CrashAsync(lab[crashOn]);
+            await Wait.UntilAsync(async () =>
+            {
+                var vm = await lab[runsOn].FerryJsonAsync("vm", "show", "g");
+                return vm.GetProperty("state").GetString() == "running" && vm.GetProperty("host").GetString() == runsOn && vm.GetProperty("pid").GetInt32() != pid;
+            }, Settle, $"the VM to run again on {runsOn} after its crash on {crashOn}");
+        }
+
+        await CrashAsync(h2);
+        await Wait.UntilAsync(async () => (await h2.FerryJsonAsync("vm", "show", "g")).TryGetProperty("waiting", out var why) && why.GetString()!.Contains("not restarted again", StringComparison.Ordinal),
+            Settle, "the cluster to give up on the VM");
+        var kinds = (await h2.FerryJsonAsync("cluster", "events")).EnumerateArray().Select(e => e.GetProperty("kind").GetString()).ToList();
+        Assert.Equal(["restart-vm", "relocate-vm", "restart-vm", "give-up-vm"], kinds.Where(k => k is "restart-vm" or "relocate-vm" or "give-up-vm"));
+        Assert.Empty(watch.Twice);
+    }
+
+    /// <summary>Kills the VM's QEMU on <paramref name="host"/> (once it runs there); returns its pid.</summary>
+    private static async Task<int> CrashAsync(LabMember host)
+    {
+        var pid = await Wait.UntilAsync<int?>(async () =>
+        {
+            var vm = await host.FerryJsonAsync("vm", "show", "g");
+            return vm.GetProperty("host").GetString() == host.Name && vm.GetProperty("state").GetString() == "running" ? vm.GetProperty("pid").GetInt32() : null;
+        }, Settle, $"the VM to run on {host.Name}");
+        Ferry.Hypervisor.HostProcess.Kill(pid!.Value);
+        return pid.Value;
     }
 
     /// <summary>Waits until the QEMU process is gone, which must be before the leader may judge its host failed (lease 4 s + margin 2 s).</summary>

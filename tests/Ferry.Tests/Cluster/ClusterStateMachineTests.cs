@@ -219,4 +219,16 @@ public class ClusterStateMachineTests
         Assert.Contains("no host named", state.Refused(new SetFenceAgent("z", ipmi)).Message);
         Assert.True(FenceAgent.IsSecret("password") && !FenceAgent.IsSecret("ip"));
     }
+
+    [Fact]
+    public void Restarts_and_moves_of_a_crashed_vm_stay_within_its_limits()
+    {
+        var state = ThreeHosts().Apply(Volume("disk", "a", "b"), new DefineVm(Vm("web", "disk").Spec, new RestartLimits(MaxRestarts: 1, MaxRelocations: 0)) { At = T0 },
+            new SetVmDesiredState("web", VmDesiredState.Running) { At = T0 }, new PlaceVm("web", "a") { At = T0 });
+        Assert.Contains("not meant to run on b", state.Refused(new RestartVm("web", "b")).Message);
+        state = state.Apply(new RestartVm("web", "a") { At = T0 });
+        Assert.Contains("restarted 1 times on a already", state.Refused(new RestartVm("web", "a")).Message);
+        Assert.Contains("moved 0 times already", state.Refused(new RelocateVm("web", "a")).Message);
+        Assert.Contains("0 to 100", ThreeHosts().Refused(new DefineVm(Vm("x").Spec, new RestartLimits(-1))).Message);
+    }
 }

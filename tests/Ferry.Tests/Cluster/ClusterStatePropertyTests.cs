@@ -43,6 +43,10 @@ public class ClusterStatePropertyTests
         Gen.Select(AnyVm, Gen.Bool, (m, run) => (ClusterCommand)new SetVmDesiredState(m, run ? VmDesiredState.Running : VmDesiredState.Stopped)),
         Gen.Select(AnyVm, AnyHost, Gen.Bool, (m, h, none) => (ClusterCommand)new PlaceVm(m, none ? null : h)),
         AnyVm.Select(m => (ClusterCommand)new DeleteVm(m)),
+        Gen.Select(AnyVm, AnyHost, (m, h) => (ClusterCommand)new RestartVm(m, h)),
+        Gen.Select(AnyVm, AnyHost, (m, h) => (ClusterCommand)new RelocateVm(m, h)),
+        AnyVm.Select(m => (ClusterCommand)new GiveUpVm(m, "crashed too often")),
+        Gen.Select(AnyVm, AnyHost, (m, h) => (ClusterCommand)new VmHealthy(m, h, "healthy")),
         Gen.Select(AnyHost, AnyReport, (h, report) => (ClusterCommand)new ReportHost(h, report)));
 
     /// <summary>Stands for "the time of the host's current fence" in a generated <see cref="UnfenceHost"/>.</summary>
@@ -116,6 +120,10 @@ public class ClusterStatePropertyTests
 
         foreach (var vm in after.Vms.Values)
         {
+            // Restarts and moves stay within the VM's limits, and the count of grants only grows.
+            Assert.True(vm.Recoveries.Restarts <= vm.RestartLimits.MaxRestarts && vm.Recoveries.Relocations <= vm.RestartLimits.MaxRelocations, $"{vm.Name}: {vm.Recoveries}");
+            Assert.True(before.Vm(vm.Name) is not { } was || was.DefinedAt != vm.DefinedAt || vm.Recoveries.Grants >= was.Recoveries.Grants, $"{vm.Name}: grants went back");
+
             // A VM is placed on at most one host, and it is a member that exists and is not fenced.
             Assert.True(vm.Host is null || after.Host(vm.Host) is { Role: HostRole.Member, Fenced: null }, $"{vm.Name} placed on {vm.Host}");
             Assert.All(vm.Spec.Disks, d => Assert.True(d.Volume is null || after.Volumes.ContainsKey(d.Volume)));

@@ -129,6 +129,60 @@ public class ReconcileTests
     }
 
     [Fact]
+    public void A_crashed_vm_is_restarted_on_its_host_then_moved_then_given_up_with_the_reason()
+    {
+        var state = Running(WithVm()).Apply(new PlaceVm("m1", "a") { At = T0 }, new PromoteCopy("v1", "a") { At = T0 });
+        Assert.Empty(ResourcePlan.Next(state.Apply(Report("a", CopyRole.Primary, VmState.Running))));
+
+        // The first crash: a restart on a, once; a report still from before the grant asks for nothing more.
+        state = state.Apply(Crash("a", startedAt: 0));
+        var restart = Assert.IsType<RestartVm>(Assert.Single(ResourcePlan.Next(state)));
+        state = state.Apply(restart with { At = T0 });
+        Assert.Empty(ResourcePlan.Next(state));
+
+        // It crashes again in the granted run: it moves to b, a's primary given up, a avoided.
+        state = state.Apply(Crash("a", startedAt: 1));
+        var relocate = Assert.IsType<RelocateVm>(Assert.Single(ResourcePlan.Next(state)));
+        state = state.Apply(relocate with { At = T0 });
+        Assert.Equal((null, null, "a"), (state.Vm("m1")!.Host, state.Volume("v1")!.Primary, state.Vm("m1")!.Recoveries.Avoid));
+        Assert.Equal("b", Assert.IsType<PlaceVm>(Assert.Single(ResourcePlan.Next(state))).Host);
+        state = state.Apply(new PlaceVm("m1", "b") { At = T0 }, new PromoteCopy("v1", "b") { At = T0 });
+
+        // On b: a restart, then the limits are spent and the cluster says why it stops.
+        state = state.Apply(Crash("b", startedAt: 1));
+        state = state.Apply(Assert.IsType<RestartVm>(Assert.Single(ResourcePlan.Next(state))) with { At = T0 });
+        state = state.Apply(Crash("b", startedAt: 2));
+        var giveUp = Assert.IsType<GiveUpVm>(Assert.Single(ResourcePlan.Next(state)));
+        var beforeGivingUp = state;
+        state = state.Apply(giveUp with { At = T0 });
+        Assert.Contains("crashed on b after 1 restarts there and 1 moves", ResourcePlan.Waiting(state, state.Vm("m1")!));
+        Assert.Empty(ResourcePlan.Next(state));
+
+        // Started again by hand, or healthy after a start, it has its budget back; the count of grants goes on.
+        Assert.Equal(VmRecovery.None with { Grants = 2 }, Running(state).Vm("m1")!.Recoveries);
+        Assert.Equal(VmRecovery.None with { Grants = 2 }, beforeGivingUp.Apply(new VmHealthy("m1", "b", "VM m1 answered") { At = T0 }).Vm("m1")!.Recoveries);
+    }
+
+    [Fact]
+    public void A_crashed_vm_is_started_again_only_once_the_cluster_granted_the_restart()
+    {
+        var state = Running(WithVm()).Apply(new PlaceVm("m1", "a") { At = T0 }, new PromoteCopy("v1", "a") { At = T0 });
+        var crashed = Local(Copy(state, "a", CopyRole.Primary), ("m1", VmState.Crashed, true));
+        Assert.Empty(LocalPlan.Steps("a", state, crashed));
+
+        state = state.Apply(Crash("a", startedAt: 0), new RestartVm("m1", "a") { At = T0 });
+        Assert.IsType<LocalStep.StartVm>(Assert.Single(LocalPlan.Steps("a", state, crashed)));
+
+        // A guest that powered itself off is started again at once: that is no crash.
+        Assert.IsType<LocalStep.StartVm>(Assert.Single(LocalPlan.Steps("a", state, Local(Copy(state, "a", CopyRole.Primary), ("m1", VmState.Stopped, true)))));
+    }
+
+    private static ReportHost Crash(string host, long startedAt) => new(host, new HostReport(
+        T0,
+        ImmutableDictionary<string, CopyReport>.Empty,
+        ImmutableDictionary<string, VmReport>.Empty.Add("m1", new VmReport(VmState.Crashed, "exited with 137", startedAt)))) { At = T0 };
+
+    [Fact]
     public void Applying_the_plan_never_fails_never_takes_a_primary_away_and_places_vms_only_where_their_disks_can_be() =>
         ClusterStatePropertyTests.Sequence.Sample(commands =>
         {
@@ -139,7 +193,8 @@ public class ReconcileTests
                 {
                     var (next, outcome) = ClusterStateMachine.Apply(state, command with { At = T0 });
                     Assert.True(outcome.IsOk, $"{command.Kind}: {outcome.Message}");
-                    foreach (var volume in state.Volumes.Values.Where(v => v.Primary is not null))
+                    // Only a VM moved away after crashing takes its disks' primaries with it.
+                    foreach (var volume in state.Volumes.Values.Where(v => v.Primary is not null && command is not RelocateVm))
                     {
                         Assert.Equal(volume.Primary, next.Volume(volume.Name)!.Primary);
                     }
