@@ -7,6 +7,7 @@ using Ferry.Storage.Replication;
 using Ferry.Storage.Replication.Wire;
 using Ferry.Storage.Volumes;
 using static Ferry.Tests.Cluster.ClusterFixtures;
+using VmPlacement = Ferry.Cluster.Reconcile.Placement;
 
 namespace Ferry.Tests.Cluster;
 
@@ -26,25 +27,25 @@ public class ReconcileTests
     public void A_vm_goes_where_its_disks_are_primary()
     {
         var state = WithVm().Apply(new PromoteCopy("v1", "b") { At = T0 });
-        Assert.Equal("b", Placement.Choose(state, state.Vm("m1")!).Value);
+        Assert.Equal("b", VmPlacement.Choose(state, state.Vm("m1")!).Value);
     }
 
     [Fact]
     public void Without_a_primary_the_least_loaded_host_with_every_disk_is_chosen()
     {
         var state = Running(ThreeHosts().Apply(Volume("v1", "a", "b"), Volume("v2", "a", "b"), Vm("m1", "v1"), Vm("m2", "v2"), new PlaceVm("m1", "a") { At = T0 }));
-        Assert.Equal("b", Placement.Choose(state, state.Vm("m2")!).Value);
-        Assert.Equal("a", Placement.Choose(WithVm(), WithVm().Vm("m1")!).Value);
+        Assert.Equal("b", VmPlacement.Choose(state, state.Vm("m2")!).Value);
+        Assert.Equal("a", VmPlacement.Choose(WithVm(), WithVm().Vm("m1")!).Value);
     }
 
     [Fact]
     public void Outdated_copies_and_witnesses_are_never_chosen()
     {
         var state = WithVm().Apply(new OutdateCopy("v1", "a", "b", 0) { At = T0 });
-        Assert.Equal("b", Placement.Choose(state, state.Vm("m1")!).Value);
+        Assert.Equal("b", VmPlacement.Choose(state, state.Vm("m1")!).Value);
 
         state = state.Apply(new OutdateCopy("v1", "b", "b", 0) { At = T0 });
-        Assert.Contains("no host holds an up-to-date copy", Placement.Choose(state, state.Vm("m1")!).Error!.Message);
+        Assert.Contains("no host holds an up-to-date copy", VmPlacement.Choose(state, state.Vm("m1")!).Error!.Message);
 
         // A VM without disks may go to any member, but never to the witness, however loaded the member is.
         var witnessed = ClusterState.Empty.Apply(
@@ -52,7 +53,7 @@ public class ReconcileTests
             new IssueJoinToken("t", "s", T0.AddHours(1)) { At = T0 },
             new JoinHost("t", "s", Host("w", HostRole.Witness)) { At = T0 },
             Vm("m1"), Vm("m2"), new PlaceVm("m1", "a") { At = T0 }, new SetVmDesiredState("m1", VmDesiredState.Running) { At = T0 });
-        Assert.Equal("a", Placement.Choose(witnessed, witnessed.Vm("m2")!).Value);
+        Assert.Equal("a", VmPlacement.Choose(witnessed, witnessed.Vm("m2")!).Value);
     }
 
     [Fact]
@@ -62,7 +63,7 @@ public class ReconcileTests
             Volume("v1", "a", "b"), Volume("v2", "a", "b"),
             new DefineVm(new VmSpec { Name = "m1", Disks = [DiskSpec.ForVolume("v1"), DiskSpec.ForVolume("v2")] }) { At = T0 },
             new PromoteCopy("v1", "a") { At = T0 }, new PromoteCopy("v2", "b") { At = T0 });
-        Assert.Contains("(a, b)", Placement.Choose(state, state.Vm("m1")!).Error!.Message);
+        Assert.Contains("(a, b)", VmPlacement.Choose(state, state.Vm("m1")!).Error!.Message);
     }
 
     // --- Resource plan -------------------------------------------------------------------------------------
@@ -202,7 +203,7 @@ public class ReconcileTests
                     if (command is PlaceVm { Host: { } host } place)
                     {
                         var vm = next.Vm(place.Name)!;
-                        Assert.All(Placement.VolumesOf(vm), v => Assert.Contains(host, next.Volume(v)!.Hosts));
+                        Assert.All(VmPlacement.VolumesOf(vm), v => Assert.Contains(host, next.Volume(v)!.Hosts));
                         Assert.True(state.Vm(place.Name)!.Host is not { } before || ResourcePlan.CannotRun(state, vm, before), $"{place.Name} moved off a host that may run it");
                     }
 
@@ -302,7 +303,7 @@ public class ReconcileTests
                 {
                     case LocalStep.StartVm start:
                         Assert.Equal(me, state.Vm(start.Name)!.Host);
-                        Assert.All(Placement.VolumesOf(state.Vm(start.Name)!), v => Assert.Equal(me, state.Volume(v)!.Primary));
+                        Assert.All(VmPlacement.VolumesOf(state.Vm(start.Name)!), v => Assert.Equal(me, state.Volume(v)!.Primary));
                         break;
                     case LocalStep.PromoteCopy promote:
                         Assert.Equal(me, state.Volume(promote.Volume)!.Primary);

@@ -1,0 +1,29 @@
+namespace Ferry.Placement;
+
+/// <summary>A host as placement sees it: what it has, what it keeps for itself, and whether it can take VMs now.</summary>
+/// <param name="ReservedMiB">Memory the host keeps for itself (Y in Z = (X - Y)(N - 1)/N); never given to VMs.</param>
+/// <param name="Available">A member that is up, not fenced, not draining.</param>
+public sealed record HostCapacity(string Name, long MemoryMiB, int VCpus, long ReservedMiB = 0, bool Available = true)
+{
+    /// <summary>vCPUs are shared: a host runs up to this many per physical one; memory is never overcommitted.</summary>
+    public const int VCpuOvercommit = 4;
+
+    public long UsableMiB => Math.Max(0, MemoryMiB - ReservedMiB);
+
+    public int UsableVCpus => VCpus * VCpuOvercommit;
+}
+
+/// <summary>A VM as placement sees it.</summary>
+/// <param name="Host">Where it is placed now (null: nowhere).</param>
+/// <param name="AntiAffinity">Its group of twins: two VMs of one group never share a host.</param>
+/// <param name="Candidates">The hosts that may run it at all (those holding an up-to-date copy of each of its disks); null: any.</param>
+public sealed record VmDemand(string Name, long MemoryMiB, int VCpus, string? Host = null, string? AntiAffinity = null, IReadOnlyList<string>? Candidates = null)
+{
+    public bool MayRunOn(string host) => Candidates is null || Candidates.Contains(host, StringComparer.Ordinal);
+}
+
+/// <summary>A host whose failure would leave VMs with nowhere to restart.</summary>
+public sealed record NPlusOneFailure(string FailedHost, IReadOnlyList<string> Stranded)
+{
+    public override string ToString() => $"if {FailedHost} failed, [{string.Join(", ", Stranded)}] could not restart elsewhere";
+}
