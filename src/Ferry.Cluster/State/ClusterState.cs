@@ -44,6 +44,13 @@ public sealed record ClusterState
     public VmRecord? Vm(string name) => Vms.GetValueOrDefault(name);
 
     public HostReport Report(string host) => Reports.GetValueOrDefault(host) ?? HostReport.Empty;
+
+    /// <summary>The volumes (of those <paramref name="which"/> picks) whose primary is <paramref name="host"/> lose it; epochs stay, so the next promotion goes higher.</summary>
+    internal (ClusterState State, IReadOnlyList<string> Volumes) WithoutPrimaries(string host, Func<VolumeRecord, bool> which)
+    {
+        var given = Volumes.Values.Where(v => v.Primary == host && which(v)).Select(v => v.Name).Order(StringComparer.Ordinal).ToList();
+        return (this with { Volumes = Volumes.SetItems(given.Select(v => KeyValuePair.Create(v, Volumes[v] with { Primary = null }))) }, given);
+    }
 }
 
 /// <summary>A command's id and the outcome it had when first applied.</summary>

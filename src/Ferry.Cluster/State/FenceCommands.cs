@@ -29,12 +29,11 @@ public sealed record FenceHost(string Name, string Reason) : ClusterCommand
         }
 
         var vms = state.Vms.Values.Where(v => v.Host == Name).Select(v => v.Name).Order(StringComparer.Ordinal).ToList();
-        var primaries = state.Volumes.Values.Where(v => v.Primary == Name).Select(v => v.Name).Order(StringComparer.Ordinal).ToList();
-        var next = state with
+        var (next, primaries) = state.WithoutPrimaries(Name, _ => true);
+        next = next with
         {
-            Hosts = state.Hosts.SetItem(Name, host with { Fenced = new HostFence(At, Reason) }),
-            Vms = state.Vms.SetItems(vms.Select(vm => KeyValuePair.Create(vm, state.Vms[vm] with { Host = null }))),
-            Volumes = state.Volumes.SetItems(primaries.Select(v => KeyValuePair.Create(v, state.Volumes[v] with { Primary = null }))),
+            Hosts = next.Hosts.SetItem(Name, host with { Fenced = new HostFence(At, Reason) }),
+            Vms = next.Vms.SetItems(vms.Select(vm => KeyValuePair.Create(vm, next.Vms[vm] with { Host = null }))),
         };
         return new StateChange(next, $"host {Name} fenced ({Reason}); VMs to recover: [{string.Join(", ", vms)}]; primaries given up: [{string.Join(", ", primaries)}]");
     }

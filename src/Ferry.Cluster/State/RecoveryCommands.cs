@@ -1,28 +1,34 @@
 namespace Ferry.Cluster.State;
 
-/// <summary>The VM crashed on its host, which is healthy: it may start it once more there.</summary>
-public sealed record RestartVm(string Name, string Host) : ClusterCommand
+/// <summary>The leader's answer to a crash of the VM on its (healthy) host: only while the VM should run there and the cluster has not given up on it.</summary>
+public abstract record CrashAnswer(string Name, string Host) : ClusterCommand
 {
     public override string? HostSubject => Host;
 
     public override string? VmSubject => Name;
 
-    internal override Result<StateChange> Execute(ClusterState state)
-    {
-        if (RecoveryChecks.Crashed(state, Name, Host) is not { } vm)
-        {
-            return RecoveryChecks.NotCrashedThere(state, Name, Host);
-        }
+    internal override Result<StateChange> Execute(ClusterState state) =>
+        state.Vm(Name) is not { } vm ? VmChecks.Unknown(Name)
+        : vm.Host != Host || vm.Desired != VmDesiredState.Running || vm.Recoveries.Error is not null
+            ? FerryError.WrongState($"VM '{Name}' is not meant to run on {Host}, or the cluster gave up on it")
+            : Answer(state, vm, vm.Recoveries, vm.RestartLimits);
 
-        var recovery = vm.Recoveries;
-        if (recovery.Restarts >= vm.RestartLimits.MaxRestarts)
+    private protected abstract Result<StateChange> Answer(ClusterState state, VmRecord vm, VmRecovery recovery, RestartLimits limits);
+}
+
+/// <summary>The VM crashed on its host, which is healthy: it may start it once more there.</summary>
+public sealed record RestartVm(string Name, string Host) : CrashAnswer(Name, Host)
+{
+    private protected override Result<StateChange> Answer(ClusterState state, VmRecord vm, VmRecovery recovery, RestartLimits limits)
+    {
+        if (recovery.Restarts >= limits.MaxRestarts)
         {
             return FerryError.WrongState($"VM '{Name}' was restarted {recovery.Restarts} times on {Host} already (its limit)");
         }
 
         var next = recovery with { Restarts = recovery.Restarts + 1, Grants = recovery.Grants + 1 };
         return new StateChange(state with { Vms = state.Vms.SetItem(Name, vm with { Recovery = next }) },
-            $"VM {Name} crashed on {Host}: restart {next.Restarts} of {vm.RestartLimits.MaxRestarts} there");
+            $"VM {Name} crashed on {Host}: restart {next.Restarts} of {limits.MaxRestarts} there");
     }
 }
 
@@ -30,35 +36,20 @@ public sealed record RestartVm(string Name, string Host) : ClusterCommand
 /// The VM crashed on its host more often than it may be restarted there: it leaves the host (which it
 /// then avoids), and its disks' primaries there are given up, so that it is placed and promoted on another.
 /// </summary>
-public sealed record RelocateVm(string Name, string Host) : ClusterCommand
+public sealed record RelocateVm(string Name, string Host) : CrashAnswer(Name, Host)
 {
-    public override string? HostSubject => Host;
-
-    public override string? VmSubject => Name;
-
-    internal override Result<StateChange> Execute(ClusterState state)
+    private protected override Result<StateChange> Answer(ClusterState state, VmRecord vm, VmRecovery recovery, RestartLimits limits)
     {
-        if (RecoveryChecks.Crashed(state, Name, Host) is not { } vm)
-        {
-            return RecoveryChecks.NotCrashedThere(state, Name, Host);
-        }
-
-        var recovery = vm.Recoveries;
-        if (recovery.Relocations >= vm.RestartLimits.MaxRelocations)
+        if (recovery.Relocations >= limits.MaxRelocations)
         {
             return FerryError.WrongState($"VM '{Name}' was moved {recovery.Relocations} times already (its limit)");
         }
 
         var disks = vm.Spec.Disks.Select(d => d.Volume).OfType<string>().ToHashSet(StringComparer.Ordinal);
-        var primaries = state.Volumes.Values.Where(v => disks.Contains(v.Name) && v.Primary == Host).Select(v => v.Name).ToList();
-        var next = recovery with { Restarts = 0, Relocations = recovery.Relocations + 1, Avoid = Host };
-        return new StateChange(
-            state with
-            {
-                Vms = state.Vms.SetItem(Name, vm with { Host = null, Recovery = next }),
-                Volumes = state.Volumes.SetItems(primaries.Select(v => KeyValuePair.Create(v, state.Volumes[v] with { Primary = null }))),
-            },
-            $"VM {Name} crashed on {Host} after {recovery.Restarts} restarts there: moving it, move {next.Relocations} of {vm.RestartLimits.MaxRelocations}");
+        var (next, _) = state.WithoutPrimaries(Host, v => disks.Contains(v.Name));
+        var moved = recovery with { Restarts = 0, Relocations = recovery.Relocations + 1, Avoid = Host };
+        return new StateChange(next with { Vms = next.Vms.SetItem(Name, vm with { Host = null, Recovery = moved }) },
+            $"VM {Name} crashed on {Host} after {recovery.Restarts} restarts there: moving it, move {moved.Relocations} of {limits.MaxRelocations}");
     }
 }
 
@@ -101,14 +92,4 @@ public sealed record GiveUpVm(string Name, string Reason) : ClusterCommand
         return new StateChange(state with { Vms = state.Vms.SetItem(Name, vm with { Recovery = vm.Recoveries with { Error = Reason } }) },
             $"VM {Name} is not restarted again: {Reason} (ferry vm start {Name} tries again)");
     }
-}
-
-internal static class RecoveryChecks
-{
-    public static VmRecord? Crashed(ClusterState state, string name, string host) =>
-        state.Vm(name) is { Host: { } on, Desired: VmDesiredState.Running } vm && on == host && vm.Recoveries.Error is null ? vm : null;
-
-    public static FerryError NotCrashedThere(ClusterState state, string name, string host) => state.Vm(name) is null
-        ? VmChecks.Unknown(name)
-        : FerryError.WrongState($"VM '{name}' is not meant to run on {host}, or the cluster gave up on it");
 }
