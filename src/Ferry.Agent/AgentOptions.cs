@@ -67,6 +67,17 @@ public sealed record AgentOptions
     /// <summary>A hardware watchdog device the watchdog feeds while the lease holds (null: none).</summary>
     public string? WatchdogDevice { get; init; }
 
+    /// <summary>Memory this host gives placement, in MiB (null: all of it, from /proc/meminfo).</summary>
+    public long? MemoryMiB { get; init; }
+
+    /// <summary>CPUs this host gives placement (null: all of them).</summary>
+    public int? Cpus { get; init; }
+
+    /// <summary>Memory the host keeps for itself and its agent: never given to VMs.</summary>
+    public long ReservedMiB { get; init; } = DefaultReservedMiB;
+
+    public const long DefaultReservedMiB = 1024;
+
     /// <summary>PEM private key of <see cref="NbdTlsCertificate"/> (null: the key is in the certificate file).</summary>
     public string? NbdTlsKey { get; init; }
 }

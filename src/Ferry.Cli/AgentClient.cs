@@ -6,6 +6,7 @@ using System.Text.Json;
 using Ferry.Agent.Api;
 using Ferry.Agent.Events;
 using Ferry.Agent.Vms;
+using Ferry.Cluster.Reconcile;
 using Ferry.Cluster.State;
 using Ferry.Hypervisor;
 using Ferry.Storage.Volumes;
@@ -107,6 +108,11 @@ public sealed class AgentClient : IDisposable
     /// <summary>Sets a host's fence agent, or removes it when <paramref name="request"/> is null.</summary>
     public Task<Result<ClusterStatusView>> SetFenceAgentAsync(string host, FenceAgentRequest? request, CancellationToken ct) =>
         SendAsync<ClusterStatusView>(request is null ? HttpMethod.Delete : HttpMethod.Put, $"api/v1/cluster/hosts/{Uri.EscapeDataString(host)}/fence-agent", request, ct);
+
+    public Task<Result<ClusterStatusView>> SetMaintenanceAsync(string host, bool on, CancellationToken ct) =>
+        SendAsync<ClusterStatusView>(HttpMethod.Post, $"api/v1/cluster/hosts/{Uri.EscapeDataString(host)}/{(on ? "drain" : "undrain")}", null, ct);
+
+    public Task<Result<Risk[]>> VerifyClusterAsync(CancellationToken ct) => SendAsync<Risk[]>(HttpMethod.Get, "api/v1/cluster/verify", null, ct);
 
     public Task<Result<ClusterStatusView>> RemoveHostAsync(string name, bool force, CancellationToken ct) =>
         SendAsync<ClusterStatusView>(HttpMethod.Delete, $"api/v1/cluster/hosts/{Uri.EscapeDataString(name)}" + (force ? "?force=true" : ""), null, ct);

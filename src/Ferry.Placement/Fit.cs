@@ -3,7 +3,8 @@ namespace Ferry.Placement;
 /// <summary>Whether a VM may join the VMs on a host: memory within what the host gives VMs, vCPUs within its overcommit, no twin there.</summary>
 public static class Fit
 {
-    public static bool Allows(HostCapacity host, IEnumerable<VmDemand> onHost, VmDemand vm)
+    /// <param name="twinsApart">Refuse a host where a twin runs (false only for a failed host's VMs that find no other room).</param>
+    public static bool Allows(HostCapacity host, IEnumerable<VmDemand> onHost, VmDemand vm, bool twinsApart = true)
     {
         if (!vm.MayRunOn(host.Name))
         {
@@ -14,7 +15,7 @@ public static class Fit
         var vcpus = vm.VCpus;
         foreach (var other in onHost)
         {
-            if (vm.AntiAffinity is { } group && other.Name != vm.Name && other.AntiAffinity == group)
+            if (twinsApart && vm.AntiAffinity is { } group && other.Name != vm.Name && other.AntiAffinity == group)
             {
                 return false;
             }
@@ -25,6 +26,10 @@ public static class Fit
 
         return memory <= host.UsableMiB && vcpus <= host.UsableVCpus;
     }
+
+    /// <summary>The hosts in the order a VM tries them: its preferred ones first, then the one with the most free memory.</summary>
+    public static IEnumerable<HostCapacity> Ranked(IEnumerable<HostCapacity> hosts, VmDemand vm, Func<string, IEnumerable<VmDemand>> onHost) =>
+        hosts.OrderBy(h => vm.Preference(h.Name)).ThenByDescending(h => FreeMiB(h, onHost(h.Name))).ThenBy(h => h.Name, StringComparer.Ordinal);
 
     /// <summary>Memory a host still gives VMs, with <paramref name="onHost"/> on it.</summary>
     public static long FreeMiB(HostCapacity host, IEnumerable<VmDemand> onHost) => host.UsableMiB - onHost.Sum(v => v.MemoryMiB);

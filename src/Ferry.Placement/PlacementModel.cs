@@ -17,9 +17,27 @@ public sealed record HostCapacity(string Name, long MemoryMiB, int VCpus, long R
 /// <param name="Host">Where it is placed now (null: nowhere).</param>
 /// <param name="AntiAffinity">Its group of twins: two VMs of one group never share a host.</param>
 /// <param name="Candidates">The hosts that may run it at all (those holding an up-to-date copy of each of its disks); null: any.</param>
-public sealed record VmDemand(string Name, long MemoryMiB, int VCpus, string? Host = null, string? AntiAffinity = null, IReadOnlyList<string>? Candidates = null)
+/// <param name="Prefer">Hosts it goes to first, in this order, when it fits there; then any other.</param>
+public sealed record VmDemand(string Name, long MemoryMiB, int VCpus, string? Host = null, string? AntiAffinity = null, IReadOnlyList<string>? Candidates = null, IReadOnlyList<string>? Prefer = null)
 {
     public bool MayRunOn(string host) => Candidates is null || Candidates.Contains(host, StringComparer.Ordinal);
+
+    /// <summary>Whether another host could run it at all: one with its only disk copies (or the only host) is lost with its host, N+1 or not.</summary>
+    public bool CanFailOver => Candidates is null || Candidates.Count > 1;
+
+    /// <summary>Where <paramref name="host"/> stands in the VM's preferences: its index, or after all of them.</summary>
+    public int Preference(string host)
+    {
+        for (var i = 0; i < (Prefer?.Count ?? 0); i++)
+        {
+            if (Prefer![i] == host)
+            {
+                return i;
+            }
+        }
+
+        return int.MaxValue;
+    }
 }
 
 /// <summary>A host whose failure would leave VMs with nowhere to restart.</summary>

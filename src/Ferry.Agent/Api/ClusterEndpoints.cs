@@ -1,5 +1,6 @@
 using System.Security.Cryptography.X509Certificates;
 using Ferry.Agent.Cluster;
+using Ferry.Cluster.Reconcile;
 using Ferry.Cluster.State;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -34,6 +35,11 @@ internal static class ClusterEndpoints
             await JsonBody.HandleAsync<FenceAgentRequest, ClusterStatusView>(request, "fence agent", body => c.SetFenceAgentAsync(name, body.ToAgent(), ct), ct));
         cluster.MapDelete("/hosts/{name}/fence-agent", async (string name, ClusterService c, CancellationToken ct) =>
             ApiResults.From(await c.SetFenceAgentAsync(name, null, ct)));
+        cluster.MapPost("/hosts/{name}/drain", async (string name, ClusterService c, CancellationToken ct) =>
+            ApiResults.From(await c.SetMaintenanceAsync(name, on: true, ct)));
+        cluster.MapPost("/hosts/{name}/undrain", async (string name, ClusterService c, CancellationToken ct) =>
+            ApiResults.From(await c.SetMaintenanceAsync(name, on: false, ct)));
+        cluster.MapGet("/verify", (ClusterService c) => ApiResults.From(c.Verify())).Produces<Risk[]>();
         cluster.MapDelete("/hosts/{name}", async (string name, bool? force, ClusterService c, CancellationToken ct) =>
             ApiResults.From(await c.RemoveAsync(new PeerHostRequest(name, force ?? false), ct)));
 

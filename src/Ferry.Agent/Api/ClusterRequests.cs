@@ -52,8 +52,22 @@ public sealed record ClusterStatusView(
 /// <param name="Health">reachable, unreachable or unknown, as the answering host last saw it.</param>
 /// <param name="Fenced">When and why the host was fenced, while it is.</param>
 /// <param name="FenceAgent">What switches it off when it fails (none: its lease and self-fencing alone).</param>
+/// <param name="Maintenance">Since when it is drained for maintenance, while it is.</param>
+/// <param name="Resources">What it gives VMs, as it last reported.</param>
+/// <param name="UsedMiB">Memory of the VMs placed on it that should run.</param>
 public sealed record HostStatusView(
-    string Name, HostRole Role, string ConsensusAddress, string ApiAddress, bool IsLeader, bool Voting, string Health, HostFence? Fenced = null, FenceAgentView? FenceAgent = null);
+    string Name,
+    HostRole Role,
+    string ConsensusAddress,
+    string ApiAddress,
+    bool IsLeader,
+    bool Voting,
+    string Health,
+    HostFence? Fenced = null,
+    FenceAgentView? FenceAgent = null,
+    HostMaintenance? Maintenance = null,
+    HostResources? Resources = null,
+    long UsedMiB = 0);
 
 internal static class ClusterViews
 {
@@ -71,7 +85,8 @@ internal static class ClusterViews
                 _ => "unknown",
             };
             return new HostStatusView(h.Name, h.Role, h.ConsensusAddress, h.ApiAddress, h.ConsensusAddress == leader, member is not null, health, h.Fenced,
-                h.FenceAgent is { } agent ? FenceAgentView.Of(agent) : null);
+                h.FenceAgent is { } agent ? FenceAgentView.Of(agent) : null, h.Maintenance, state.Report(h.Name).Resources,
+                state.Vms.Values.Where(v => v.Host == h.Name && v.Desired == VmDesiredState.Running).Sum(v => v.Spec.MemoryMiB));
         }).ToList();
         return new ClusterStatusView(
             state.Cluster?.Id ?? Guid.Empty,

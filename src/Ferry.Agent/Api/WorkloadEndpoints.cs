@@ -25,11 +25,15 @@ internal static class WorkloadEndpoints
 
         var vms = app.MapGroup("/api/v1/cluster/vms").WithTags("Cluster VMs");
         vms.MapGet("/", (ClusterWorkloads w) => ApiResults.From(w.Vms())).Produces<VmView[]>();
-        vms.MapPost("/", async (HttpRequest request, int? maxRestarts, int? maxRelocations, ClusterWorkloads w, CancellationToken ct) =>
+        vms.MapPost("/", async (HttpRequest request, int? maxRestarts, int? maxRelocations, string? antiAffinity, string[]? prefer, ClusterWorkloads w, CancellationToken ct) =>
             await JsonBody.HandleAsync<VmSpec, VmView>(
                 request,
                 "VM spec",
-                spec => w.DefineVmAsync(spec, new RestartLimits(maxRestarts ?? RestartLimits.Default.MaxRestarts, maxRelocations ?? RestartLimits.Default.MaxRelocations), ct),
+                spec => w.DefineVmAsync(
+                    spec,
+                    new RestartLimits(maxRestarts ?? RestartLimits.Default.MaxRestarts, maxRelocations ?? RestartLimits.Default.MaxRelocations),
+                    antiAffinity is null && prefer is not { Length: > 0 } ? null : new VmRules(antiAffinity, prefer),
+                    ct),
                 ct,
                 StatusCodes.Status201Created)).Accepts<VmSpec>("application/json").Produces<VmView>(StatusCodes.Status201Created);
         vms.MapGet("/{name}", (string name, ClusterWorkloads w) => ApiResults.From(w.Vm(name))).Produces<VmView>();

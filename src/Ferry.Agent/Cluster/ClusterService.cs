@@ -3,6 +3,7 @@ using System.Security.Cryptography.X509Certificates;
 using DotNext.Net.Cluster.Consensus.Raft;
 using Ferry.Agent.Api;
 using Ferry.Cluster.Consensus;
+using Ferry.Cluster.Reconcile;
 using Ferry.Cluster.Security;
 using Ferry.Cluster.State;
 using Microsoft.Extensions.Hosting;
@@ -301,6 +302,21 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
 
         return await StatusAsync(local: false, ct).ConfigureAwait(false);
     }
+
+    /// <summary>`ferry node drain` and `undrain`: puts a host in maintenance or takes it out; answers with the cluster's status.</summary>
+    public async Task<Result<ClusterStatusView>> SetMaintenanceAsync(string host, bool on, CancellationToken ct)
+    {
+        if (ErrorOf(await ProposeAsync(new SetMaintenance(host, on) { At = time.GetUtcNow() }, ct).ConfigureAwait(false)) is { } error)
+        {
+            return error;
+        }
+
+        return await StatusAsync(local: false, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>`ferry cluster verify`: what puts the cluster at risk now.</summary>
+    public Result<IReadOnlyList<Risk>> Verify() =>
+        _node is { } node ? Result<IReadOnlyList<Risk>>.Ok(ClusterVerify.Risks(node.State)) : ClusterErrors.NotInCluster;
 
     /// <summary>On the leader: `ferry node remove`. The state forgets the host first (refusable), then the consensus group.</summary>
     public async Task<Result<ClusterStatusView>> RemoveAsync(PeerHostRequest request, CancellationToken ct)

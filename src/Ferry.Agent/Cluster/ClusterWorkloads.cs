@@ -56,7 +56,7 @@ internal sealed class ClusterWorkloads(ClusterService cluster, VmManager vms, Ag
     public Result<VmView> Vm(string name) =>
         State().Then(state => state.Vm(name) is { } vm ? View(state, vm) : (Result<VmView>)UnknownVm(name));
 
-    public async Task<Result<VmView>> DefineVmAsync(VmSpec spec, RestartLimits limits, CancellationToken ct)
+    public async Task<Result<VmView>> DefineVmAsync(VmSpec spec, RestartLimits limits, VmRules? rules, CancellationToken ct)
     {
         if (!State().TryGetValue(out var state, out var error))
         {
@@ -69,7 +69,7 @@ internal sealed class ClusterWorkloads(ClusterService cluster, VmManager vms, Ag
             return invalid;
         }
 
-        return await ProposeAsync(new DefineVm(spec, limits), ct).ConfigureAwait(false) is { } refused ? refused : Vm(spec.Name);
+        return await ProposeAsync(new DefineVm(spec, limits, rules), ct).ConfigureAwait(false) is { } refused ? refused : Vm(spec.Name);
     }
 
     public async Task<Result<VmView>> StartAsync(string name, CancellationToken ct)
@@ -85,7 +85,7 @@ internal sealed class ClusterWorkloads(ClusterService cluster, VmManager vms, Ag
         }
 
         // Refused up front when no host can take it, rather than left waiting for a place.
-        if (vm.Host is null && Placement.Choose(state, vm).Error is { } unplaceable)
+        if (vm.Host is null && Ferry.Cluster.Reconcile.Placement.Choose(state, vm).Error is { } unplaceable)
         {
             return unplaceable;
         }

@@ -28,6 +28,7 @@ internal sealed partial class LocalManager(
     private readonly Dictionary<string, (int Failures, DateTimeOffset NotBefore, string Problem)> _backoff = new(StringComparer.Ordinal);
     private HostReport? _reported;
     private readonly Dictionary<string, long> _startedAtGrant = new(StringComparer.Ordinal);
+    private readonly HostResources _resources = HostResourcesProbe.Read(options);
 
     /// <summary>Passes in a row that may follow one another at once; then the manager waits, whatever a step claims.</summary>
     private const int MaxPassesInARow = 10;
@@ -251,7 +252,7 @@ internal sealed partial class LocalManager(
             running[subject] = new VmReport(VmState.Stopped, problem);
         }
 
-        var report = new HostReport(time.GetUtcNow(), copies.ToImmutable(), running.ToImmutable());
+        var report = new HostReport(time.GetUtcNow(), copies.ToImmutable(), running.ToImmutable(), _resources);
         if (report.SaysSameAs(_reported))
         {
             return;

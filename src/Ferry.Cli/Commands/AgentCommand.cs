@@ -29,9 +29,12 @@ internal static class AgentCommand
             Description = "Hardware watchdog the host's watchdog feeds while the lease holds: auto (/dev/watchdog if present), none, or a path",
             DefaultValueFactory = _ => "auto",
         };
+        var memory = new Option<string?>("--memory") { Description = "Memory placement may give VMs on this host, reserve included, e.g. 64G (default: all of it)" };
+        var cpus = new Option<int?>("--cpus") { Description = "CPUs placement counts on this host (default: all of them)" };
+        var reserve = new Option<string>("--reserve") { Description = "Memory the host keeps for itself, never given to VMs", DefaultValueFactory = _ => $"{AgentOptions.DefaultReservedMiB}M" };
         var stopTimeout = new Option<int>("--stop-timeout") { Description = "Seconds a graceful stop waits for the guest", DefaultValueFactory = _ => 30 };
 
-        var command = new Command("agent", "Run the Ferry agent on this host") { data, listen, qemu, accel, nbdListen, nbdCert, nbdKey, hostName, replicationListen, replicationCert, replicationKey, replicationCa, authority, consensusListen, peerListen, watchdogDevice, stopTimeout };
+        var command = new Command("agent", "Run the Ferry agent on this host") { data, listen, qemu, accel, nbdListen, nbdCert, nbdKey, hostName, replicationListen, replicationCert, replicationKey, replicationCa, authority, consensusListen, peerListen, watchdogDevice, memory, cpus, reserve, stopTimeout };
         command.SetAction(async (parse, ct) =>
         {
             if (parse.GetValue(stopTimeout) is var seconds and (< 1 or > 3600))
@@ -66,8 +69,32 @@ internal static class AgentCommand
                 }
             }
 
+            long? memoryMiB = null;
+            if (parse.GetValue(memory) is { } memoryText)
+            {
+                if (!SizeParser.ParseMiB(memoryText).TryGetValue(out var parsed, out var memoryError))
+                {
+                    return CliContext.Fail(memoryError);
+                }
+
+                memoryMiB = parsed;
+            }
+
+            if (!SizeParser.ParseMiB(parse.GetValue(reserve)!).TryGetValue(out var reservedMiB, out var reserveError))
+            {
+                return CliContext.Fail(reserveError);
+            }
+
+            if (parse.GetValue(cpus) is < 1)
+            {
+                return CliContext.Fail(FerryError.InvalidArgument($"invalid --cpus {parse.GetValue(cpus)}: give 1 or more"));
+            }
+
             var options = new AgentOptions
             {
+                MemoryMiB = memoryMiB,
+                Cpus = parse.GetValue(cpus),
+                ReservedMiB = reservedMiB,
                 DataDirectory = Path.GetFullPath(parse.GetValue(data)!),
                 Listen = parse.GetValue(listen)!,
                 QemuBinary = parse.GetValue(qemu)!,

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Ferry.Agent.Api;
+using Ferry.Cluster.Reconcile;
 using Ferry.Cluster.State;
 using Spectre.Console;
 
@@ -15,6 +16,7 @@ internal static class ClusterCommands
         cluster.Subcommands.Add(JoinToken());
         cluster.Subcommands.Add(Status());
         cluster.Subcommands.Add(Events());
+        cluster.Subcommands.Add(Verify());
         return cluster;
     }
 
@@ -24,6 +26,8 @@ internal static class ClusterCommands
         node.Subcommands.Add(Join());
         node.Subcommands.Add(Remove());
         node.Subcommands.Add(FenceAgent());
+        node.Subcommands.Add(Maintenance("drain", "Put a host in maintenance: its VMs move away and no VM is placed on it", on: true));
+        node.Subcommands.Add(Maintenance("undrain", "Take a host out of maintenance: it takes VMs again", on: false));
         return node;
     }
 
@@ -112,6 +116,44 @@ internal static class ClusterCommands
         return command;
     }
 
+    private static Command Maintenance(string verb, string description, bool on)
+    {
+        var name = new Argument<string>("host") { Description = "The host's name" };
+        var command = new Command(verb, description) { name };
+        command.SetAction(CliContext.Action(async (context, parse, ct) =>
+            context.Print(await context.Client.SetMaintenanceAsync(parse.GetValue(name)!, on, ct).ConfigureAwait(false), RenderStatus)));
+        return command;
+    }
+
+    private static Command Verify()
+    {
+        var command = new Command("verify", "What puts the cluster at risk: N+1 (which host's loss strands which VMs), twins on one host, capacity, copies");
+        command.SetAction(CliContext.Action(async (context, _, ct) =>
+        {
+            var risks = await context.Client.VerifyClusterAsync(ct).ConfigureAwait(false);
+            var exit = context.Print(risks, found =>
+            {
+                if (found.Length == 0)
+                {
+                    Console.Out.WriteLine("no risks found: the cluster can absorb the loss of any one host");
+                    return;
+                }
+
+                var table = new Table().AddColumns("severity", "kind", "hosts", "VMs", "what");
+                foreach (var risk in found)
+                {
+                    table.AddRow(FerryJson.Name(risk.Severity), risk.Kind, Markup.Escape(string.Join(", ", risk.Hosts)), Markup.Escape(string.Join(", ", risk.Vms)), Markup.Escape(risk.Message));
+                }
+
+                CliContext.Write(table);
+            });
+
+            // Like a check: errors make the command fail, so scripts and monitoring can act on it.
+            return exit == ExitCodes.Ok && risks.Value!.Any(r => r.Severity == RiskSeverity.Error) ? ExitCodes.Failure : exit;
+        }));
+        return command;
+    }
+
     private static Command Remove()
     {
         var name = new Argument<string>("host") { Description = "The host's name" };
@@ -153,7 +195,7 @@ internal static class ClusterCommands
     {
         Console.Out.WriteLine($"cluster {status.Name} ({status.ClusterId})");
         Console.Out.WriteLine($"leader {status.Leader ?? "none"}, term {status.Term}, commit index {status.CommitIndex}, applied {status.AppliedIndex} (seen by {status.SeenBy})");
-        var table = new Table().AddColumns("host", "role", "consensus", "peer api", "voting", "health", "fencing");
+        var table = new Table().AddColumns("host", "role", "consensus", "peer api", "voting", "health", "memory", "fencing");
         foreach (var host in status.Hosts)
         {
             table.AddRow(
@@ -162,7 +204,9 @@ internal static class ClusterCommands
                 host.ConsensusAddress,
                 host.ApiAddress,
                 host.Voting ? "yes" : "no",
-                Markup.Escape(host.Fenced is { } fence ? $"{host.Health}, fenced since {fence.At:HH:mm:ss} ({fence.Reason})" : host.Health),
+                Markup.Escape(host.Fenced is { } fence ? $"{host.Health}, fenced since {fence.At:HH:mm:ss} ({fence.Reason})"
+                    : host.Maintenance is { } maintenance ? $"{host.Health}, in maintenance since {maintenance.Since:HH:mm:ss}" : host.Health),
+                host.Resources is { } r ? $"{host.UsedMiB}/{r.MemoryMiB - r.ReservedMiB} MiB" : host.Role == HostRole.Member ? "?" : "-",
                 Markup.Escape(host.FenceAgent is { } agent ? string.Join(' ', agent.Command.Select(Path.GetFileName)) : host.Role == HostRole.Member ? "lease only" : "-"));
         }
 

@@ -46,7 +46,10 @@ internal static class VmCommands
         var maxRestarts = new Option<int?>("--max-restarts") { Description = $"In a cluster: restarts on its host after a crash before it moves (default {RestartLimits.Default.MaxRestarts})" };
         var maxRelocations = new Option<int?>("--max-relocations") { Description = $"In a cluster: moves to another host after crashes before the cluster gives up (default {RestartLimits.Default.MaxRelocations})" };
 
-        var command = new Command("create", "Create a VM") { name, cpus, memory, disks, kernel, initrd, append, forwards, bridge, noNet, health, maxRestarts, maxRelocations, start };
+        var antiAffinity = new Option<string>("--anti-affinity") { Description = "In a cluster: the VM's group of twins; two VMs of one group never run on one host" };
+        var prefer = new Option<string[]>("--prefer") { Description = "In a cluster: a host the VM runs on first when it can take it (repeatable, in order)" };
+
+        var command = new Command("create", "Create a VM") { name, cpus, memory, disks, kernel, initrd, append, forwards, bridge, noNet, health, maxRestarts, maxRelocations, antiAffinity, prefer, start };
         command.SetAction(CliContext.Action(async (context, parse, ct) =>
         {
             var spec = BuildSpec(parse, name, cpus, memory, disks, kernel, initrd, append, forwards, bridge, noNet);
@@ -56,12 +59,25 @@ internal static class VmCommands
             }
 
             value = value with { HealthCheck = parse.GetValue(health) };
-            var limits = (parse.GetValue(maxRestarts), parse.GetValue(maxRelocations)) switch
+            // Cluster-only settings travel in the query; a single host's agent ignores them.
+            var query = new List<string>();
+            if (parse.GetValue(maxRestarts) is { } restarts)
             {
-                (null, null) => "",
-                var (restarts, relocations) => $"?maxRestarts={restarts ?? RestartLimits.Default.MaxRestarts}&maxRelocations={relocations ?? RestartLimits.Default.MaxRelocations}",
-            };
-            var created = await context.Client.CreateVmAsync(value, ct, limits).ConfigureAwait(false);
+                query.Add($"maxRestarts={restarts}");
+            }
+
+            if (parse.GetValue(maxRelocations) is { } relocations)
+            {
+                query.Add($"maxRelocations={relocations}");
+            }
+
+            if (parse.GetValue(antiAffinity) is { } group)
+            {
+                query.Add($"antiAffinity={Uri.EscapeDataString(group)}");
+            }
+
+            query.AddRange((parse.GetValue(prefer) ?? []).Select(host => $"prefer={Uri.EscapeDataString(host)}"));
+            var created = await context.Client.CreateVmAsync(value, ct, query.Count == 0 ? "" : "?" + string.Join('&', query)).ConfigureAwait(false);
             if (created.IsOk && parse.GetValue(start))
             {
                 created = await context.Client.VmActionAsync(value.Name, "start", ct).ConfigureAwait(false);

@@ -204,3 +204,34 @@ public static class JoinTokenCheck
         return null;
     }
 }
+
+/// <summary>
+/// Puts a host in maintenance (drain: no VM is placed on it and its VMs move away) or takes it out
+/// again (undrain). Repeating it changes nothing.
+/// </summary>
+public sealed record SetMaintenance(string Name, bool On) : ClusterCommand
+{
+    public override string? HostSubject => Name;
+
+    internal override Result<StateChange> Execute(ClusterState state)
+    {
+        if (state.Host(Name) is not { } host)
+        {
+            return FerryError.NotFound($"no host named '{Name}' in the cluster");
+        }
+
+        if (host.Role != HostRole.Member)
+        {
+            return FerryError.InvalidArgument($"host '{Name}' is a witness: it runs no VMs to drain");
+        }
+
+        if (On == host.Maintenance is not null)
+        {
+            return new StateChange(state, On ? $"host {Name} is in maintenance already" : $"host {Name} is not in maintenance");
+        }
+
+        return new StateChange(
+            state with { Hosts = state.Hosts.SetItem(Name, host with { Maintenance = On ? new HostMaintenance(At) : null }) },
+            On ? $"host {Name} in maintenance: its VMs move away, none is placed on it" : $"host {Name} out of maintenance: it takes VMs again");
+    }
+}

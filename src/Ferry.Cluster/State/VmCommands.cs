@@ -3,7 +3,7 @@ using Ferry.Hypervisor;
 namespace Ferry.Cluster.State;
 
 /// <summary>Declares a VM, stopped and unplaced. Its volume disks must exist.</summary>
-public sealed record DefineVm(VmSpec Spec, RestartLimits? Limits = null) : ClusterCommand
+public sealed record DefineVm(VmSpec Spec, RestartLimits? Limits = null, VmRules? Rules = null) : ClusterCommand
 {
     public override string? VmSubject => Spec.Name;
 
@@ -33,16 +33,20 @@ public sealed record DefineVm(VmSpec Spec, RestartLimits? Limits = null) : Clust
             }
         }
 
-        if (Limits?.Invalid() is { } invalid)
+        if ((Limits?.Invalid() ?? Rules?.Invalid()) is { } invalid)
         {
             return invalid;
         }
 
-        return new StateChange(state with { Vms = state.Vms.Add(Spec.Name, new VmRecord(Spec, VmDesiredState.Stopped, null, At, Limits)) }, $"VM {Spec.Name} defined");
+        return new StateChange(state with { Vms = state.Vms.Add(Spec.Name, new VmRecord(Spec, VmDesiredState.Stopped, null, At, Limits, Rules: Rules)) }, $"VM {Spec.Name} defined");
     }
 }
 
-/// <summary>Whether the VM should run. Repeating it changes nothing.</summary>
+/// <summary>
+/// Whether the VM should run. Repeating it changes nothing. A start is admitted only where the VM fits
+/// next to the others, away from its twins, and the cluster can still absorb the loss of any one host
+/// (N+1); a VM whose disks hold it back is admitted and waits, saying why.
+/// </summary>
 public sealed record SetVmDesiredState(string Name, VmDesiredState Desired) : ClusterCommand
 {
     public override string? VmSubject => Name;
@@ -52,6 +56,11 @@ public sealed record SetVmDesiredState(string Name, VmDesiredState Desired) : Cl
         if (state.Vm(Name) is not { } vm)
         {
             return VmChecks.Unknown(Name);
+        }
+
+        if (Desired == VmDesiredState.Running && vm.Desired != VmDesiredState.Running && Reconcile.Placement.Refusal(state, vm) is { } refused)
+        {
+            return refused;
         }
 
         // Asked to start (again), the VM gets its full restart and relocation budget back.

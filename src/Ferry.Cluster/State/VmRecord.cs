@@ -12,9 +12,13 @@ public enum VmDesiredState
 /// <param name="Host">The one host the VM is placed on (null: not placed). A VM runs only where it is placed.</param>
 /// <param name="Limits">How often the cluster restarts a crashed VM in place, and then moves it, before it gives up.</param>
 /// <param name="Recovery">What the cluster has done about the VM's crashes since it was last asked to start it.</param>
-public sealed record VmRecord(VmSpec Spec, VmDesiredState Desired, string? Host, DateTimeOffset DefinedAt, RestartLimits? Limits = null, VmRecovery? Recovery = null)
+/// <param name="Rules">Where it may run and what it waits for.</param>
+public sealed record VmRecord(
+    VmSpec Spec, VmDesiredState Desired, string? Host, DateTimeOffset DefinedAt, RestartLimits? Limits = null, VmRecovery? Recovery = null, VmRules? Rules = null)
 {
     public string Name => Spec.Name;
+
+    public VmRules PlacementRules => Rules ?? VmRules.None;
 
     public RestartLimits RestartLimits => Limits ?? RestartLimits.Default;
 
@@ -45,4 +49,26 @@ public sealed record VmRecovery(int Restarts, int Relocations, string? Avoid, st
 
     /// <summary>The budget whole again; the count of grants goes on.</summary>
     public VmRecovery Forgiven() => None with { Grants = Grants };
+}
+
+/// <summary>How a VM is placed.</summary>
+/// <param name="AntiAffinity">Its group of twins: two VMs of one group never run on one host.</param>
+/// <param name="Prefer">Hosts it runs on first, in this order, when they can take it.</param>
+public sealed record VmRules(string? AntiAffinity = null, IReadOnlyList<string>? Prefer = null)
+{
+    public static VmRules None { get; } = new();
+
+    public IReadOnlyList<string> PreferredHosts => Prefer ?? [];
+
+    public FerryError? Invalid()
+    {
+        if (AntiAffinity is { } group && !ResourceName.IsValid(group))
+        {
+            return FerryError.InvalidArgument($"invalid anti-affinity group '{group}': {ResourceName.Rule}");
+        }
+
+        return PreferredHosts.FirstOrDefault(h => !ResourceName.IsValid(h)) is { } host
+            ? FerryError.InvalidArgument($"invalid preferred host '{host}': {ResourceName.Rule}")
+            : null;
+    }
 }
