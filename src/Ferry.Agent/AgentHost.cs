@@ -82,6 +82,8 @@ public static class AgentHost
         builder.Services.AddSingleton<HealthProbes>();
         builder.Services.AddSingleton<Fencer>();
         builder.Services.AddSingleton<LeaseKeeper>();
+        builder.Services.AddSingleton<MigrationSource>();
+        builder.Services.AddSingleton<MigrationTarget>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<LeaseKeeper>());
         builder.Services.AddHostedService<LocalManager>();
         builder.Services.AddHostedService<ResourceManager>();

@@ -46,7 +46,7 @@ public sealed class AgentClient : IDisposable
     /// <summary>start and stop go through the cluster when there is one; restart, pause and resume act on this host's QEMU.</summary>
     public async Task<Result<VmView>> VmActionAsync(string name, string action, CancellationToken ct, string query = "")
     {
-        var vms = action is "start" or "stop" ? await VmsAsync(ct).ConfigureAwait(false) : "api/v1/vms";
+        var vms = action is "start" or "stop" or "migrate" ? await VmsAsync(ct).ConfigureAwait(false) : "api/v1/vms";
         return await SendAsync<VmView>(HttpMethod.Post, $"{vms}/{Uri.EscapeDataString(name)}/{action}{query}", null, ct).ConfigureAwait(false);
     }
 

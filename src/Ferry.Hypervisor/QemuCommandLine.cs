@@ -7,7 +7,8 @@ namespace Ferry.Hypervisor;
 public static class QemuCommandLine
 {
     /// <param name="volumeSocket">The local agent's NBD socket, for disks that are Ferry volumes.</param>
-    public static IReadOnlyList<string> Build(VmSpec spec, VmRunPaths paths, Accelerator accelerator, string? volumeSocket = null)
+    /// <param name="incoming">Start paused, waiting for a live migration's state (QMP migrate-incoming says where).</param>
+    public static IReadOnlyList<string> Build(VmSpec spec, VmRunPaths paths, Accelerator accelerator, string? volumeSocket = null, bool incoming = false)
     {
         var args = new List<string>
         {
@@ -52,6 +53,12 @@ public static class QemuCommandLine
         for (var i = 0; i < spec.Nics.Count; i++)
         {
             AddNic(args, i, spec.Nics[i]);
+        }
+
+        if (incoming)
+        {
+            // Paused even once the state is in: the source's host says when this one may run.
+            args.AddRange(["-S", "-incoming", "defer"]);
         }
 
         return args;

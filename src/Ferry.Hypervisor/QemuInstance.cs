@@ -39,7 +39,8 @@ public sealed class QemuInstance : IAsyncDisposable
         string? volumeSocket,
         Action<QmpEvent> onEvent,
         TimeProvider time,
-        CancellationToken ct)
+        CancellationToken ct,
+        bool incoming = false)
     {
         if (ProcessRunner.Resolve(qemuBinary) is not { } binary)
         {
@@ -57,7 +58,7 @@ public sealed class QemuInstance : IAsyncDisposable
             File.Delete(stale);
         }
 
-        var args = QemuCommandLine.Build(spec, paths, accelerator, volumeSocket);
+        var args = QemuCommandLine.Build(spec, paths, accelerator, volumeSocket, incoming);
         var result = await ProcessRunner.RunAsync(binary, args, LaunchTimeout, time, ct).ConfigureAwait(false);
         if (result.TimedOut || result.ExitCode != 0)
         {
@@ -113,6 +114,39 @@ public sealed class QemuInstance : IAsyncDisposable
     public Task PauseAsync(CancellationToken ct) => _qmp.ExecuteAsync("stop", null, ct);
 
     public Task ResumeAsync(CancellationToken ct) => _qmp.ExecuteAsync("cont", null, ct);
+
+    /// <summary>On a VM started incoming: listens for the migration stream on <paramref name="address"/> (any port); answers the port.</summary>
+    public async Task<int> ListenForMigrationAsync(string address, CancellationToken ct)
+    {
+        await _qmp.ExecuteAsync("migrate-incoming", new { uri = $"tcp:{address}:0" }, ct).ConfigureAwait(false);
+        var status = await _qmp.ExecuteAsync("query-migrate", null, ct).ConfigureAwait(false);
+        foreach (var socket in status.TryGetProperty("socket-address", out var list) ? list.EnumerateArray() : default)
+        {
+            if (socket.TryGetProperty("port", out var port) && int.TryParse(port.GetString(), NumberStyles.None, CultureInfo.InvariantCulture, out var value))
+            {
+                return value;
+            }
+        }
+
+        throw new QmpException("QEMU listens for the migration but did not say on which port");
+    }
+
+    /// <summary>Sends the VM's state to <paramref name="uri"/> (tcp:HOST:PORT) within the downtime limit and bandwidth; returns at once.</summary>
+    public async Task StartMigrationAsync(string uri, MigrationSettings settings, CancellationToken ct)
+    {
+        await _qmp.ExecuteAsync("migrate-set-parameters", new Dictionary<string, object>
+        {
+            ["downtime-limit"] = (long)settings.DowntimeLimit.TotalMilliseconds,
+            ["max-bandwidth"] = settings.BandwidthBytesPerSecond,
+        }, ct).ConfigureAwait(false);
+        await _qmp.ExecuteAsync("migrate", new { uri }, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Where the outgoing migration stands (query-migrate).</summary>
+    public async Task<MigrationProgress> QueryMigrationAsync(CancellationToken ct) =>
+        MigrationProgress.From(await _qmp.ExecuteAsync("query-migrate", null, ct).ConfigureAwait(false));
+
+    public Task CancelMigrationAsync(CancellationToken ct) => _qmp.ExecuteAsync("migrate_cancel", null, ct);
 
     /// <summary>Presses the ACPI power button; the guest decides whether and when to power off.</summary>
     public Task PowerdownAsync(CancellationToken ct) => _qmp.ExecuteAsync("system_powerdown", null, ct);

@@ -63,6 +63,10 @@ internal static class ClusterEndpoints
                     ? await leases.RenewAsync(body, ct)
                     : FerryError.InvalidArgument($"a host renews its own lease only, not {body.Host}'s"), ct));
         members.MapGet("/status", async (ClusterService c, CancellationToken ct) => ApiResults.From(await c.StatusAsync(local: true, ct)));
+        members.MapPost("/migrations/prepare", async (HttpRequest request, MigrationTarget target, CancellationToken ct) =>
+            await JsonBody.HandleAsync<MigrationRequest, MigrationReady>(request, "migration request", body => target.PrepareAsync(body, ct), ct));
+        members.MapPost("/migrations/resume", async (HttpRequest request, MigrationTarget target, CancellationToken ct) =>
+            await JsonBody.HandleAsync<MigrationRequest, MigrationReady>(request, "migration request", body => target.ResumeAsync(body, ct), ct));
     }
 
     // Kestrel already refused certificates that do not chain to the cluster authority; here, a missing one is refused.

@@ -25,7 +25,7 @@ internal static class WorkloadEndpoints
 
         var vms = app.MapGroup("/api/v1/cluster/vms").WithTags("Cluster VMs");
         vms.MapGet("/", (ClusterWorkloads w) => ApiResults.From(w.Vms())).Produces<VmView[]>();
-        vms.MapPost("/", async (HttpRequest request, int? maxRestarts, int? maxRelocations, string? antiAffinity, string[]? prefer, ClusterWorkloads w, CancellationToken ct) =>
+        vms.MapPost("/", async (HttpRequest request, int? maxRestarts, int? maxRelocations, string? antiAffinity, [Microsoft.AspNetCore.Mvc.FromQuery] string[]? prefer, ClusterWorkloads w, CancellationToken ct) =>
             await JsonBody.HandleAsync<VmSpec, VmView>(
                 request,
                 "VM spec",
@@ -40,6 +40,7 @@ internal static class WorkloadEndpoints
         vms.MapDelete("/{name}", async (string name, ClusterWorkloads w, CancellationToken ct) =>
             await w.DeleteVmAsync(name, ct) is { } error ? ApiResults.Problem(error) : Results.NoContent());
         vms.MapPost("/{name}/start", async (string name, ClusterWorkloads w, CancellationToken ct) => ApiResults.From(await w.StartAsync(name, ct))).Produces<VmView>();
+        vms.MapPost("/{name}/migrate", async (string name, string? to, ClusterWorkloads w, CancellationToken ct) => ApiResults.From(await w.MigrateAsync(name, to, ct))).Produces<VmView>();
         vms.MapPost("/{name}/stop", async (string name, ClusterWorkloads w, CancellationToken ct) => ApiResults.From(await w.StopAsync(name, ct))).Produces<VmView>();
     }
 }

@@ -54,8 +54,9 @@ internal static class WorkloadViews
         var desired = vm.Desired == VmDesiredState.Running ? DesiredState.Running : DesiredState.Stopped;
         // Once the cluster gave up on a crashing VM, that says more than the host's account of the last exit.
         var waiting = vm.Recoveries.Error is null ? report?.Problem ?? ResourcePlan.Waiting(state, vm) : ResourcePlan.Waiting(state, vm);
-        return local is not null
+        var view = local is not null
             ? local with { Desired = desired, Managed = true, Host = vm.Host, Waiting = waiting }
             : new VmView(vm.Name, report?.State ?? VmState.Stopped, desired, null, null, null, null, vm.Spec, true, vm.Host, waiting);
+        return view with { Migration = vm.Migration, LastMigration = vm.LastMigration, Rules = vm.Rules, Home = vm.Home };
     }
 }

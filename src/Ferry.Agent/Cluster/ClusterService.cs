@@ -359,6 +359,26 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
             .ConfigureAwait(false);
     }
 
+    /// <summary>A request to another member's peer API (cluster certificates both ways).</summary>
+    public async Task<Result<T>> CallHostAsync<T>(string host, string path, object body, TimeSpan timeout, CancellationToken ct)
+    {
+        if (_peers is not { } peers || State?.Host(host) is not { } record)
+        {
+            return FerryError.Unavailable($"host '{host}' is not a member this host can reach");
+        }
+
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(timeout);
+        try
+        {
+            return await peers.SendAsync<T>(HttpMethod.Post, new Uri(new Uri(record.ApiAddress), path), PeerClient.Body(body), deadline.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return FerryError.Unavailable($"{host} did not answer within {timeout.TotalSeconds:0.#} s");
+        }
+    }
+
     /// <summary>The cluster as the leader sees it (every host's health), or as this host does when no leader answers.</summary>
     public async Task<Result<ClusterStatusView>> StatusAsync(bool local, CancellationToken ct, bool linearizable = false)
     {

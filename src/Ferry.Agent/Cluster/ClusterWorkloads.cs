@@ -93,6 +93,48 @@ internal sealed class ClusterWorkloads(ClusterService cluster, VmManager vms, Ag
         return await SetDesiredAsync(name, VmDesiredState.Running, report => report.State is VmState.Running or VmState.Paused, ct).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// `ferry vm migrate`: moves the running VM live to <paramref name="to"/> (or where placement says) and
+    /// waits until the migration ended; a failed one is an error that says why (the VM runs on where it was).
+    /// </summary>
+    public async Task<Result<VmView>> MigrateAsync(string name, string? to, CancellationToken ct)
+    {
+        if (!State().TryGetValue(out var state, out var error))
+        {
+            return error;
+        }
+
+        if (state.Vm(name) is not { } vm)
+        {
+            return UnknownVm(name);
+        }
+
+        if (to is null && !Ferry.Cluster.Reconcile.Placement.MigrationTarget(state, vm).TryGetValue(out to, out var noTarget))
+        {
+            return noTarget;
+        }
+
+        var id = Guid.NewGuid();
+        if (await ProposeAsync(new BeginMigration(name, to, id), ct).ConfigureAwait(false) is { } refused)
+        {
+            return refused;
+        }
+
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(MigrationSource.MigrationTimeout + TimeSpan.FromMinutes(2));
+        while (cluster.State?.Vm(name) is { } now)
+        {
+            if (now.LastMigration is { } result && result.Id == id)
+            {
+                return result.Succeeded ? View(cluster.State, now) : FerryError.Unavailable($"the migration of VM '{name}' to {to} failed, and it runs on {now.Host}: {result.Error}");
+            }
+
+            await cluster.WaitForChangeAsync(TimeSpan.FromMilliseconds(200), deadline.Token).ConfigureAwait(false);
+        }
+
+        return UnknownVm(name);
+    }
+
     public Task<Result<VmView>> StopAsync(string name, CancellationToken ct) =>
         SetDesiredAsync(name, VmDesiredState.Stopped, report => report.State is VmState.Stopped or VmState.Crashed, ct);
 

@@ -18,7 +18,16 @@ namespace Ferry.Agent.Cluster;
 /// back into the state when that changed. Idle while the host is in no cluster.
 /// </summary>
 internal sealed partial class LocalManager(
-    ClusterService cluster, LeaseKeeper lease, VmManager vms, VolumeStore store, VolumeReplication replication, HealthProbes health, AgentOptions options, TimeProvider time, ILoggerFactory loggers)
+    ClusterService cluster,
+    LeaseKeeper lease,
+    VmManager vms,
+    VolumeStore store,
+    VolumeReplication replication,
+    HealthProbes health,
+    MigrationSource migrations,
+    AgentOptions options,
+    TimeProvider time,
+    ILoggerFactory loggers)
     : BackgroundService
 {
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
@@ -45,6 +54,7 @@ internal sealed partial class LocalManager(
                 // state says it is fenced: its VMs and primaries were taken away, and it is let back by the log.
                 if (lease.Holds && cluster.State is { Cluster: not null } state && state.Host(options.HostName) is { Role: HostRole.Member, Fenced: null })
                 {
+                    migrations.Watch(state, stoppingToken);
                     acted = await PassAsync(state, stoppingToken).ConfigureAwait(false);
                 }
             }
@@ -137,6 +147,8 @@ internal sealed partial class LocalManager(
                 }
 
                 return notStarted;
+            case LocalStep.ResumeVm resume:
+                return (await vms.ResumeAsync(resume.Name, ct).ConfigureAwait(false)).Error;
             case LocalStep.CreateCopy create:
                 if ((await store.CreateSeededAsync(create.Volume, create.SizeBytes, create.Id, create.Seed, ct).ConfigureAwait(false)).Error is { } notCreated)
                 {
@@ -150,7 +162,7 @@ internal sealed partial class LocalManager(
             case LocalStep.ConfigureCopy configure:
                 return await WithCopyAsync(configure.Volume, async copy =>
                 {
-                    await copy.ApplySettingsAsync(copy.Settings with { Protocol = configure.Protocol, Peers = configure.Peers }, ct).ConfigureAwait(false);
+                    await copy.ApplySettingsAsync(copy.Settings with { Protocol = configure.Protocol, Peers = configure.Peers, AllowTwoPrimaries = false }, ct).ConfigureAwait(false);
                     return null;
                 }, ct).ConfigureAwait(false);
             case LocalStep.PromoteCopy promote:
@@ -218,7 +230,7 @@ internal sealed partial class LocalManager(
             if (replication.TryGet(volume.Name, out var copy))
             {
                 var s = copy.Settings;
-                copies[volume.Name] = new LocalCopy(copy.VolumeId, s.Role, volume.Metadata.Current.Disk, copy.Epoch, s.Managed, s.Protocol, s.Peers);
+                copies[volume.Name] = new LocalCopy(copy.VolumeId, s.Role, volume.Metadata.Current.Disk, copy.Epoch, s.Managed, s.Protocol, s.Peers, s.AllowTwoPrimaries);
             }
         }
 
@@ -272,6 +284,7 @@ internal sealed partial class LocalManager(
         LocalStep.ForgetVm => "forget VM (placed elsewhere or deleted)",
         LocalStep.DefineVm => "define VM",
         LocalStep.StartVm => "start VM",
+        LocalStep.ResumeVm => "resume VM (left paused by a migration to this host)",
         LocalStep.CreateCopy => "create copy",
         LocalStep.ConfigureCopy c => $"replicate with [{string.Join(", ", c.Peers.Select(p => p.Host))}], protocol {c.Protocol}",
         LocalStep.PromoteCopy p => $"promote copy at epoch {p.Epoch}",

@@ -56,12 +56,17 @@ public sealed class VmManager : IAsyncDisposable
                 lock (runtime.StateLock)
                 {
                     runtime.Instance = instance;
-                    runtime.State = status == "paused" ? VmState.Paused : VmState.Running;
+                    runtime.State = status is "paused" or "inmigrate" or "postmigrate" ? VmState.Paused : VmState.Running;
                     runtime.ExitWatcher = WatchExitAsync(record.Name, runtime, instance);
                 }
 
                 Log.VmReattached(_logger, record.Name, instance.Pid);
                 _events.Append("vm.reattached", record.Name, $"found running QEMU (pid {instance.Pid}) after agent start");
+                if (status == "postmigrate")
+                {
+                    // Its state went to another host by a live migration: this instance must never run again.
+                    await StopAsync(record.Name, force: true, ct).ConfigureAwait(false);
+                }
             }
             else if (record.Desired == DesiredState.Running)
             {
@@ -120,7 +125,83 @@ public sealed class VmManager : IAsyncDisposable
     }
 
     public Task<Result<VmView>> StartAsync(string name, CancellationToken ct) =>
-        RunAsync(name, VmOperation.Start, StartLockedAsync, ct);
+        RunAsync(name, VmOperation.Start, (record, runtime, c) => StartLockedAsync(record, runtime, c), ct);
+
+    /// <summary>
+    /// Starts the VM paused, waiting for a live migration's state on <paramref name="address"/>; answers
+    /// the port QEMU listens on. The VM runs once resumed.
+    /// </summary>
+    public async Task<Result<int>> StartIncomingAsync(string name, string address, CancellationToken ct)
+    {
+        var port = 0;
+        var started = await RunAsync(
+            name,
+            VmOperation.Start,
+            async (record, runtime, c) =>
+            {
+                var view = await StartLockedAsync(record, runtime, c, incoming: true).ConfigureAwait(false);
+                if (view.IsOk)
+                {
+                    try
+                    {
+                        port = await runtime.Instance!.ListenForMigrationAsync(address, c).ConfigureAwait(false);
+                    }
+                    catch (QmpException e)
+                    {
+                        await StopLockedAsync(record, runtime, force: true, c).ConfigureAwait(false);
+                        return FerryError.Environment($"QEMU of VM '{name}' cannot take a migration on {address}: {e.Message}");
+                    }
+                }
+
+                return view;
+            },
+            ct).ConfigureAwait(false);
+        return started.IsOk ? port : started.Error!;
+    }
+
+    /// <summary>
+    /// Sends the running VM's state to a VM started incoming at <paramref name="uri"/> and waits until
+    /// QEMU says it completed or failed (cancelling it after <paramref name="timeout"/>). Once
+    /// completed the VM here is paused for good: its state lives on elsewhere.
+    /// </summary>
+    public async Task<Result<MigrationProgress>> MigrateAsync(string name, string uri, MigrationSettings settings, TimeSpan timeout, CancellationToken ct)
+    {
+        if (!_runtimes.TryGetValue(name, out var runtime) || runtime.Instance is not { } instance)
+        {
+            return FerryError.WrongState($"VM '{name}' is not running here");
+        }
+
+        try
+        {
+            await instance.StartMigrationAsync(uri, settings, ct).ConfigureAwait(false);
+            var started = _time.GetTimestamp();
+            while (true)
+            {
+                var progress = await instance.QueryMigrationAsync(ct).ConfigureAwait(false);
+                if (progress.Completed || progress.Failed)
+                {
+                    _events.Append(progress.Completed ? "vm.migrated" : "vm.migration-failed", name,
+                        progress.Completed ? $"state sent to {uri}, downtime {progress.Downtime?.TotalMilliseconds:0} ms" : $"migration to {uri} failed: {progress.Error ?? progress.Status}");
+                    return progress;
+                }
+
+                if (_time.GetElapsedTime(started) > timeout)
+                {
+                    await instance.CancelMigrationAsync(ct).ConfigureAwait(false);
+                    return progress with { Status = "failed", Error = $"not done after {timeout.TotalSeconds:0} s ({progress.RemainingBytes >> 20} MiB left): cancelled" };
+                }
+
+                await Task.Delay(MigrationPoll, _time, ct).ConfigureAwait(false);
+            }
+        }
+        catch (QmpException e)
+        {
+            return FerryError.Unavailable($"QEMU of VM '{name}' did not migrate: {e.Message}");
+        }
+    }
+
+    /// <summary>How often a migration's progress is read: its end is noticed this late at most, and the pause lasts that much longer.</summary>
+    private static readonly TimeSpan MigrationPoll = TimeSpan.FromMilliseconds(5);
 
     public Task<Result<VmView>> StopAsync(string name, bool force, CancellationToken ct) =>
         RunAsync(name, VmOperation.Stop, (record, runtime, c) => StopLockedAsync(record, runtime, force, c), ct);
@@ -242,7 +323,7 @@ public sealed class VmManager : IAsyncDisposable
         }
     }
 
-    private async Task<Result<VmView>> StartLockedAsync(VmRecord record, VmRuntime runtime, CancellationToken ct)
+    private async Task<Result<VmView>> StartLockedAsync(VmRecord record, VmRuntime runtime, CancellationToken ct, bool incoming = false)
     {
         var name = record.Name;
         VmState previous;
@@ -256,7 +337,7 @@ public sealed class VmManager : IAsyncDisposable
         var accelerator = await AcceleratorAsync(ct).ConfigureAwait(false);
         _events.Append("vm.starting", name, $"starting with {accelerator.ToString().ToUpperInvariant()}");
         var launched = await QemuInstance.LaunchAsync(
-            _options.QemuBinary, record.Spec, PathsOf(name), accelerator, _options.NbdSocket, e => OnQmpEvent(name, runtime, e), _time, ct).ConfigureAwait(false);
+            _options.QemuBinary, record.Spec, PathsOf(name), accelerator, _options.NbdSocket, e => OnQmpEvent(name, runtime, e), _time, ct, incoming).ConfigureAwait(false);
         if (!launched.TryGetValue(out var instance, out var error))
         {
             lock (runtime.StateLock)
@@ -272,15 +353,15 @@ public sealed class VmManager : IAsyncDisposable
         lock (runtime.StateLock)
         {
             runtime.Instance = instance;
-            runtime.State = VmState.Running;
+            runtime.State = incoming ? VmState.Paused : VmState.Running;
             runtime.Accelerator = accelerator;
             runtime.StartedAt = _time.GetUtcNow();
             runtime.LastExit = null;
             runtime.ExitWatcher = WatchExitAsync(name, runtime, instance);
         }
 
-        Log.VmStateChanged(_logger, name, previous, VmState.Running, "started");
-        _events.Append("vm.started", name, $"QEMU running (pid {instance.Pid})");
+        Log.VmStateChanged(_logger, name, previous, incoming ? VmState.Paused : VmState.Running, incoming ? "started to take a migration" : "started");
+        _events.Append("vm.started", name, incoming ? $"QEMU waiting for a migration (pid {instance.Pid})" : $"QEMU running (pid {instance.Pid})");
         return View(await SetDesiredAsync(record, DesiredState.Running, ct).ConfigureAwait(false), runtime);
     }
 

@@ -21,6 +21,7 @@ internal static class VmCommands
         vm.Subcommands.Add(Action("restart", "Stop a VM gracefully and start it again", "restart"));
         vm.Subcommands.Add(Action("pause", "Freeze a VM's vCPUs", "pause"));
         vm.Subcommands.Add(Action("resume", "Continue a paused VM", "resume"));
+        vm.Subcommands.Add(Migrate());
         vm.Subcommands.Add(Delete());
         vm.Subcommands.Add(ConsoleCommand.Build());
         vm.Subcommands.Add(EventsCommand.Build("events", "Show a VM's events (all events without a name)", nameRequired: false));
@@ -182,6 +183,19 @@ internal static class VmCommands
         return command;
     }
 
+    private static Command Migrate()
+    {
+        var name = NameArgument();
+        var to = new Option<string?>("--to") { Description = "The host to move it to (default: the one placement chooses)" };
+        var command = new Command("migrate", "Move a running VM live to another host that holds its disks; waits until it runs there") { name, to };
+        command.SetAction(CliContext.Action(async (context, parse, ct) =>
+        {
+            var query = parse.GetValue(to) is { } host ? $"?to={Uri.EscapeDataString(host)}" : "";
+            return context.Print(await context.Client.VmActionAsync(parse.GetValue(name)!, "migrate", ct, query).ConfigureAwait(false), RenderVm);
+        }));
+        return command;
+    }
+
     private static Command Delete()
     {
         var name = NameArgument();
@@ -238,6 +252,8 @@ internal static class VmCommands
         CliContext.Write(table);
     }
 
+    private static string Ms(TimeSpan? span) => span is { } s ? $"{s.TotalMilliseconds:0} ms" : "unknown";
+
     private static void RenderVm(VmView vm)
     {
         var grid = new Grid().AddColumn().AddColumn();
@@ -252,6 +268,32 @@ internal static class VmCommands
         if (vm.Waiting is { } waiting)
         {
             grid.AddRow("waiting", Markup.Escape(waiting));
+        }
+
+        if (vm.Migration is { } migration)
+        {
+            grid.AddRow("migrating", Markup.Escape($"from {migration.Source} to {migration.Target} since {migration.Since:HH:mm:ss}"));
+        }
+
+        if (vm.LastMigration is { } last)
+        {
+            grid.AddRow("last migration", Markup.Escape(last.Succeeded
+                ? $"{last.Source} -> {last.Target} at {last.At:u}: {last.Duration.TotalSeconds:0.0} s, downtime {Ms(last.Downtime)} (QEMU), running again after {Ms(last.ResumedAfter)}"
+                : $"{last.Source} -> {last.Target} at {last.At:u} failed: {last.Error}"));
+        }
+
+        if (vm.Rules is { } rules && (rules.AntiAffinity is not null || rules.PreferredHosts.Count > 0))
+        {
+            grid.AddRow("placement", Markup.Escape(string.Join("; ", new[]
+            {
+                rules.AntiAffinity is { } group ? $"anti-affinity group {group}" : null,
+                rules.PreferredHosts.Count > 0 ? $"prefers {string.Join(", ", rules.PreferredHosts)}" : null,
+            }.OfType<string>())));
+        }
+
+        if (vm.Home is { } home)
+        {
+            grid.AddRow("home", Markup.Escape($"{home} (goes back when it is undrained)"));
         }
 
         grid.AddRow("vcpus", vm.Spec.VCpus.ToString(CultureInfo.InvariantCulture));

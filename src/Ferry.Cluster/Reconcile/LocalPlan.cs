@@ -9,7 +9,8 @@ namespace Ferry.Cluster.Reconcile;
 /// What a host's local manager does next, as a function of the committed state and what runs here: VMs
 /// that must not run here stop first, then volume roles follow the state (demotions before promotions),
 /// then VMs placed here start once their disks are primary here. Steps are in the order to run them;
-/// a step that depends on an earlier one of a later kind waits for the next pass.
+/// a step that depends on an earlier one of a later kind waits for the next pass. A VM being migrated
+/// live, and its disks, are left to the migration on its source and target.
 /// </summary>
 public static class LocalPlan
 {
@@ -28,7 +29,8 @@ public static class LocalPlan
             }
         }
 
-        foreach (var volume in state.Volumes.Values.Where(v => v.Hosts.Contains(me)).OrderBy(v => v.Name, StringComparer.Ordinal))
+        var handedOver = state.Vms.Values.Where(v => Migrating(me, v)).SelectMany(Placement.VolumesOf).ToHashSet(StringComparer.Ordinal);
+        foreach (var volume in state.Volumes.Values.Where(v => v.Hosts.Contains(me) && !handedOver.Contains(v.Name)).OrderBy(v => v.Name, StringComparer.Ordinal))
         {
             Reconcile(me, state, volume, local.Copies.GetValueOrDefault(volume.Name), steps);
         }
@@ -45,7 +47,7 @@ public static class LocalPlan
 
     private static void StopVms(string me, ClusterState state, LocalView local, List<LocalStep> steps)
     {
-        foreach (var (name, vm) in Ordered(local.Vms).Where(pair => pair.Value.Managed))
+        foreach (var (name, vm) in Ordered(local.Vms).Where(pair => pair.Value.Managed && !(state.Vm(pair.Key) is { } r && Migrating(me, r))))
         {
             var record = state.Vm(name);
             var staysHere = record is not null && record.Host == me;
@@ -81,7 +83,7 @@ public static class LocalPlan
             return;
         }
 
-        if (copy.Protocol != volume.Protocol || !copy.Peers.SequenceEqual(peers))
+        if (copy.Protocol != volume.Protocol || !copy.Peers.SequenceEqual(peers) || copy.AllowTwoPrimaries)
         {
             steps.Add(new LocalStep.ConfigureCopy(volume.Name, volume.Protocol, peers));
         }
@@ -100,7 +102,7 @@ public static class LocalPlan
 
     private static void StartVms(string me, ClusterState state, LocalView local, List<LocalStep> steps)
     {
-        foreach (var vm in state.Vms.Values.Where(v => v.Host == me).OrderBy(v => v.Name, StringComparer.Ordinal))
+        foreach (var vm in state.Vms.Values.Where(v => v.Host == me && !Migrating(me, v)).OrderBy(v => v.Name, StringComparer.Ordinal))
         {
             var volumes = Placement.VolumesOf(vm).ToList();
             if (!volumes.All(local.Copies.ContainsKey))
@@ -121,14 +123,37 @@ public static class LocalPlan
             }
 
             var disksReady = volumes.All(v => state.Volume(v)?.Primary == me && local.Copies[v].Role == CopyRole.Primary);
+            if (vm.Desired != VmDesiredState.Running || !disksReady)
+            {
+                continue;
+            }
+
+            // Never twice: not while another host, not fenced, still says the VM is up there (a migration's
+            // target letting go of it, or a host that has not applied the move yet).
+            if (UpElsewhere(me, state, vm.Name) is { } elsewhere)
+            {
+                steps.Add(new LocalStep.Blocked(vm.Name, $"waiting for {elsewhere}, which still reports VM '{vm.Name}' up, to stop it"));
+                continue;
+            }
+
             // A crash is restarted only once the cluster granted it (a restart counted against the VM's limit).
-            var mayStart = here.State == VmState.Stopped || (here.State == VmState.Crashed && here.StartedAtGrant < vm.Recoveries.Grants);
-            if (vm.Desired == VmDesiredState.Running && mayStart && disksReady)
+            if (here.State == VmState.Stopped || (here.State == VmState.Crashed && here.StartedAtGrant < vm.Recoveries.Grants))
             {
                 steps.Add(new LocalStep.StartVm(vm.Name));
             }
+            else if (here.State == VmState.Paused)
+            {
+                steps.Add(new LocalStep.ResumeVm(vm.Name));
+            }
         }
     }
+
+    /// <summary>Whether <paramref name="vm"/> is being migrated from or to this host.</summary>
+    private static bool Migrating(string me, VmRecord vm) => vm.Migration is { } m && (m.Source == me || m.Target == me);
+
+    private static string? UpElsewhere(string me, ClusterState state, string vm) =>
+        state.Reports.FirstOrDefault(r => r.Key != me && state.Host(r.Key) is { Fenced: null }
+            && r.Value.Vms.GetValueOrDefault(vm)?.State is VmState.Running or VmState.Paused or VmState.Starting or VmState.Stopping).Key;
 
     /// <summary>The volume record a managed copy here belongs to, or null when the cluster has no such copy here.</summary>
     private static VolumeRecord? Wanted(string me, ClusterState state, string name, LocalCopy copy) =>

@@ -6,7 +6,8 @@ namespace Ferry.Cluster.Reconcile;
 
 /// <summary>A volume copy on this host as the local manager sees it.</summary>
 /// <param name="Managed">The cluster made it (and may change or delete it); other copies are left alone.</param>
-public sealed record LocalCopy(Guid Id, CopyRole Role, DiskState Disk, ulong Epoch, bool Managed, ReplicationProtocol Protocol, IReadOnlyList<PeerAddress> Peers);
+/// <param name="AllowTwoPrimaries">Open to a second primary: only during a live migration's handoff.</param>
+public sealed record LocalCopy(Guid Id, CopyRole Role, DiskState Disk, ulong Epoch, bool Managed, ReplicationProtocol Protocol, IReadOnlyList<PeerAddress> Peers, bool AllowTwoPrimaries = false);
 
 /// <summary>A VM on this host as the local manager sees it.</summary>
 /// <param name="Managed">The cluster defined it (and may stop or forget it); other VMs are left alone.</param>
@@ -31,8 +32,12 @@ public abstract record LocalStep(string Subject)
 
     public sealed record StartVm(string Name) : LocalStep(Name);
 
+    /// <summary>Lets a paused VM run: one left paused by a live migration whose target this host is now.</summary>
+    public sealed record ResumeVm(string Name) : LocalStep(Name);
+
     public sealed record CreateCopy(string Volume, Guid Id, long SizeBytes, ulong Seed, ReplicationProtocol Protocol, IReadOnlyList<PeerAddress> Peers) : LocalStep(Volume);
 
+    /// <summary>Sets a copy's protocol and peers; it no longer takes a second primary (a migration that left it open ended).</summary>
     public sealed record ConfigureCopy(string Volume, ReplicationProtocol Protocol, IReadOnlyList<PeerAddress> Peers) : LocalStep(Volume);
 
     public sealed record PromoteCopy(string Volume, ulong Epoch) : LocalStep(Volume);

@@ -31,6 +31,23 @@ public static class Placement
     }
 
     /// <summary>
+    /// Where a running VM may move live: another host that takes VMs and holds a current copy of each of
+    /// its disks, keeping N+1 if it can, else with the room (a drain must empty its host).
+    /// </summary>
+    public static Result<string> MigrationTarget(ClusterState state, VmRecord vm)
+    {
+        List<string> among = [.. state.Hosts.Values.Where(h => h.TakesVms && h.Name != vm.Host && HoldsCurrentCopies(state, vm, h.Name)).Select(h => h.Name).Order(StringComparer.Ordinal)];
+        if (among.Count == 0)
+        {
+            return FerryError.WrongState($"no other host that takes VMs holds an up-to-date copy of every disk of VM '{vm.Name}'");
+        }
+
+        var (hosts, placed, demand) = (Hosts(state), Placed(state), Demand(state, vm));
+        var kept = Placer.Choose(hosts, placed, demand, keepNPlusOne: true, among);
+        return kept.IsOk ? kept : Placer.Choose(hosts, placed, demand, keepNPlusOne: false, among);
+    }
+
+    /// <summary>
     /// Why the VM may not start now, or null: it must fit (on its host, when it has one) next to the
     /// running VMs, away from its twins, keeping N+1. A VM held back by its disks is not refused: it
     /// waits, and says why.

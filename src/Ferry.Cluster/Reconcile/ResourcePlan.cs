@@ -14,7 +14,8 @@ public static class ResourcePlan
     public static IReadOnlyList<ClusterCommand> Next(ClusterState state)
     {
         var commands = new List<ClusterCommand>();
-        foreach (var vm in state.Vms.Values.Where(v => v.Desired == VmDesiredState.Running && v.Recoveries.Error is null).OrderBy(v => v.Name, StringComparer.Ordinal))
+        // A migrating VM belongs to its source and target until the migration ends.
+        foreach (var vm in state.Vms.Values.Where(v => v.Desired == VmDesiredState.Running && v.Recoveries.Error is null && v.Migration is null).OrderBy(v => v.Name, StringComparer.Ordinal))
         {
             if (vm.Host is { } crashedOn && UnansweredCrash(state, vm, crashedOn))
             {
@@ -52,7 +53,36 @@ public static class ResourcePlan
             }
         }
 
+        if (NextMove(state) is { } move)
+        {
+            commands.Add(move);
+        }
+
         return commands;
+    }
+
+    /// <summary>
+    /// The next live migration that maintenance asks for, one at a time in the cluster: a VM off a drained
+    /// host, else a VM back to its home once that host takes VMs again. Only one that would be accepted now.
+    /// </summary>
+    public static BeginMigration? NextMove(ClusterState state)
+    {
+        if (state.Vms.Values.Any(v => v.Migration is not null))
+        {
+            return null;
+        }
+
+        var running = state.Vms.Values
+            .Where(v => v.Desired == VmDesiredState.Running && v.Host is not null && v.Recoveries.Error is null)
+            .OrderBy(v => v.Name, StringComparer.Ordinal)
+            .ToList();
+        var away = running
+            .Where(v => state.Host(v.Host!) is { Maintenance: not null })
+            .Select(v => Placement.MigrationTarget(state, v).TryGetValue(out var target, out _) ? new BeginMigration(v.Name, target, Guid.NewGuid(), ForDrain: true) : null);
+        var back = running
+            .Where(v => v.Home is { } home && home != v.Host && state.Host(home) is { TakesVms: true })
+            .Select(v => new BeginMigration(v.Name, v.Home!, Guid.NewGuid()));
+        return away.Concat(back).OfType<BeginMigration>().FirstOrDefault(move => ClusterStateMachine.Apply(state, move).Outcome.IsOk);
     }
 
     /// <summary>Whether the VM's host reports it crashed in the run the cluster last granted (a healthy host: a failed one is fenced).</summary>

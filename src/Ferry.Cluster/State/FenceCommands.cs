@@ -29,11 +29,14 @@ public sealed record FenceHost(string Name, string Reason) : ClusterCommand
         }
 
         var vms = state.Vms.Values.Where(v => v.Host == Name).Select(v => v.Name).Order(StringComparer.Ordinal).ToList();
+        var migrating = state.Vms.Values.Where(v => v.Migration is { } m && (m.Source == Name || m.Target == Name)).Select(v => v.Name).ToList();
         var (next, primaries) = state.WithoutPrimaries(Name, _ => true);
         next = next with
         {
             Hosts = next.Hosts.SetItem(Name, host with { Fenced = new HostFence(At, Reason) }),
-            Vms = next.Vms.SetItems(vms.Select(vm => KeyValuePair.Create(vm, next.Vms[vm] with { Host = null }))),
+            Vms = next.Vms
+                .SetItems(migrating.Select(vm => KeyValuePair.Create(vm, next.Vms[vm].WithoutMigration(At, $"{Name} failed during the migration"))))
+                .SetItems(vms.Select(vm => KeyValuePair.Create(vm, next.Vms[vm].WithoutMigration(At, $"{Name} failed during the migration") with { Host = null }))),
         };
         return new StateChange(next, $"host {Name} fenced ({Reason}); VMs to recover: [{string.Join(", ", vms)}]; primaries given up: [{string.Join(", ", primaries)}]");
     }

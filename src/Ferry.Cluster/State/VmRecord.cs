@@ -13,12 +13,31 @@ public enum VmDesiredState
 /// <param name="Limits">How often the cluster restarts a crashed VM in place, and then moves it, before it gives up.</param>
 /// <param name="Recovery">What the cluster has done about the VM's crashes since it was last asked to start it.</param>
 /// <param name="Rules">Where it may run and what it waits for.</param>
+/// <param name="Migration">The live migration under way, if one is: its source and target own the VM until it ends.</param>
+/// <param name="LastMigration">How the last live migration ended.</param>
+/// <param name="Home">The host it was moved away from by a drain, to which it goes back when that host is undrained.</param>
 public sealed record VmRecord(
-    VmSpec Spec, VmDesiredState Desired, string? Host, DateTimeOffset DefinedAt, RestartLimits? Limits = null, VmRecovery? Recovery = null, VmRules? Rules = null)
+    VmSpec Spec,
+    VmDesiredState Desired,
+    string? Host,
+    DateTimeOffset DefinedAt,
+    RestartLimits? Limits = null,
+    VmRecovery? Recovery = null,
+    VmRules? Rules = null,
+    VmMigration? Migration = null,
+    MigrationResult? LastMigration = null,
+    string? Home = null)
 {
     public string Name => Spec.Name;
 
     public VmRules PlacementRules => Rules ?? VmRules.None;
+
+    /// <summary>The VM with its migration ended in failure: it stays where it is placed.</summary>
+    public VmRecord WithoutMigration(DateTimeOffset at, string reason) => Migration is not { } m ? this : this with
+    {
+        Migration = null,
+        LastMigration = new MigrationResult(m.Id, m.Source, m.Target, false, at, at - m.Since, Error: reason),
+    };
 
     public RestartLimits RestartLimits => Limits ?? RestartLimits.Default;
 
