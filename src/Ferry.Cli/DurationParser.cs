@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace Ferry.Cli;
 
-/// <summary>Reads durations as people write them: 90s, 10m, 2h, 7d (a plain number is minutes).</summary>
+/// <summary>Reads durations as people write them: 50ms, 90s, 10m, 2h, 7d (a plain number is minutes).</summary>
 public static class DurationParser
 {
     private const long MaxSeconds = 366L * 86400;
@@ -10,6 +10,13 @@ public static class DurationParser
     public static Result<TimeSpan> Parse(string text)
     {
         var trimmed = text.Trim();
+        if (trimmed.EndsWith("ms", StringComparison.OrdinalIgnoreCase))
+        {
+            return int.TryParse(trimmed[..^2], NumberStyles.None, CultureInfo.InvariantCulture, out var ms) && ms > 0
+                ? TimeSpan.FromMilliseconds(ms)
+                : Invalid(text);
+        }
+
         var hasUnit = trimmed.Length > 0 && char.IsLetter(trimmed[^1]);
         var seconds = (hasUnit ? char.ToLowerInvariant(trimmed[^1]) : 'm') switch
         {
@@ -29,5 +36,5 @@ public static class DurationParser
     }
 
     private static FerryError Invalid(string text) =>
-        FerryError.InvalidArgument($"invalid duration '{text}': give a positive whole number with s, m, h or d, up to a year (e.g. 90s, 10m, 2h)");
+        FerryError.InvalidArgument($"invalid duration '{text}': give a positive whole number with ms, s, m, h or d, up to a year (e.g. 50ms, 90s, 10m, 2h)");
 }

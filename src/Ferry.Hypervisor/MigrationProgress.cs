@@ -3,10 +3,7 @@ using System.Text.Json;
 namespace Ferry.Hypervisor;
 
 /// <summary>How a live migration may go: the pause it may cause at the end, and the bandwidth it may use.</summary>
-public sealed record MigrationSettings(TimeSpan DowntimeLimit, long BandwidthBytesPerSecond)
-{
-    public static MigrationSettings Default { get; } = new(TimeSpan.FromMilliseconds(100), 1L << 30);
-}
+public sealed record MigrationSettings(TimeSpan DowntimeLimit, long BandwidthBytesPerSecond);
 
 /// <summary>
 /// An outgoing migration as QEMU's query-migrate tells it. <paramref name="Status"/> is QEMU's:

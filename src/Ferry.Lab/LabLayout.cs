@@ -4,7 +4,8 @@ using System.Text.RegularExpressions;
 namespace Ferry.Lab;
 
 /// <summary>One host of a lab: its network namespace, its address on the lab's bridge, and where its agent keeps its data.</summary>
-public sealed record LabHost(string Name, int Index, string Namespace, string Address, string Link, string DataDirectory, string LogFile)
+/// <param name="MemoryMiB">Memory its agent tells placement it has (null: the machine's, shared by every host).</param>
+public sealed record LabHost(string Name, int Index, string Namespace, string Address, string Link, string DataDirectory, string LogFile, long? MemoryMiB = null)
 {
     public const int ApiPort = 7480;
     public const int ConsensusPort = 7470;
@@ -30,6 +31,7 @@ public sealed record LabHost(string Name, int Index, string Namespace, string Ad
 
         // Lab hosts share one machine: none of them may arm its hardware watchdog.
         "--watchdog-device", "none",
+        .. MemoryMiB is { } memory ? ["--memory", $"{memory.ToString(CultureInfo.InvariantCulture)}M"] : Array.Empty<string>(),
     ];
 }
 
@@ -68,7 +70,7 @@ public sealed partial record LabLayout(string Name, int Network, string Director
             ? found
             : FerryError.NotFound($"lab '{Name}' has no host '{host}' (hosts: {string.Join(", ", Hosts.Select(h => h.Name))})");
 
-    public static Result<LabLayout> Create(string name, int network, int nodes, string directory)
+    public static Result<LabLayout> Create(string name, int network, int nodes, string directory, long? hostMemoryMiB = null)
     {
         if (ValidateName(name) is { } error)
         {
@@ -96,7 +98,8 @@ public sealed partial record LabLayout(string Name, int Network, string Director
                 $"{Prefix(network)}.{(10 + i).ToString(CultureInfo.InvariantCulture)}",
                 $"fl-{name}-{index}",
                 Path.Combine(hostDirectory, "data"),
-                Path.Combine(hostDirectory, "agent.log"));
+                Path.Combine(hostDirectory, "agent.log"),
+                hostMemoryMiB);
         }).ToArray();
         return new LabLayout(name, network, directory, hosts);
     }

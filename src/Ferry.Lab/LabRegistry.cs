@@ -3,9 +3,10 @@ using System.Text.Json;
 namespace Ferry.Lab;
 
 /// <summary>What a lab's record keeps: enough to rebuild its <see cref="LabLayout"/>.</summary>
-public sealed record LabRecord(string Name, int Network, int Nodes, string Directory)
+/// <param name="HostMemoryMiB">Memory each host's agent tells placement it has (null: the machine's).</param>
+public sealed record LabRecord(string Name, int Network, int Nodes, string Directory, long? HostMemoryMiB = null)
 {
-    public Result<LabLayout> Layout() => LabLayout.Create(Name, Network, Nodes, Directory);
+    public Result<LabLayout> Layout() => LabLayout.Create(Name, Network, Nodes, Directory, HostMemoryMiB);
 }
 
 /// <summary>
@@ -38,7 +39,7 @@ public sealed class LabRegistry(string directory)
                 .ToArray()
             : [];
 
-    public async Task<Result<LabRecord>> ClaimAsync(string name, int nodes, string labDirectory, CancellationToken ct)
+    public async Task<Result<LabRecord>> ClaimAsync(string name, int nodes, string labDirectory, CancellationToken ct, long? hostMemoryMiB = null)
     {
         if (LabLayout.ValidateName(name) is { } invalid)
         {
@@ -59,7 +60,7 @@ public sealed class LabRegistry(string directory)
             return FerryError.Unavailable($"{LabLayout.MaxNetwork} labs exist already");
         }
 
-        var record = new LabRecord(name, network, nodes, Path.GetFullPath(labDirectory));
+        var record = new LabRecord(name, network, nodes, Path.GetFullPath(labDirectory), hostMemoryMiB);
         await File.WriteAllTextAsync(RecordPath(name), JsonSerializer.Serialize(record, FerryJson.Options), ct).ConfigureAwait(false);
         return record;
     }

@@ -40,7 +40,15 @@ internal static class WorkloadEndpoints
         vms.MapDelete("/{name}", async (string name, ClusterWorkloads w, CancellationToken ct) =>
             await w.DeleteVmAsync(name, ct) is { } error ? ApiResults.Problem(error) : Results.NoContent());
         vms.MapPost("/{name}/start", async (string name, ClusterWorkloads w, CancellationToken ct) => ApiResults.From(await w.StartAsync(name, ct))).Produces<VmView>();
-        vms.MapPost("/{name}/migrate", async (string name, string? to, ClusterWorkloads w, CancellationToken ct) => ApiResults.From(await w.MigrateAsync(name, to, ct))).Produces<VmView>();
+        vms.MapPost("/{name}/migrate", async (string name, string? to, long? maxDowntimeMs, long? bandwidthMiBps, long? timeoutSeconds, ClusterWorkloads w, CancellationToken ct) =>
+        {
+            var d = MigrationLimits.Default;
+            var limits = maxDowntimeMs is null && bandwidthMiBps is null && timeoutSeconds is null ? null : new MigrationLimits(
+                maxDowntimeMs is { } ms ? TimeSpan.FromMilliseconds(ms) : d.MaxDowntime,
+                bandwidthMiBps is { } mibps ? mibps << 20 : d.BandwidthBytesPerSecond,
+                timeoutSeconds is { } s ? TimeSpan.FromSeconds(s) : d.Timeout);
+            return ApiResults.From(await w.MigrateAsync(name, to, limits, ct));
+        }).Produces<VmView>();
         vms.MapPost("/{name}/stop", async (string name, ClusterWorkloads w, CancellationToken ct) => ApiResults.From(await w.StopAsync(name, ct))).Produces<VmView>();
     }
 }

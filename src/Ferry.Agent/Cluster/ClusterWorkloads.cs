@@ -97,7 +97,7 @@ internal sealed class ClusterWorkloads(ClusterService cluster, VmManager vms, Ag
     /// `ferry vm migrate`: moves the running VM live to <paramref name="to"/> (or where placement says) and
     /// waits until the migration ended; a failed one is an error that says why (the VM runs on where it was).
     /// </summary>
-    public async Task<Result<VmView>> MigrateAsync(string name, string? to, CancellationToken ct)
+    public async Task<Result<VmView>> MigrateAsync(string name, string? to, MigrationLimits? limits, CancellationToken ct)
     {
         if (!State().TryGetValue(out var state, out var error))
         {
@@ -115,18 +115,19 @@ internal sealed class ClusterWorkloads(ClusterService cluster, VmManager vms, Ag
         }
 
         var id = Guid.NewGuid();
-        if (await ProposeAsync(new BeginMigration(name, to, id), ct).ConfigureAwait(false) is { } refused)
+        if (await ProposeAsync(new BeginMigration(name, to, id, Limits: limits), ct).ConfigureAwait(false) is { } refused)
         {
             return refused;
         }
 
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(MigrationSource.MigrationTimeout + TimeSpan.FromMinutes(2));
+        deadline.CancelAfter((limits ?? MigrationLimits.Default).Timeout + TimeSpan.FromMinutes(2));
         while (cluster.State?.Vm(name) is { } now)
         {
             if (now.LastMigration is { } result && result.Id == id)
             {
-                return result.Succeeded ? View(cluster.State, now) : FerryError.Unavailable($"the migration of VM '{name}' to {to} failed, and it runs on {now.Host}: {result.Error}");
+                return result.Succeeded ? View(cluster.State, now) : FerryError.Unavailable($"the migration of VM '{name}' to {to} failed ({result.Error}); " +
+                        (now.Host is { } host ? $"it stays on {host}" : "its host failed, and the cluster recovers it"));
             }
 
             await cluster.WaitForChangeAsync(TimeSpan.FromMilliseconds(200), deadline.Token).ConfigureAwait(false);

@@ -21,9 +21,6 @@ internal sealed partial class MigrationSource(ClusterService cluster, VmManager 
     private static readonly TimeSpan PrepareTimeout = TimeSpan.FromSeconds(45);
     private static readonly TimeSpan ResumeTimeout = TimeSpan.FromSeconds(5);
 
-    /// <summary>Longest a migration may send before it is cancelled (a guest dirtying memory faster than the link carries it).</summary>
-    public static readonly TimeSpan MigrationTimeout = TimeSpan.FromMinutes(5);
-
     private readonly ILogger _log = loggers.CreateLogger("Ferry.Migration");
     private readonly ConcurrentDictionary<Guid, Task> _running = new();
 
@@ -62,7 +59,9 @@ internal sealed partial class MigrationSource(ClusterService cluster, VmManager 
                 return;
             }
 
-            var sent = await vms.MigrateAsync(name, ready.Uri, MigrationSettings.Default, MigrationTimeout, ct).ConfigureAwait(false);
+            var limits = migration.Settings;
+            var sent = await vms.MigrateAsync(
+                name, ready.Uri, new MigrationSettings(limits.MaxDowntime, limits.BandwidthBytesPerSecond), limits.Timeout, () => Current(name, migration.Id), ct).ConfigureAwait(false);
             if (!sent.TryGetValue(out progress, out var failed) || !progress.Completed)
             {
                 await AbortAsync(name, migration, failed?.Message ?? progress!.Error ?? $"QEMU says {progress!.Status}", ct).ConfigureAwait(false);
@@ -84,6 +83,8 @@ internal sealed partial class MigrationSource(ClusterService cluster, VmManager 
         await CommitAsync(new CompleteMigration(name, migration.Id, progress.Downtime, resumed.IsOk ? resumedAfter : null, note), ct).ConfigureAwait(false);
         LogCompleted(_log, options.HostName, name, migration.Target, progress.Downtime?.TotalMilliseconds ?? -1, resumedAfter?.TotalMilliseconds ?? -1);
     }
+
+    private bool Current(string name, Guid id) => cluster.State?.Vm(name)?.Migration?.Id == id;
 
     /// <summary>Lets each disk's copy here take the target's as a second primary, and waits until its link to the target is back up.</summary>
     private async Task<FerryError?> OpenToSecondPrimaryAsync(string name, CancellationToken ct)
@@ -131,7 +132,7 @@ internal sealed partial class MigrationSource(ClusterService cluster, VmManager 
     private async Task CommitAsync(ClusterCommand end, CancellationToken ct)
     {
         var id = end switch { CompleteMigration c => c.MigrationId, AbortMigration a => a.MigrationId, _ => Guid.Empty };
-        while (!ct.IsCancellationRequested && cluster.State?.Vm(end.VmSubject!)?.Migration?.Id == id)
+        while (!ct.IsCancellationRequested && Current(end.VmSubject!, id))
         {
             var outcome = await cluster.ProposeAsync(end with { At = time.GetUtcNow() }, ct).ConfigureAwait(false);
             if (ClusterService.ErrorOf(outcome) is null)

@@ -164,7 +164,8 @@ public sealed class VmManager : IAsyncDisposable
     /// QEMU says it completed or failed (cancelling it after <paramref name="timeout"/>). Once
     /// completed the VM here is paused for good: its state lives on elsewhere.
     /// </summary>
-    public async Task<Result<MigrationProgress>> MigrateAsync(string name, string uri, MigrationSettings settings, TimeSpan timeout, CancellationToken ct)
+    /// <param name="wanted">Asked while it runs: false cancels it (the cluster ended the migration meanwhile).</param>
+    public async Task<Result<MigrationProgress>> MigrateAsync(string name, string uri, MigrationSettings settings, TimeSpan timeout, Func<bool> wanted, CancellationToken ct)
     {
         if (!_runtimes.TryGetValue(name, out var runtime) || runtime.Instance is not { } instance)
         {
@@ -185,10 +186,17 @@ public sealed class VmManager : IAsyncDisposable
                     return progress;
                 }
 
-                if (_time.GetElapsedTime(started) > timeout)
+                var tooLong = _time.GetElapsedTime(started) > timeout;
+                if (tooLong || !wanted())
                 {
+                    // Cancelled before the switch-over, the VM runs on here; one that completed meanwhile says so next time round.
                     await instance.CancelMigrationAsync(ct).ConfigureAwait(false);
-                    return progress with { Status = "failed", Error = $"not done after {timeout.TotalSeconds:0} s ({progress.RemainingBytes >> 20} MiB left): cancelled" };
+                    var after = await instance.QueryMigrationAsync(ct).ConfigureAwait(false);
+                    return after.Completed ? after : after with
+                    {
+                        Status = "cancelled",
+                        Error = tooLong ? $"not done after {timeout.TotalSeconds:0} s ({progress.RemainingBytes >> 20} MiB left): cancelled" : "the cluster ended the migration: cancelled",
+                    };
                 }
 
                 await Task.Delay(MigrationPoll, _time, ct).ConfigureAwait(false);

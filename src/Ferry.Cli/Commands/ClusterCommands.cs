@@ -119,10 +119,68 @@ internal static class ClusterCommands
     private static Command Maintenance(string verb, string description, bool on)
     {
         var name = new Argument<string>("host") { Description = "The host's name" };
-        var command = new Command(verb, description) { name };
+        var noWait = new Option<bool>("--no-wait") { Description = "Return at once instead of following the VMs' moves" };
+        var timeout = new Option<string>("--timeout") { Description = "Give up waiting after this long (the moves go on)", DefaultValueFactory = _ => "10m" };
+        var command = new Command(verb, description) { name, noWait, timeout };
         command.SetAction(CliContext.Action(async (context, parse, ct) =>
-            context.Print(await context.Client.SetMaintenanceAsync(parse.GetValue(name)!, on, ct).ConfigureAwait(false), RenderStatus)));
+        {
+            if (!DurationParser.Parse(parse.GetValue(timeout)!).TryGetValue(out var limit, out var badTimeout))
+            {
+                return CliContext.Fail(badTimeout);
+            }
+
+            var host = parse.GetValue(name)!;
+            var status = await context.Client.SetMaintenanceAsync(host, on, ct).ConfigureAwait(false);
+            if (!status.IsOk || parse.GetValue(noWait))
+            {
+                return context.Print(status, RenderStatus);
+            }
+
+            return await FollowMovesAsync(context, host, on, limit, ct).ConfigureAwait(false) is { } stuck ? CliContext.Fail(stuck) : context.Print(status, RenderStatus);
+        }));
         return command;
+    }
+
+    /// <summary>
+    /// Follows a drain (every running VM off the host) or an undrain (every VM whose home it is back on
+    /// it), saying on stderr what moves and what cannot; an error once the time is up.
+    /// </summary>
+    private static async Task<FerryError?> FollowMovesAsync(CliContext context, string host, bool drain, TimeSpan limit, CancellationToken ct)
+    {
+        var started = DateTimeOffset.UtcNow;
+        var total = -1;
+        string? said = null;
+        while (true)
+        {
+            if (!(await context.Client.ListVmsAsync(ct).ConfigureAwait(false)).TryGetValue(out var vms, out var error))
+            {
+                return error;
+            }
+
+            var left = vms.Where(v => v.Desired == Hypervisor.DesiredState.Running && (drain ? v.Host == host : v.Home == host && v.Host != host)).ToList();
+            total = Math.Max(total, left.Count);
+            if (left.Count == 0)
+            {
+                Console.Error.WriteLine(drain ? $"{host} is drained: {total} VMs moved away" : $"{host} takes VMs again: {total} VMs moved back");
+                return null;
+            }
+
+            var moving = left.FirstOrDefault(v => v.Migration is not null);
+            var line = $"{total - left.Count} of {total} moved" + (moving?.Migration is { } m ? $"; moving {moving.Name} from {m.Source} to {m.Target}" : "")
+                + string.Concat(left.Where(v => v.Waiting is not null).Select(v => $"; {v.Name}: {v.Waiting}"));
+            if (line != said)
+            {
+                Console.Error.WriteLine(line);
+                said = line;
+            }
+
+            if (DateTimeOffset.UtcNow - started > limit)
+            {
+                return FerryError.Unavailable($"{host} still {(drain ? "runs" : "waits for")} [{string.Join(", ", left.Select(v => v.Name))}] after {limit.TotalSeconds:0} s; the cluster goes on trying");
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(500), ct).ConfigureAwait(false);
+        }
     }
 
     private static Command Verify()

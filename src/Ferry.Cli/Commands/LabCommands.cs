@@ -46,7 +46,8 @@ internal static class LabCommands
         var members = new Option<int?>("--members") { Description = "How many of them (h1..hM) form a cluster named after the lab (default: all; 0: none)" };
         var dir = new Option<string?>("--dir") { Description = "Where the hosts keep their data and logs (default /var/lib/ferry-lab/NAME)" };
         var fence = new Option<bool>("--fence") { Description = "Give each member host the lab's fence agent (ferry lab fence-agent), which kills a failed host before its VMs run elsewhere" };
-        var command = new Command("up", "Create the lab: a bridge, a namespace and an agent per host, and a cluster of them") { nodes, members, dir, fence };
+        var memory = new Option<string?>("--host-memory") { Description = "Memory each host tells placement it has, e.g. 4G (default: the machine's, which all hosts share)" };
+        var command = new Command("up", "Create the lab: a bridge, a namespace and an agent per host, and a cluster of them") { nodes, members, dir, fence, memory };
         command.SetAction(LabAction(async (name, output, parse, ct) =>
         {
             var count = parse.GetValue(nodes);
@@ -56,7 +57,18 @@ internal static class LabCommands
                 return CliContext.Fail(FerryError.InvalidArgument($"--members {clustered} is outside 0..{count}"));
             }
 
-            var claim = await LabRegistry.Default.ClaimAsync(name, count, parse.GetValue(dir) ?? Path.Combine("/var/lib/ferry-lab", name), ct).ConfigureAwait(false);
+            long? memoryMiB = null;
+            if (parse.GetValue(memory) is { } memoryText)
+            {
+                if (!SizeParser.ParseMiB(memoryText).TryGetValue(out var parsed, out var memoryError))
+                {
+                    return CliContext.Fail(memoryError);
+                }
+
+                memoryMiB = parsed;
+            }
+
+            var claim = await LabRegistry.Default.ClaimAsync(name, count, parse.GetValue(dir) ?? Path.Combine("/var/lib/ferry-lab", name), ct, memoryMiB).ConfigureAwait(false);
             if (!claim.TryGetValue(out var record, out var error) || !record.Layout().TryGetValue(out var layout, out error))
             {
                 return CliContext.Fail(error);

@@ -187,11 +187,50 @@ internal static class VmCommands
     {
         var name = NameArgument();
         var to = new Option<string?>("--to") { Description = "The host to move it to (default: the one placement chooses)" };
-        var command = new Command("migrate", "Move a running VM live to another host that holds its disks; waits until it runs there") { name, to };
+        var downtime = new Option<string?>("--max-downtime") { Description = $"Longest pause at the switch-over, e.g. 50ms (default {MigrationLimits.Default.MaxDowntime.TotalMilliseconds:0}ms)" };
+        var bandwidth = new Option<string?>("--bandwidth") { Description = "Most the migration sends per second, e.g. 500M (default 1G)" };
+        var timeout = new Option<string?>("--timeout") { Description = $"Cancel the migration after this long, e.g. 90s (default {MigrationLimits.Default.Timeout.TotalMinutes:0}m)" };
+        var command = new Command("migrate", "Move a running VM live to another host that holds its disks; waits until it runs there") { name, to, downtime, bandwidth, timeout };
         command.SetAction(CliContext.Action(async (context, parse, ct) =>
         {
-            var query = parse.GetValue(to) is { } host ? $"?to={Uri.EscapeDataString(host)}" : "";
-            return context.Print(await context.Client.VmActionAsync(parse.GetValue(name)!, "migrate", ct, query).ConfigureAwait(false), RenderVm);
+            var query = new List<string>();
+            if (parse.GetValue(to) is { } host)
+            {
+                query.Add($"to={Uri.EscapeDataString(host)}");
+            }
+
+            if (parse.GetValue(downtime) is { } downtimeText)
+            {
+                if (!DurationParser.Parse(downtimeText).TryGetValue(out var d, out var error))
+                {
+                    return CliContext.Fail(error);
+                }
+
+                query.Add($"maxDowntimeMs={(long)d.TotalMilliseconds}");
+            }
+
+            if (parse.GetValue(bandwidth) is { } bandwidthText)
+            {
+                if (!SizeParser.ParseMiB(bandwidthText).TryGetValue(out var mib, out var error))
+                {
+                    return CliContext.Fail(error);
+                }
+
+                query.Add($"bandwidthMiBps={mib}");
+            }
+
+            if (parse.GetValue(timeout) is { } timeoutText)
+            {
+                if (!DurationParser.Parse(timeoutText).TryGetValue(out var t, out var error))
+                {
+                    return CliContext.Fail(error);
+                }
+
+                query.Add($"timeoutSeconds={(long)t.TotalSeconds}");
+            }
+
+            var migrated = await context.Client.VmActionAsync(parse.GetValue(name)!, "migrate", ct, query.Count == 0 ? "" : "?" + string.Join('&', query)).ConfigureAwait(false);
+            return context.Print(migrated, RenderVm);
         }));
         return command;
     }

@@ -85,6 +85,12 @@ public static class ResourcePlan
         return away.Concat(back).OfType<BeginMigration>().FirstOrDefault(move => ClusterStateMachine.Apply(state, move).Outcome.IsOk);
     }
 
+    /// <summary>Why a running VM cannot migrate away from its host now, or null when it can.</summary>
+    private static string? CannotLeave(ClusterState state, VmRecord vm) =>
+        !Placement.MigrationTarget(state, vm).TryGetValue(out var target, out var none) ? none.Message
+        : ClusterStateMachine.Apply(state, new BeginMigration(vm.Name, target, Guid.Empty)).Outcome is { IsOk: false } refused ? refused.Message
+        : null;
+
     /// <summary>Whether the VM's host reports it crashed in the run the cluster last granted (a healthy host: a failed one is fenced).</summary>
     public static bool UnansweredCrash(ClusterState state, VmRecord vm, string host) =>
         state.Report(host).Vms.TryGetValue(vm.Name, out var seen) && seen.State == VmState.Crashed && seen.StartedAtGrant == vm.Recoveries.Grants;
@@ -144,6 +150,11 @@ public static class ResourcePlan
         if (vm.Host is not { } host)
         {
             return Placement.Choose(state, vm).TryGetValue(out _, out var error) ? "being placed" : error.Message;
+        }
+
+        if (vm.Migration is null && state.Host(host) is { Maintenance: not null } && CannotLeave(state, vm) is { } stuck)
+        {
+            return $"its host {host} is drained, but it cannot move: {stuck}";
         }
 
         foreach (var volume in Placement.VolumesOf(vm).Select(state.Volume).OfType<VolumeRecord>())

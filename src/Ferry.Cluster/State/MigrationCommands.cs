@@ -9,7 +9,23 @@ namespace Ferry.Cluster.State;
 
 /// <summary>A live migration under way: from its source host, where the VM runs, to its target.</summary>
 /// <param name="ForDrain">Started because the source was drained: the VM remembers the source as its home.</param>
-public sealed record VmMigration(Guid Id, string Source, string Target, DateTimeOffset Since, bool ForDrain = false);
+/// <param name="Limits">How it may go (null: the defaults).</param>
+public sealed record VmMigration(Guid Id, string Source, string Target, DateTimeOffset Since, bool ForDrain = false, MigrationLimits? Limits = null)
+{
+    public MigrationLimits Settings => Limits ?? MigrationLimits.Default;
+}
+
+/// <summary>The pause a migration may cause at its switch-over, the bandwidth it may use, and how long it may take before it is cancelled.</summary>
+public sealed record MigrationLimits(TimeSpan MaxDowntime, long BandwidthBytesPerSecond, TimeSpan Timeout)
+{
+    public static MigrationLimits Default { get; } = new(TimeSpan.FromMilliseconds(100), 1L << 30, TimeSpan.FromMinutes(5));
+
+    public FerryError? Invalid() =>
+        MaxDowntime < TimeSpan.FromMilliseconds(1) || MaxDowntime > TimeSpan.FromSeconds(60) ? FerryError.InvalidArgument($"a migration's downtime limit is 1 ms to 60 s, not {MaxDowntime.TotalMilliseconds} ms")
+        : BandwidthBytesPerSecond < 1 << 20 ? FerryError.InvalidArgument($"a migration's bandwidth is at least 1 MiB/s, not {BandwidthBytesPerSecond} bytes/s")
+        : Timeout < TimeSpan.FromSeconds(1) || Timeout > TimeSpan.FromHours(24) ? FerryError.InvalidArgument($"a migration's timeout is 1 s to 24 h, not {Timeout.TotalSeconds} s")
+        : null;
+}
 
 /// <summary>How a live migration ended. <paramref name="Downtime"/> is QEMU's own measure of the pause at the switch-over.</summary>
 /// <param name="ResumedAfter">From the source's switch-over to the target's answer that it runs: the pause the guest saw, at most.</param>
@@ -22,7 +38,7 @@ public sealed record MigrationResult(
 /// volume with protocol C, the only kind that may have two primaries for the handoff). From now on the
 /// VM's source host runs the migration and both hosts leave the VM and its disks to it.
 /// </summary>
-public sealed record BeginMigration(string Name, string Target, Guid MigrationId, bool ForDrain = false) : ClusterCommand
+public sealed record BeginMigration(string Name, string Target, Guid MigrationId, bool ForDrain = false, MigrationLimits? Limits = null) : ClusterCommand
 {
     public override string? HostSubject => Target;
 
@@ -35,12 +51,12 @@ public sealed record BeginMigration(string Name, string Target, Guid MigrationId
             return VmChecks.Unknown(Name);
         }
 
-        if (Refusal(state, vm) is { } refused)
+        if ((Limits?.Invalid() ?? Refusal(state, vm)) is { } refused)
         {
             return refused;
         }
 
-        var migration = new VmMigration(MigrationId, vm.Host!, Target, At, ForDrain);
+        var migration = new VmMigration(MigrationId, vm.Host!, Target, At, ForDrain, Limits);
         return new StateChange(state with { Vms = state.Vms.SetItem(Name, vm with { Migration = migration }) },
             $"VM {Name} migrating live from {vm.Host} to {Target}{(ForDrain ? $" ({vm.Host} is drained)" : "")}");
     }

@@ -27,7 +27,7 @@ public sealed class TestLab : IAsyncDisposable
     public LabMember this[string host] => Hosts.Single(h => h.Name == host);
 
     /// <summary>`ferry lab up`: <paramref name="nodes"/> hosts, the first <paramref name="members"/> of them (default all) a cluster.</summary>
-    public static async Task<TestLab> UpAsync(int nodes, int? members = null, bool fence = false)
+    public static async Task<TestLab> UpAsync(int nodes, int? members = null, bool fence = false, string? hostMemory = null)
     {
         var name = "t" + Guid.NewGuid().ToString("N")[..7];
         var directory = Path.Combine(Path.GetTempPath(), "ferry-lab-" + name);
@@ -36,6 +36,7 @@ public sealed class TestLab : IAsyncDisposable
             "up", "--nodes", nodes.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--members", (members ?? nodes).ToString(System.Globalization.CultureInfo.InvariantCulture), "--dir", directory, "--output", "json",
             .. fence ? ["--fence"] : Array.Empty<string>(),
+            .. hostMemory is null ? Array.Empty<string>() : ["--host-memory", hostMemory],
         ];
         var output = await LabAsync(name, up);
         Assert.True(output.ExitCode == 0, $"ferry lab up failed ({output.ExitCode}): {output.StandardError}");

@@ -1,0 +1,164 @@
+using System.Text.Json;
+using Ferry.IntegrationTests.Cluster;
+using Ferry.IntegrationTests.Lab;
+using Xunit.Abstractions;
+
+namespace Ferry.IntegrationTests.Migration;
+
+/// <summary>
+/// Live migration with the real guest counting on its replicated disk: the counter only goes up across
+/// the move, and no two hosts ever run it at once. Failures injected at each step (the target's QEMU
+/// dies, the migration times out, the source or the target host dies) end with one running VM and
+/// consistent volume roles.
+/// </summary>
+public class MigrationTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Settle = TimeSpan.FromSeconds(90);
+
+    [Fact]
+    public async Task A_vm_migrates_there_and_back_under_its_write_load_with_its_counter_only_going_up_and_never_running_twice()
+    {
+        await using var lab = await TestLab.UpAsync(3);
+        var (h1, h2, h3) = (lab["h1"], lab["h2"], lab["h3"]);
+        await RunGuestOnH1Async(lab);
+
+        await using (var watch = GuestWatch.Start(lab, "g"))
+        {
+            var before = await LabGuest.CounterAsync(h1);
+            var moved = await h3.FerryJsonAsync("vm", "migrate", "g", "--to", "h2");
+            Assert.Equal("h2", moved.GetProperty("host").GetString());
+            var last = moved.GetProperty("lastMigration");
+            Assert.True(last.GetProperty("succeeded").GetBoolean());
+            output.WriteLine($"h1 -> h2: {last}");
+            Assert.True(await LabGuest.CounterAsync(h2) > before, "the counter did not go on on h2");
+            await CopiesAsync(h2, "up-to-date secondary connected", "up-to-date primary connected");
+
+            // Back, to the host placement chooses: the only other one with a copy.
+            var back = await h1.FerryJsonAsync("vm", "migrate", "g");
+            Assert.Equal("h1", back.GetProperty("host").GetString());
+            await CopiesAsync(h1, "up-to-date primary connected", "up-to-date secondary connected");
+            var seen = await LabGuest.CounterAsync(h1);
+            await Wait.UntilAsync(async () => await LabGuest.TryCounterAsync(h1) > seen, Settle, "the counter to go on on h1");
+
+            var counts = watch.Counts;
+            output.WriteLine($"counter read {counts.Count} times, {counts[0]} to {counts[^1]}; longest stall {watch.LongestStall.TotalMilliseconds:0} ms");
+            Assert.True(counts.Zip(counts.Skip(1)).All(p => p.Second > p.First), $"the counter went back: {string.Join(", ", counts)}");
+            Assert.Empty(watch.Twice);
+        }
+
+        Assert.Equal(["h1"], LabGuest.Instances(lab, "g"));
+        var events = (await h2.FerryJsonAsync("cluster", "events")).EnumerateArray().Select(e => e.GetProperty("kind").GetString()).ToList();
+        Assert.Equal(2, events.Count(k => k == "complete-migration"));
+    }
+
+    [Fact]
+    public async Task A_migration_whose_target_qemu_dies_or_that_times_out_fails_with_the_reason_and_the_vm_runs_on_at_its_source()
+    {
+        await using var lab = await TestLab.UpAsync(3);
+        var (h1, h2) = (lab["h1"], lab["h2"]);
+        await RunGuestOnH1Async(lab);
+
+        await using (var watch = GuestWatch.Start(lab, "g"))
+        {
+            // Slowed to 1 MiB/s, the migration is still sending when the target's QEMU is killed.
+            var migrating = h1.FerryAsync("vm", "migrate", "g", "--to", "h2", "--bandwidth", "1M");
+            await Wait.UntilAsync(async () => (await LabGuest.LocalAsync(h2, "vms")).EnumerateArray().Any(v => v.GetProperty("state").GetString() == "paused"), Settle, "QEMU on h2 to take the state");
+            Ferry.Hypervisor.HostProcess.Kill(LabGuest.Processes(lab, "g").Single(p => p.Host == "h2").Pid);
+            var failed = await migrating;
+            Assert.NotEqual(0, failed.ExitCode);
+            Assert.Contains("failed", failed.StandardError, StringComparison.Ordinal);
+            output.WriteLine(failed.StandardError);
+            await StaysOnH1Async(lab);
+
+            // Too slow for its timeout: cancelled, and the VM runs on.
+            var timedOut = await h2.FerryAsync("vm", "migrate", "g", "--to", "h2", "--bandwidth", "1M", "--timeout", "3s");
+            Assert.NotEqual(0, timedOut.ExitCode);
+            Assert.Contains("not done after 3 s", timedOut.StandardError, StringComparison.Ordinal);
+            await StaysOnH1Async(lab);
+
+            var counts = watch.Counts;
+            Assert.True(counts.Zip(counts.Skip(1)).All(p => p.Second > p.First), $"the counter went back: {string.Join(", ", counts)}");
+            Assert.Empty(watch.Twice);
+        }
+
+        var last = (await h1.FerryJsonAsync("vm", "show", "g")).GetProperty("lastMigration");
+        Assert.False(last.GetProperty("succeeded").GetBoolean());
+    }
+
+    [Fact]
+    public async Task A_source_that_dies_during_the_migration_leaves_the_vm_to_run_at_its_target_with_no_write_lost()
+    {
+        await using var lab = await TestLab.UpAsync(3);
+        var (h1, h2) = (lab["h1"], lab["h2"]);
+        var last = await RunGuestOnH1Async(lab);
+
+        await using var watch = GuestWatch.Start(lab, "g");
+        var migrating = h2.FerryAsync("vm", "migrate", "g", "--to", "h2", "--bandwidth", "1M");
+        await Wait.UntilAsync(() => Task.FromResult(LabGuest.Instances(lab, "g").Contains("h2")), Settle, "QEMU to wait for the state on h2");
+        last = Math.Max(last, await LabGuest.CounterAsync(h1));
+        await lab.KillAsync("h1");
+
+        var failed = await migrating;
+        Assert.NotEqual(0, failed.ExitCode);
+        output.WriteLine(failed.StandardError);
+        await Wait.UntilAsync(async () =>
+        {
+            var vm = await h2.FerryJsonAsync("vm", "show", "g");
+            return vm.GetProperty("host").GetString() == "h2" && vm.GetProperty("state").GetString() == "running";
+        }, Settle, "the VM to run on h2");
+        Assert.True(await LabGuest.CounterAsync(h2) >= last, $"the counter went back: it was {last} on h1");
+        Assert.Equal(["h2"], LabGuest.Instances(lab, "g"));
+        Assert.Empty(watch.Twice);
+    }
+
+    [Fact]
+    public async Task A_target_that_dies_during_the_migration_leaves_the_vm_running_at_its_source()
+    {
+        await using var lab = await TestLab.UpAsync(3);
+        var h1 = lab["h1"];
+        await RunGuestOnH1Async(lab);
+
+        await using var watch = GuestWatch.Start(lab, "g");
+        var migrating = h1.FerryAsync("vm", "migrate", "g", "--to", "h2", "--bandwidth", "1M");
+        await Wait.UntilAsync(() => Task.FromResult(LabGuest.Instances(lab, "g").Contains("h2")), Settle, "QEMU to wait for the state on h2");
+        await lab.KillAsync("h2");
+
+        var failed = await migrating;
+        Assert.NotEqual(0, failed.ExitCode);
+        output.WriteLine(failed.StandardError);
+        var vm = await h1.FerryJsonAsync("vm", "show", "g");
+        Assert.Equal(("h1", "running"), (vm.GetProperty("host").GetString(), vm.GetProperty("state").GetString()));
+        var seen = await LabGuest.CounterAsync(h1);
+        await Wait.UntilAsync(async () => await LabGuest.TryCounterAsync(h1) > seen, Settle, "the counter to go on on h1");
+        Assert.Equal(["h1"], LabGuest.Instances(lab, "g"));
+        Assert.Empty(watch.Twice);
+    }
+
+    /// <summary>The guest on a volume of h1 and h2, running on h1, both copies in step; returns its counter.</summary>
+    internal static async Task<long> RunGuestOnH1Async(TestLab lab)
+    {
+        var h1 = lab["h1"];
+        await h1.FerryJsonAsync("volume", "create", "disk", "--size", "64M", "--host", "h1,h2");
+        await LabGuest.CreateAsync(h1, "g", "disk", "--prefer", "h1");
+        Assert.Equal("h1", (await h1.FerryJsonAsync("vm", "start", "g")).GetProperty("host").GetString());
+        var counted = await LabGuest.CounterAsync(h1);
+        await CopiesAsync(h1, "up-to-date primary connected", "up-to-date secondary connected");
+        return counted;
+    }
+
+    private static Task CopiesAsync(LabMember asked, params string[] expected) =>
+        Wait.UntilAsync(async () => LabGuest.Copies(await asked.FerryJsonAsync("volume", "show", "disk")).SequenceEqual(expected), Settle, $"the copies to be [{string.Join("; ", expected)}]");
+
+    /// <summary>The VM runs on h1 only, counting, its copy there primary and h2's secondary in step.</summary>
+    private static async Task StaysOnH1Async(TestLab lab)
+    {
+        var h1 = lab["h1"];
+        var vm = await h1.FerryJsonAsync("vm", "show", "g");
+        Assert.Equal(("h1", "running"), (vm.GetProperty("host").GetString(), vm.GetProperty("state").GetString()));
+        var seen = await LabGuest.CounterAsync(h1);
+        await Wait.UntilAsync(async () => await LabGuest.TryCounterAsync(h1) > seen, Settle, "the counter to go on on h1");
+        await CopiesAsync(h1, "up-to-date primary connected", "up-to-date secondary connected");
+        await Wait.UntilAsync(() => Task.FromResult(LabGuest.Instances(lab, "g") is ["h1"]), Settle, "h2 to let go of the VM");
+        Assert.Equal(0, (await LabGuest.LocalAsync(lab["h2"], "vms")).EnumerateArray().Count(v => v.GetProperty("name").GetString() == "g"));
+    }
+}
