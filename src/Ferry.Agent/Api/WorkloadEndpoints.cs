@@ -25,14 +25,25 @@ internal static class WorkloadEndpoints
 
         var vms = app.MapGroup("/api/v1/cluster/vms").WithTags("Cluster VMs");
         vms.MapGet("/", (ClusterWorkloads w) => ApiResults.From(w.Vms())).Produces<VmView[]>();
-        vms.MapPost("/", async (HttpRequest request, int? maxRestarts, int? maxRelocations, string? antiAffinity, [Microsoft.AspNetCore.Mvc.FromQuery] string[]? prefer, ClusterWorkloads w, CancellationToken ct) =>
+        vms.MapPost("/", async (
+            HttpRequest request,
+            int? maxRestarts,
+            int? maxRelocations,
+            string? antiAffinity,
+            [Microsoft.AspNetCore.Mvc.FromQuery] string[]? prefer,
+            [Microsoft.AspNetCore.Mvc.FromQuery] string[]? dependsOn,
+            int? dependencyTimeoutSeconds,
+            ClusterWorkloads w,
+            CancellationToken ct) =>
             await JsonBody.HandleAsync<VmSpec, VmView>(
                 request,
                 "VM spec",
                 spec => w.DefineVmAsync(
                     spec,
                     new RestartLimits(maxRestarts ?? RestartLimits.Default.MaxRestarts, maxRelocations ?? RestartLimits.Default.MaxRelocations),
-                    antiAffinity is null && prefer is not { Length: > 0 } ? null : new VmRules(antiAffinity, prefer),
+                    antiAffinity is null && prefer is not { Length: > 0 } && dependsOn is not { Length: > 0 } && dependencyTimeoutSeconds is null
+                        ? null
+                        : new VmRules(antiAffinity, prefer, dependsOn, dependencyTimeoutSeconds is { } seconds ? TimeSpan.FromSeconds(seconds) : null),
                     ct),
                 ct,
                 StatusCodes.Status201Created)).Accepts<VmSpec>("application/json").Produces<VmView>(StatusCodes.Status201Created);

@@ -27,7 +27,7 @@ internal sealed partial class ResourceManager(ClusterService cluster, Fencer fen
                     // Failed hosts are fenced first (in the background: a fence agent may take seconds); the plan
                     // then recovers their VMs on the others.
                     fencer.Check(node, stoppingToken);
-                    foreach (var command in ResourcePlan.Next(node.State))
+                    foreach (var command in ResourcePlan.Next(node.State, time.GetUtcNow()))
                     {
                         var outcome = await node.ProposeAsync(command with { At = time.GetUtcNow() }, stoppingToken).ConfigureAwait(false);
                         LogProposed(_log, command.Kind, outcome.Message);

@@ -49,8 +49,10 @@ internal static class VmCommands
 
         var antiAffinity = new Option<string>("--anti-affinity") { Description = "In a cluster: the VM's group of twins; two VMs of one group never run on one host" };
         var prefer = new Option<string[]>("--prefer") { Description = "In a cluster: a host the VM runs on first when it can take it (repeatable, in order)" };
+        var dependsOn = new Option<string[]>("--depends-on") { Description = "In a cluster: a VM that must be healthy before this one starts (repeatable)" };
+        var dependencyTimeout = new Option<string?>("--dependency-timeout") { Description = "In a cluster: how long to wait for --depends-on VMs before giving up, e.g. 10m (default 5m)" };
 
-        var command = new Command("create", "Create a VM") { name, cpus, memory, disks, kernel, initrd, append, forwards, bridge, noNet, health, maxRestarts, maxRelocations, antiAffinity, prefer, start };
+        var command = new Command("create", "Create a VM") { name, cpus, memory, disks, kernel, initrd, append, forwards, bridge, noNet, health, maxRestarts, maxRelocations, antiAffinity, prefer, dependsOn, dependencyTimeout, start };
         command.SetAction(CliContext.Action(async (context, parse, ct) =>
         {
             var spec = BuildSpec(parse, name, cpus, memory, disks, kernel, initrd, append, forwards, bridge, noNet);
@@ -78,6 +80,17 @@ internal static class VmCommands
             }
 
             query.AddRange((parse.GetValue(prefer) ?? []).Select(host => $"prefer={Uri.EscapeDataString(host)}"));
+            query.AddRange((parse.GetValue(dependsOn) ?? []).Select(vm => $"dependsOn={Uri.EscapeDataString(vm)}"));
+            if (parse.GetValue(dependencyTimeout) is { } timeoutText)
+            {
+                if (!DurationParser.Parse(timeoutText).TryGetValue(out var timeout, out var timeoutError))
+                {
+                    return CliContext.Fail(timeoutError);
+                }
+
+                query.Add($"dependencyTimeoutSeconds={(long)timeout.TotalSeconds}");
+            }
+
             var created = await context.Client.CreateVmAsync(value, ct, query.Count == 0 ? "" : "?" + string.Join('&', query)).ConfigureAwait(false);
             if (created.IsOk && parse.GetValue(start))
             {
@@ -321,12 +334,13 @@ internal static class VmCommands
                 : $"{last.Source} -> {last.Target} at {last.At:u} failed: {last.Error}"));
         }
 
-        if (vm.Rules is { } rules && (rules.AntiAffinity is not null || rules.PreferredHosts.Count > 0))
+        if (vm.Rules is { } rules && (rules.AntiAffinity is not null || rules.PreferredHosts.Count > 0 || rules.Dependencies.Count > 0))
         {
             grid.AddRow("placement", Markup.Escape(string.Join("; ", new[]
             {
                 rules.AntiAffinity is { } group ? $"anti-affinity group {group}" : null,
                 rules.PreferredHosts.Count > 0 ? $"prefers {string.Join(", ", rules.PreferredHosts)}" : null,
+                rules.Dependencies.Count > 0 ? $"starts after {string.Join(", ", rules.Dependencies)} (waits up to {rules.WaitForDependencies.TotalSeconds:0} s)" : null,
             }.OfType<string>())));
         }
 

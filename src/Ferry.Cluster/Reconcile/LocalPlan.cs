@@ -139,7 +139,7 @@ public static class LocalPlan
             // A crash is restarted only once the cluster granted it (a restart counted against the VM's limit).
             if (here.State == VmState.Stopped || (here.State == VmState.Crashed && here.StartedAtGrant < vm.Recoveries.Grants))
             {
-                steps.Add(new LocalStep.StartVm(vm.Name));
+                steps.Add(Dependencies.Waiting(state, vm) is { } waiting ? new LocalStep.Blocked(vm.Name, waiting) : new LocalStep.StartVm(vm.Name));
             }
             else if (here.State == VmState.Paused)
             {

@@ -11,12 +11,21 @@ namespace Ferry.Cluster.Reconcile;
 /// </summary>
 public static class ResourcePlan
 {
-    public static IReadOnlyList<ClusterCommand> Next(ClusterState state)
+    /// <param name="now">The leader's clock, for VMs that wait for their dependencies too long (null: none waits too long).</param>
+    public static IReadOnlyList<ClusterCommand> Next(ClusterState state, DateTimeOffset? now = null)
     {
         var commands = new List<ClusterCommand>();
         // A migrating VM belongs to its source and target until the migration ends.
         foreach (var vm in state.Vms.Values.Where(v => v.Desired == VmDesiredState.Running && v.Recoveries.Error is null && v.Migration is null).OrderBy(v => v.Name, StringComparer.Ordinal))
         {
+            // Only one that has not started: a VM that runs is left running, whatever becomes of what it depends on.
+            var started = vm.Host is { } on && state.Report(on).Vms.GetValueOrDefault(vm.Name)?.State is VmState.Running or VmState.Paused;
+            if (now is { } clock && !started && Dependencies.TimedOut(state, vm, clock) is { } late)
+            {
+                commands.Add(new GiveUpVm(vm.Name, late));
+                continue;
+            }
+
             if (vm.Host is { } crashedOn && UnansweredCrash(state, vm, crashedOn))
             {
                 commands.Add(AnswerCrash(state, vm, crashedOn));
@@ -155,6 +164,11 @@ public static class ResourcePlan
         if (vm.Migration is null && state.Host(host) is { Maintenance: not null } && CannotLeave(state, vm) is { } stuck)
         {
             return $"its host {host} is drained, but it cannot move: {stuck}";
+        }
+
+        if (state.Report(host).Vms.GetValueOrDefault(vm.Name)?.State is not (VmState.Running or VmState.Paused) && Dependencies.Waiting(state, vm) is { } waiting)
+        {
+            return waiting;
         }
 
         foreach (var volume in Placement.VolumesOf(vm).Select(state.Volume).OfType<VolumeRecord>())

@@ -27,7 +27,7 @@ public sealed record RestartVm(string Name, string Host) : CrashAnswer(Name, Hos
         }
 
         var next = recovery with { Restarts = recovery.Restarts + 1, Grants = recovery.Grants + 1 };
-        return new StateChange(state with { Vms = state.Vms.SetItem(Name, vm with { Recovery = next }) },
+        return new StateChange(state with { Vms = state.Vms.SetItem(Name, vm with { Recovery = next, HealthyAt = null, StartAskedAt = At }) },
             $"VM {Name} crashed on {Host}: restart {next.Restarts} of {limits.MaxRestarts} there");
     }
 }
@@ -48,7 +48,7 @@ public sealed record RelocateVm(string Name, string Host) : CrashAnswer(Name, Ho
         var disks = vm.Spec.Disks.Select(d => d.Volume).OfType<string>().ToHashSet(StringComparer.Ordinal);
         var (next, _) = state.WithoutPrimaries(Host, v => disks.Contains(v.Name));
         var moved = recovery with { Restarts = 0, Relocations = recovery.Relocations + 1, Avoid = Host };
-        return new StateChange(next with { Vms = next.Vms.SetItem(Name, vm with { Host = null, Recovery = moved }) },
+        return new StateChange(next with { Vms = next.Vms.SetItem(Name, vm with { Host = null, Recovery = moved, HealthyAt = null }) },
             $"VM {Name} crashed on {Host} after {recovery.Restarts} restarts there: moving it, move {moved.Relocations} of {limits.MaxRelocations}");
     }
 }
@@ -72,7 +72,7 @@ public sealed record VmHealthy(string Name, string Host, string Message) : Clust
             return VmChecks.Unknown(Name);
         }
 
-        var forgiven = vm.Host == Host && vm.Recoveries.Error is null ? vm with { Recovery = vm.Recoveries.Forgiven() } : vm;
+        var forgiven = vm.Host == Host && vm.Recoveries.Error is null ? vm with { Recovery = vm.Recoveries.Forgiven(), HealthyAt = At } : vm;
         return new StateChange(state with { Vms = state.Vms.SetItem(Name, forgiven) }, Message);
     }
 }

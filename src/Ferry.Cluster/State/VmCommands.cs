@@ -38,6 +38,12 @@ public sealed record DefineVm(VmSpec Spec, RestartLimits? Limits = null, VmRules
             return invalid;
         }
 
+        // Only VMs that exist already: so dependencies never go round in a circle.
+        if (Rules?.Dependencies.FirstOrDefault(d => !state.Vms.ContainsKey(d)) is { } unknown)
+        {
+            return FerryError.NotFound($"VM '{Spec.Name}' depends on VM '{unknown}', which does not exist (define it first)");
+        }
+
         return new StateChange(state with { Vms = state.Vms.Add(Spec.Name, new VmRecord(Spec, VmDesiredState.Stopped, null, At, Limits, Rules: Rules)) }, $"VM {Spec.Name} defined");
     }
 }
@@ -64,7 +70,13 @@ public sealed record SetVmDesiredState(string Name, VmDesiredState Desired) : Cl
         }
 
         // Asked to start (again), the VM gets its full restart and relocation budget back.
-        return new StateChange(state with { Vms = state.Vms.SetItem(Name, vm with { Desired = Desired, Recovery = vm.Recoveries.Forgiven() }) }, $"VM {Name} should be {FerryJson.Name(Desired)}");
+        var asked = vm with { Desired = Desired, Recovery = vm.Recoveries.Forgiven() };
+        if (Desired != vm.Desired)
+        {
+            asked = asked with { HealthyAt = null, StartAskedAt = Desired == VmDesiredState.Running ? At : vm.StartAskedAt };
+        }
+
+        return new StateChange(state with { Vms = state.Vms.SetItem(Name, asked) }, $"VM {Name} should be {FerryJson.Name(Desired)}");
     }
 }
 
@@ -100,7 +112,7 @@ public sealed record PlaceVm(string Name, string? Host) : ClusterCommand
             }
         }
 
-        return new StateChange(state with { Vms = state.Vms.SetItem(Name, vm with { Host = Host }) },
+        return new StateChange(state with { Vms = state.Vms.SetItem(Name, vm with { Host = Host, HealthyAt = null, StartAskedAt = Host is null ? vm.StartAskedAt : At }) },
             Host is null ? $"VM {Name} unplaced" : $"VM {Name} placed on {Host}");
     }
 }
@@ -120,6 +132,11 @@ public sealed record DeleteVm(string Name) : ClusterCommand
         if (vm.Desired != VmDesiredState.Stopped)
         {
             return FerryError.WrongState($"VM '{Name}' should be running: stop it first");
+        }
+
+        if (state.Vms.Values.FirstOrDefault(v => v.PlacementRules.Dependencies.Contains(Name)) is { } dependent)
+        {
+            return FerryError.WrongState($"VM '{dependent.Name}' depends on VM '{Name}': delete it first");
         }
 
         return new StateChange(state with { Vms = state.Vms.Remove(Name) }, $"VM {Name} deleted");

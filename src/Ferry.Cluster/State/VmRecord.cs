@@ -16,6 +16,8 @@ public enum VmDesiredState
 /// <param name="Migration">The live migration under way, if one is: its source and target own the VM until it ends.</param>
 /// <param name="LastMigration">How the last live migration ended.</param>
 /// <param name="Home">The host it was moved away from by a drain, to which it goes back when that host is undrained.</param>
+/// <param name="HealthyAt">When it answered its health check in its current run (null: not since it was last started or placed).</param>
+/// <param name="StartAskedAt">When it was last asked to start or placed anew: what its wait for its dependencies counts from.</param>
 public sealed record VmRecord(
     VmSpec Spec,
     VmDesiredState Desired,
@@ -26,7 +28,9 @@ public sealed record VmRecord(
     VmRules? Rules = null,
     VmMigration? Migration = null,
     MigrationResult? LastMigration = null,
-    string? Home = null)
+    string? Home = null,
+    DateTimeOffset? HealthyAt = null,
+    DateTimeOffset? StartAskedAt = null)
 {
     public string Name => Spec.Name;
 
@@ -70,20 +74,33 @@ public sealed record VmRecovery(int Restarts, int Relocations, string? Avoid, st
     public VmRecovery Forgiven() => None with { Grants = Grants };
 }
 
-/// <summary>How a VM is placed.</summary>
+/// <summary>How a VM is placed, and what it waits for.</summary>
 /// <param name="AntiAffinity">Its group of twins: two VMs of one group never run on one host.</param>
 /// <param name="Prefer">Hosts it runs on first, in this order, when they can take it.</param>
-public sealed record VmRules(string? AntiAffinity = null, IReadOnlyList<string>? Prefer = null)
+/// <param name="DependsOn">VMs that must be healthy (running, and answering their health check if they have one) before it starts.</param>
+/// <param name="DependencyTimeout">How long it waits for them before the cluster gives up on it (null: the default).</param>
+public sealed record VmRules(string? AntiAffinity = null, IReadOnlyList<string>? Prefer = null, IReadOnlyList<string>? DependsOn = null, TimeSpan? DependencyTimeout = null)
 {
+    public static readonly TimeSpan DefaultDependencyTimeout = TimeSpan.FromMinutes(5);
+
     public static VmRules None { get; } = new();
 
     public IReadOnlyList<string> PreferredHosts => Prefer ?? [];
+
+    public IReadOnlyList<string> Dependencies => DependsOn ?? [];
+
+    public TimeSpan WaitForDependencies => DependencyTimeout ?? DefaultDependencyTimeout;
 
     public FerryError? Invalid()
     {
         if (AntiAffinity is { } group && !ResourceName.IsValid(group))
         {
             return FerryError.InvalidArgument($"invalid anti-affinity group '{group}': {ResourceName.Rule}");
+        }
+
+        if (DependencyTimeout is { } timeout && (timeout < TimeSpan.FromSeconds(1) || timeout > TimeSpan.FromDays(1)))
+        {
+            return FerryError.InvalidArgument($"a dependency timeout is 1 s to 1 day, not {timeout.TotalSeconds} s");
         }
 
         return PreferredHosts.FirstOrDefault(h => !ResourceName.IsValid(h)) is { } host

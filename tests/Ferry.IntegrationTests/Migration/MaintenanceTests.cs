@@ -92,6 +92,37 @@ public class MaintenanceTests(ITestOutputHelper output)
         Assert.DoesNotContain(JsonDocument.Parse(verify.StandardOutput).RootElement.EnumerateArray(), r => r.GetProperty("severity").GetString() == "error");
     }
 
+    [Fact]
+    public async Task Vms_start_after_what_they_depend_on_is_healthy_and_one_whose_dependency_never_is_gives_up_saying_why()
+    {
+        await using var lab = await TestLab.UpAsync(3);
+        var h1 = lab["h1"];
+        await h1.FerryJsonAsync("volume", "create", "dbdisk", "--size", "16M", "--host", "h1,h2");
+        await h1.FerryJsonAsync("volume", "create", "appdisk", "--size", "16M", "--host", "h1,h2");
+        await h1.FerryJsonAsync("volume", "create", "lonedisk", "--size", "16M", "--host", "h1,h2");
+        await LabGuest.CreateAsync(h1, "db", "dbdisk", 8080, "--prefer", "h1");
+        await LabGuest.CreateAsync(h1, "app", "appdisk", 8081, "--prefer", "h1", "--depends-on", "db");
+        await LabGuest.CreateAsync(h1, "lone", "lonedisk", 8082, "--prefer", "h2", "--depends-on", "app", "--dependency-timeout", "5s");
+
+        // Asked first, app waits for db and says so.
+        var app = await h1.FerryJsonAsync("vm", "start", "app");
+        Assert.Contains("waiting for VM 'db' to be healthy", app.GetProperty("waiting").GetString(), StringComparison.Ordinal);
+        await h1.FerryJsonAsync("vm", "start", "db");
+        await Wait.UntilAsync(async () => (await h1.FerryJsonAsync("vm", "show", "app")).GetProperty("state").GetString() == "running", Settle, "app to start after db");
+        var kinds = (await h1.FerryJsonAsync("cluster", "events")).EnumerateArray()
+            .Select(e => $"{e.GetProperty("kind").GetString()} {(e.TryGetProperty("vm", out var vm) ? vm.GetString() : "")}").ToList();
+        Assert.True(kinds.IndexOf("vm-healthy db") < kinds.IndexOf("vm-started app"), string.Join("\n", kinds));
+
+        // lone waits for app, which is stopped now: after 5 s the cluster gives up on it, and says why.
+        await h1.FerryJsonAsync("vm", "stop", "app");
+        await h1.FerryJsonAsync("vm", "start", "lone");
+        var gaveUp = await Wait.UntilAsync(async () => (await h1.FerryJsonAsync("vm", "show", "lone")).TryGetProperty("waiting", out var w) && w.GetString()!.Contains("not healthy within 5 s", StringComparison.Ordinal) ? w.GetString() : null,
+            Settle, "the cluster to give up on lone");
+        output.WriteLine(gaveUp);
+        Assert.Contains("waiting for VM 'app' to be healthy (it is stopped)", gaveUp, StringComparison.Ordinal);
+        Assert.DoesNotContain("h2", LabGuest.Instances(lab, "lone"));
+    }
+
     /// <summary>Gives the VMs 2 GiB: defined anew with the same disk (the test guest is made with 256 MiB).</summary>
     private static async Task SetMemoryAsync(TestLab lab, params string[] vms)
     {
