@@ -133,7 +133,9 @@ public sealed record RemoveHost(string Name, bool Force = false) : ClusterComman
         {
             Hosts = state.Hosts.Remove(Name),
             Reports = state.Reports.Remove(Name),
-            Vms = state.Vms.SetItems(vms.Select(vm => KeyValuePair.Create(vm, state.Vms[vm] with { Host = null }))),
+            Vms = state.Vms
+                .SetItems(state.Vms.Values.Where(v => v.Migration is { } m && (m.Source == Name || m.Target == Name)).Select(v => KeyValuePair.Create(v.Name, v.WithoutMigration(At, $"{Name} was removed"))))
+                .SetItems(vms.Select(vm => KeyValuePair.Create(vm, state.Vms[vm].WithoutMigration(At, $"{Name} was removed") with { Host = null }))),
             Volumes = state.Volumes.SetItems(volumes.Select(v => KeyValuePair.Create(v, WithoutCopy(state.Volumes[v], Name)))),
         };
         return new StateChange(next, Force && (vms.Count > 0 || volumes.Count > 0)

@@ -9,8 +9,8 @@ public abstract record CrashAnswer(string Name, string Host) : ClusterCommand
 
     internal override Result<StateChange> Execute(ClusterState state) =>
         state.Vm(Name) is not { } vm ? VmChecks.Unknown(Name)
-        : vm.Host != Host || vm.Desired != VmDesiredState.Running || vm.Recoveries.Error is not null
-            ? FerryError.WrongState($"VM '{Name}' is not meant to run on {Host}, or the cluster gave up on it")
+        : vm.Host != Host || vm.Desired != VmDesiredState.Running || vm.Recoveries.Error is not null || vm.Migration is not null
+            ? FerryError.WrongState($"VM '{Name}' is not meant to run on {Host}, is migrating, or the cluster gave up on it")
             : Answer(state, vm, vm.Recoveries, vm.RestartLimits);
 
     private protected abstract Result<StateChange> Answer(ClusterState state, VmRecord vm, VmRecovery recovery, RestartLimits limits);

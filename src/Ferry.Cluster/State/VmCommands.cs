@@ -94,6 +94,11 @@ public sealed record PlaceVm(string Name, string? Host) : ClusterCommand
             return VmChecks.Unknown(Name);
         }
 
+        if (vm.Migration is { } m)
+        {
+            return FerryError.WrongState($"VM '{Name}' is migrating from {m.Source} to {m.Target}: wait until it is done");
+        }
+
         if (Host is not null)
         {
             if (state.Host(Host) is not { } host)

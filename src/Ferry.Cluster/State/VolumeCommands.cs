@@ -101,6 +101,11 @@ public sealed record PromoteCopy(string Volume, string Host, bool Force = false)
             return HostChecks.IsFenced(fenced);
         }
 
+        if (VolumeChecks.Migrating(state, Volume) is { } migrating)
+        {
+            return migrating;
+        }
+
         var atRisk = "";
         if (volume.Outdated.TryGetValue(Host, out var mark))
         {
@@ -133,6 +138,11 @@ public sealed record DemoteCopy(string Volume, string Host) : ClusterCommand
         if (VolumeChecks.Copy(state, Volume, Host) is not { } volume)
         {
             return VolumeChecks.MissingCopy(state, Volume, Host);
+        }
+
+        if (volume.Primary == Host && VolumeChecks.Migrating(state, Volume) is { } migrating)
+        {
+            return migrating;
         }
 
         return volume.Primary != Host
@@ -197,6 +207,12 @@ public sealed record ClearOutdated(string Volume, string Host) : ClusterCommand
 internal static class VolumeChecks
 {
     public static FerryError Unknown(string name) => FerryError.NotFound($"no volume named '{name}'");
+
+    /// <summary>A disk of a VM being migrated changes primary only through the migration.</summary>
+    public static FerryError? Migrating(ClusterState state, string volume) =>
+        state.Vms.Values.FirstOrDefault(vm => vm.Migration is not null && vm.Spec.Disks.Any(d => d.Volume == volume)) is { Migration: { } m } vm
+            ? FerryError.WrongState($"'{volume}' is a disk of VM '{vm.Name}', which is migrating from {m.Source} to {m.Target}: wait until it is done")
+            : null;
 
     public static VolumeRecord? Copy(ClusterState state, string name, string host) =>
         state.Volume(name) is { } volume && volume.Hosts.Contains(host) ? volume : null;

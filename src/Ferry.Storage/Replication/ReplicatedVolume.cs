@@ -217,11 +217,19 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         LogDemoted(_context.Logger, Name);
     }
 
-    /// <summary>New peers, protocol or options; links restart with them.</summary>
+    /// <summary>New peers, protocol or options; links restart with them, unless only whether a second primary may join changed.</summary>
     public async Task ApplySettingsAsync(ReplicationSettings settings, CancellationToken ct)
     {
         var wasPrimary = Settings.Role == CopyRole.Primary;
+        var before = Settings;
         Settings = settings with { Role = Settings.Role };
+        if (Settings with { AllowTwoPrimaries = before.AllowTwoPrimaries, Peers = before.Peers } == before && Settings.Peers.SequenceEqual(before.Peers))
+        {
+            // A second primary's link is judged when it says hello: the links up now need not restart,
+            // and a running VM's writes do not wait for them (a migration's handoff opens and closes this).
+            return;
+        }
+
         if (wasPrimary && !settings.Disconnected)
         {
             _fencedReason = null;

@@ -21,6 +21,7 @@ public class ClusterStatePropertyTests
     private static readonly Gen<string> AnyVolume = Gen.OneOf(VolumeNames);
     private static readonly Gen<string> AnyVm = Gen.OneOf(VmNames);
     private static readonly Gen<string> AnyToken = Gen.OneOf(Tokens);
+    private static readonly Gen<Guid> AnyMigration = Gen.OneOf(Guid.Parse("00000000-0000-0000-0000-000000000001"), Guid.Parse("00000000-0000-0000-0000-000000000002"));
 
     private static readonly Gen<HostReport> AnyReport = Gen.Select(
         Gen.Select(AnyVolume, Gen.Enum<CopyRole>(), (v, role) => KeyValuePair.Create(v, new CopyReport(DiskState.UpToDate, role, ConnectionState.Connected, 1))).Array[0, 2],
@@ -47,7 +48,11 @@ public class ClusterStatePropertyTests
         Gen.Select(AnyVm, AnyHost, (m, h) => (ClusterCommand)new RelocateVm(m, h)),
         AnyVm.Select(m => (ClusterCommand)new GiveUpVm(m, "crashed too often")),
         Gen.Select(AnyVm, AnyHost, (m, h) => (ClusterCommand)new VmHealthy(m, h, "healthy")),
-        Gen.Select(AnyHost, AnyReport, (h, report) => (ClusterCommand)new ReportHost(h, report)));
+        Gen.Select(AnyHost, AnyReport, (h, report) => (ClusterCommand)new ReportHost(h, report)),
+        Gen.Select(AnyHost, Gen.Bool, (h, on) => (ClusterCommand)new SetMaintenance(h, on)),
+        Gen.Select(AnyVm, AnyHost, AnyMigration, Gen.Bool, (m, h, id, drain) => (ClusterCommand)new BeginMigration(m, h, id, drain)),
+        Gen.Select(AnyVm, AnyMigration, (m, id) => (ClusterCommand)new CompleteMigration(m, id, TimeSpan.FromMilliseconds(30), null)),
+        Gen.Select(AnyVm, AnyMigration, (m, id) => (ClusterCommand)new AbortMigration(m, id, "target died")));
 
     /// <summary>Stands for "the time of the host's current fence" in a generated <see cref="UnfenceHost"/>.</summary>
     private static readonly DateTimeOffset SeesOwnFence = DateTimeOffset.MinValue;
@@ -127,6 +132,14 @@ public class ClusterStatePropertyTests
             // A VM is placed on at most one host, and it is a member that exists and is not fenced.
             Assert.True(vm.Host is null || after.Host(vm.Host) is { Role: HostRole.Member, Fenced: null }, $"{vm.Name} placed on {vm.Host}");
             Assert.All(vm.Spec.Disks, d => Assert.True(d.Volume is null || after.Volumes.ContainsKey(d.Volume)));
+
+            // A migration runs from where the VM is placed to another member that takes part; its disks stay primary at the source.
+            if (vm.Migration is { } m)
+            {
+                Assert.True(m.Source == vm.Host && m.Target != m.Source, $"{vm.Name}: migrating from {m.Source} to {m.Target}, placed on {vm.Host}");
+                Assert.True(after.Host(m.Target) is { Role: HostRole.Member, Fenced: null }, $"{vm.Name}: migrating to {m.Target}");
+                Assert.All(vm.Spec.Disks.Select(d => d.Volume).OfType<string>(), v => Assert.Equal(m.Source, after.Volume(v)!.Primary));
+            }
         }
 
         foreach (var token in before.Tokens.Values.Where(t => t.UsedBy is not null))

@@ -96,6 +96,19 @@ public class MigrationPlanTests
     }
 
     [Fact]
+    public void While_it_migrates_its_placement_and_its_disks_primaries_change_only_through_the_migration()
+    {
+        var state = Running().Apply(Begin());
+        Assert.Contains("migrating", state.Refused(new PlaceVm("m1", "b") { At = T0 }).Message);
+        Assert.Contains("migrating", state.Refused(new PromoteCopy("v1", "b") { At = T0 }).Message);
+        Assert.Contains("migrating", state.Refused(new DemoteCopy("v1", "a") { At = T0 }).Message);
+        Assert.Contains("migrating", state.Refused(new RelocateVm("m1", "a") { At = T0 }).Message);
+
+        var removed = state.Apply(new RemoveHost("b", Force: true) { At = T0 });
+        Assert.Equal(("a", false), (removed.Vm("m1")!.Host, removed.Vm("m1")!.LastMigration!.Succeeded));
+    }
+
+    [Fact]
     public void While_it_migrates_neither_host_touches_the_vm_or_its_disks_and_the_leader_plans_nothing_for_it()
     {
         var state = Running().Apply(Begin());
