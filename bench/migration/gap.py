@@ -10,9 +10,11 @@ signal.signal(signal.SIGTERM, lambda *_: stop.set())
 def poll(address):
     while not stop.is_set():
         try:
+            # Stamped when asked: a guest answers with what it counted by then (a paused one answers late).
+            asked = time.monotonic()
             value = int(urllib.request.urlopen(f"http://{address}/counter", timeout=1).read().strip())
             with lock:
-                reads.append((time.monotonic(), value))
+                reads.append((asked, value))
         except Exception:
             pass
         time.sleep(0.01)
