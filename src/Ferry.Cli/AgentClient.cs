@@ -112,6 +112,9 @@ public sealed class AgentClient : IDisposable
     public Task<Result<ClusterStatusView>> SetMaintenanceAsync(string host, bool on, CancellationToken ct) =>
         SendAsync<ClusterStatusView>(HttpMethod.Post, $"api/v1/cluster/hosts/{Uri.EscapeDataString(host)}/{(on ? "drain" : "undrain")}", null, ct);
 
+    public Task<Result<ClusterStatusView>> SetClusterSettingsAsync(ClusterSettingsRequest request, CancellationToken ct) =>
+        SendAsync<ClusterStatusView>(HttpMethod.Put, "api/v1/cluster/settings", request, ct);
+
     public Task<Result<Risk[]>> VerifyClusterAsync(CancellationToken ct) => SendAsync<Risk[]>(HttpMethod.Get, "api/v1/cluster/verify", null, ct);
 
     public Task<Result<ClusterStatusView>> RemoveHostAsync(string name, bool force, CancellationToken ct) =>

@@ -39,6 +39,8 @@ internal static class ClusterEndpoints
             ApiResults.From(await c.SetMaintenanceAsync(name, on: true, ct)));
         cluster.MapPost("/hosts/{name}/undrain", async (string name, ClusterService c, CancellationToken ct) =>
             ApiResults.From(await c.SetMaintenanceAsync(name, on: false, ct)));
+        cluster.MapPut("/settings", async (HttpRequest request, ClusterService c, CancellationToken ct) =>
+            await JsonBody.HandleAsync<ClusterSettingsRequest, ClusterStatusView>(request, "cluster settings", body => c.SetSettingsAsync(body, ct), ct));
         cluster.MapGet("/verify", (ClusterService c) => ApiResults.From(c.Verify())).Produces<Risk[]>();
         cluster.MapDelete("/hosts/{name}", async (string name, bool? force, ClusterService c, CancellationToken ct) =>
             ApiResults.From(await c.RemoveAsync(new PeerHostRequest(name, force ?? false), ct)));

@@ -46,7 +46,11 @@ public sealed record ClusterStatusView(
     long Term,
     long CommitIndex,
     long AppliedIndex,
-    IReadOnlyList<HostStatusView> Hosts);
+    IReadOnlyList<HostStatusView> Hosts,
+    bool NPlusOne = true);
+
+/// <summary>`ferry cluster set`: the settings to change (null: unchanged).</summary>
+public sealed record ClusterSettingsRequest(bool? NPlusOne);
 
 /// <param name="Voting">In the consensus group's membership (a joining host is not yet).</param>
 /// <param name="Health">reachable, unreachable or unknown, as the answering host last saw it.</param>
@@ -96,7 +100,8 @@ internal static class ClusterViews
             node.Term,
             node.CommitIndex,
             node.AppliedIndex,
-            hosts);
+            hosts,
+            state.Cluster?.NPlusOne ?? true);
     }
 }
 

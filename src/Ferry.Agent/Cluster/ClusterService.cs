@@ -314,6 +314,17 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
         return await StatusAsync(local: false, ct).ConfigureAwait(false);
     }
 
+    /// <summary>`ferry cluster set`: changes the cluster's settings; answers with the cluster's status.</summary>
+    public async Task<Result<ClusterStatusView>> SetSettingsAsync(ClusterSettingsRequest request, CancellationToken ct)
+    {
+        if (ErrorOf(await ProposeAsync(new SetClusterSettings(request.NPlusOne) { At = time.GetUtcNow() }, ct).ConfigureAwait(false)) is { } error)
+        {
+            return error;
+        }
+
+        return await StatusAsync(local: false, ct).ConfigureAwait(false);
+    }
+
     /// <summary>`ferry cluster verify`: what puts the cluster at risk now.</summary>
     public Result<IReadOnlyList<Risk>> Verify() =>
         _node is { } node ? Result<IReadOnlyList<Risk>>.Ok(ClusterVerify.Risks(node.State)) : ClusterErrors.NotInCluster;

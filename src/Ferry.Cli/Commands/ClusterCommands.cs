@@ -17,6 +17,7 @@ internal static class ClusterCommands
         cluster.Subcommands.Add(Status());
         cluster.Subcommands.Add(Events());
         cluster.Subcommands.Add(Verify());
+        cluster.Subcommands.Add(Set());
         return cluster;
     }
 
@@ -183,6 +184,24 @@ internal static class ClusterCommands
         }
     }
 
+    private static Command Set()
+    {
+        var nPlusOne = new Option<string?>("--n-plus-one") { Description = "on: a VM starts only if every VM could still restart after any one host's loss (default); off: capacity alone" };
+        nPlusOne.AcceptOnlyFromAmong("on", "off");
+        var command = new Command("set", "Change the cluster's settings") { nPlusOne };
+        command.SetAction(CliContext.Action(async (context, parse, ct) =>
+        {
+            bool? admission = parse.GetValue(nPlusOne) is { } value ? value == "on" : null;
+            if (admission is null)
+            {
+                return CliContext.Fail(FerryError.InvalidArgument("say what to set, e.g. --n-plus-one off"));
+            }
+
+            return context.Print(await context.Client.SetClusterSettingsAsync(new ClusterSettingsRequest(admission), ct).ConfigureAwait(false), RenderStatus);
+        }));
+        return command;
+    }
+
     private static Command Verify()
     {
         var command = new Command("verify", "What puts the cluster at risk: N+1 (which host's loss strands which VMs), twins on one host, capacity, copies");
@@ -253,6 +272,7 @@ internal static class ClusterCommands
     {
         Console.Out.WriteLine($"cluster {status.Name} ({status.ClusterId})");
         Console.Out.WriteLine($"leader {status.Leader ?? "none"}, term {status.Term}, commit index {status.CommitIndex}, applied {status.AppliedIndex} (seen by {status.SeenBy})");
+        Console.Out.WriteLine($"N+1 admission {(status.NPlusOne ? "on" : "off")}");
         var table = new Table().AddColumns("host", "role", "consensus", "peer api", "voting", "health", "memory", "fencing");
         foreach (var host in status.Hosts)
         {

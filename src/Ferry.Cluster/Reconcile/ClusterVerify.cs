@@ -31,7 +31,9 @@ public static class ClusterVerify
 
         foreach (var failure in NPlusOne.Check(hosts, placed))
         {
-            risks.Add(new Risk(RiskSeverity.Error, "n-plus-one", $"N+1: {failure}", [failure.FailedHost], failure.Stranded));
+            // With admission off the operator chose to run without the spare room: a warning, still named.
+            var severity = state.Cluster?.NPlusOne ?? true ? RiskSeverity.Error : RiskSeverity.Warning;
+            risks.Add(new Risk(severity, "n-plus-one", $"N+1: {failure}", [failure.FailedHost], failure.Stranded));
         }
 
         foreach (var host in hosts)

@@ -16,6 +16,10 @@ public static class Dependencies
         && state.Report(host).Vms.GetValueOrDefault(vm.Name)?.State == VmState.Running
         && (vm.Spec.HealthCheck is null || vm.HealthyAt is not null);
 
+    /// <summary>How deep the VM sits in the order: 0 when it depends on nothing, else one more than the deepest it depends on.</summary>
+    public static int Depth(ClusterState state, VmRecord vm) =>
+        vm.PlacementRules.Dependencies.Select(state.Vm).OfType<VmRecord>().Select(d => Depth(state, d) + 1).DefaultIfEmpty(0).Max();
+
     /// <summary>What the VM waits for before it may start, or null when all it depends on is healthy.</summary>
     public static string? Waiting(ClusterState state, VmRecord vm)
     {

@@ -49,7 +49,7 @@ public static class Placement
 
     /// <summary>
     /// Why the VM may not start now, or null: it must fit (on its host, when it has one) next to the
-    /// running VMs, away from its twins, keeping N+1. A VM held back by its disks is not refused: it
+    /// running VMs, away from its twins, keeping N+1 (unless the cluster's setting turned it off). A VM held back by its disks is not refused: it
     /// waits, and says why.
     /// </summary>
     public static FerryError? Refusal(ClusterState state, VmRecord vm)
@@ -64,7 +64,7 @@ public static class Placement
             candidates = [host];
         }
 
-        return Placer.Choose(Hosts(state), Placed(state), Demand(state, vm), keepNPlusOne: true, candidates).Error;
+        return Placer.Choose(Hosts(state), Placed(state), Demand(state, vm), keepNPlusOne: state.Cluster?.NPlusOne ?? true, candidates).Error;
     }
 
     /// <summary>The VMs that take room: those that should run and have a host, each with the hosts it could restart on.</summary>

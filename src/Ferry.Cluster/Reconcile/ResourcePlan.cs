@@ -71,8 +71,9 @@ public static class ResourcePlan
     }
 
     /// <summary>
-    /// The next live migration that maintenance asks for, one at a time in the cluster: a VM off a drained
-    /// host, else a VM back to its home once that host takes VMs again. Only one that would be accepted now.
+    /// The next live migration that maintenance asks for, one at a time in the cluster and in start order:
+    /// a VM off a drained host, else a VM back to its home once that host takes VMs again. Only one that
+    /// would be accepted now.
     /// </summary>
     public static BeginMigration? NextMove(ClusterState state)
     {
@@ -81,9 +82,11 @@ public static class ResourcePlan
             return null;
         }
 
+        // In start order: what others depend on moves first.
         var running = state.Vms.Values
             .Where(v => v.Desired == VmDesiredState.Running && v.Host is not null && v.Recoveries.Error is null)
-            .OrderBy(v => v.Name, StringComparer.Ordinal)
+            .OrderBy(v => Dependencies.Depth(state, v))
+            .ThenBy(v => v.Name, StringComparer.Ordinal)
             .ToList();
         var away = running
             .Where(v => state.Host(v.Host!) is { Maintenance: not null })

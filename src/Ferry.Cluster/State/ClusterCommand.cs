@@ -17,6 +17,7 @@ namespace Ferry.Cluster.State;
 [JsonDerivedType(typeof(UnfenceHost), "unfence-host")]
 [JsonDerivedType(typeof(SetFenceAgent), "set-fence-agent")]
 [JsonDerivedType(typeof(SetMaintenance), "set-maintenance")]
+[JsonDerivedType(typeof(SetClusterSettings), "set-cluster-settings")]
 [JsonDerivedType(typeof(CreateVolume), "create-volume")]
 [JsonDerivedType(typeof(DeleteVolume), "delete-volume")]
 [JsonDerivedType(typeof(PromoteCopy), "promote-copy")]

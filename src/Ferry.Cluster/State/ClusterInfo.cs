@@ -1,5 +1,24 @@
 namespace Ferry.Cluster.State;
 
-/// <summary>The cluster's identity: made once by `ferry cluster init`.</summary>
+/// <summary>The cluster's identity, made once by `ferry cluster init`, and its settings.</summary>
 /// <param name="CaCertificatePem">The cluster authority's certificate, which every host certificate chains to.</param>
-public sealed record ClusterInfo(Guid Id, string Name, string CaCertificatePem, DateTimeOffset CreatedAt);
+/// <param name="NPlusOneOff">Set when starts are admitted without N+1 (`ferry cluster set --n-plus-one off`); on by default.</param>
+public sealed record ClusterInfo(Guid Id, string Name, string CaCertificatePem, DateTimeOffset CreatedAt, bool NPlusOneOff = false)
+{
+    public bool NPlusOne => !NPlusOneOff;
+}
+
+/// <summary>Changes the cluster's settings; a setting not given stays as it is.</summary>
+public sealed record SetClusterSettings(bool? NPlusOne) : ClusterCommand
+{
+    internal override Result<StateChange> Execute(ClusterState state)
+    {
+        if (state.Cluster is not { } cluster)
+        {
+            return ClusterErrors.NotInCluster;
+        }
+
+        var next = cluster with { NPlusOneOff = !(NPlusOne ?? cluster.NPlusOne) };
+        return new StateChange(state with { Cluster = next }, $"N+1 admission {(next.NPlusOne ? "on: a start must leave room for any one host's loss" : "off: starts need only capacity")}");
+    }
+}

@@ -134,6 +134,42 @@ public class MigrationTests(ITestOutputHelper output)
         Assert.Empty(watch.Twice);
     }
 
+    [Fact]
+    public async Task A_target_cut_off_during_the_migration_is_fenced_and_the_vm_runs_on_at_its_source()
+    {
+        await using var lab = await TestLab.UpAsync(3);
+        var h1 = lab["h1"];
+        await RunGuestOnH1Async(lab);
+
+        await using (var watch = GuestWatch.Start(lab, "g"))
+        {
+            var migrating = h1.FerryAsync("vm", "migrate", "g", "--to", "h2", "--bandwidth", "1M");
+            await Wait.UntilAsync(() => Task.FromResult(LabGuest.Instances(lab, "g").Contains("h2")), Settle, "QEMU to wait for the state on h2");
+            await lab.PartitionAsync("h2");
+
+            // The stream stalls rather than breaks; the cluster fences h2, which ends the migration, and the source cancels it.
+            var failed = await migrating;
+            Assert.NotEqual(0, failed.ExitCode);
+            Assert.Contains("h2 failed during the migration", failed.StandardError, StringComparison.Ordinal);
+            var seen = await LabGuest.CounterAsync(h1);
+            await Wait.UntilAsync(async () => await LabGuest.TryCounterAsync(h1) > seen, Settle, "the counter to go on on h1");
+            Assert.Equal(("h1", "running"), await PlaceAsync(h1));
+
+            await lab.HealAsync();
+            await CopiesAsync(h1, "up-to-date primary connected", "up-to-date secondary connected");
+            Assert.Equal(["h1"], LabGuest.Instances(lab, "g"));
+            var counts = watch.Counts;
+            Assert.True(counts.Zip(counts.Skip(1)).All(p => p.Second > p.First), $"the counter went back: {string.Join(", ", counts)}");
+            Assert.Empty(watch.Twice);
+        }
+    }
+
+    private static async Task<(string?, string?)> PlaceAsync(LabMember asked)
+    {
+        var vm = await asked.FerryJsonAsync("vm", "show", "g");
+        return (vm.GetProperty("host").GetString(), vm.GetProperty("state").GetString());
+    }
+
     /// <summary>The guest on a volume of h1 and h2, running on h1, both copies in step; returns its counter.</summary>
     internal static async Task<long> RunGuestOnH1Async(TestLab lab)
     {

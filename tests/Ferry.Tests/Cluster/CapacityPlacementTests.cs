@@ -44,6 +44,17 @@ public class CapacityPlacementTests
     }
 
     [Fact]
+    public void With_n_plus_one_off_a_start_needs_only_the_room_and_verify_warns_instead()
+    {
+        var state = Sized().Apply([.. Enumerable.Range(1, 5).Select(i => BigVm($"m{i}", $"v{i}", 1536))]);
+        state = Start(Start(Start(Start(state, "m1"), "m2"), "m3"), "m4").Apply(new SetClusterSettings(NPlusOne: false) { At = T0 });
+        state = Start(state, "m5");
+        Assert.Contains(ClusterVerify.Risks(state), r => r.Kind == "n-plus-one" && r.Severity == RiskSeverity.Warning);
+        Assert.True(state.Apply(new SetClusterSettings(NPlusOne: null) { At = T0 }).Cluster!.NPlusOneOff);
+        Assert.True(state.Apply(new SetClusterSettings(NPlusOne: true) { At = T0 }).Cluster!.NPlusOne);
+    }
+
+    [Fact]
     public void A_failed_hosts_vms_are_recovered_within_capacity_even_when_that_breaks_n_plus_one()
     {
         var state = Start(Start(Sized().Apply(BigVm("m1", "v1", 2048), BigVm("m2", "v2", 2048)), "m1"), "m2");

@@ -147,6 +147,27 @@ public class MigrationPlanTests
     }
 
     [Fact]
+    public void A_drain_moves_what_others_depend_on_first()
+    {
+        var state = ThreeHosts().Apply(
+            Volume("v1", "a", "b"),
+            Volume("v2", "a", "b"),
+            new DefineVm(new VmSpec { Name = "zdb", Disks = [DiskSpec.ForVolume("v1")] }) { At = T0 },
+            new DefineVm(new VmSpec { Name = "app", Disks = [DiskSpec.ForVolume("v2")] }, Rules: new VmRules(DependsOn: ["zdb"])) { At = T0 });
+        foreach (var (vm, volume) in new[] { ("zdb", "v1"), ("app", "v2") })
+        {
+            state = state.Apply(new SetVmDesiredState(vm, VmDesiredState.Running) { At = T0 }, new PlaceVm(vm, "a") { At = T0 }, new PromoteCopy(volume, "a") { At = T0 });
+        }
+
+        var copies = ImmutableDictionary<string, CopyReport>.Empty;
+        state = state.Apply(
+            new ReportHost("a", new HostReport(T0, copies, ImmutableDictionary<string, VmReport>.Empty.Add("zdb", new VmReport(VmState.Running)).Add("app", new VmReport(VmState.Running)))) { At = T0 },
+            new ReportHost("b", new HostReport(T0, copies.Add("v1", new CopyReport(DiskState.UpToDate, CopyRole.Secondary, ConnectionState.Connected, 1)).Add("v2", new CopyReport(DiskState.UpToDate, CopyRole.Secondary, ConnectionState.Connected, 1)), ImmutableDictionary<string, VmReport>.Empty)) { At = T0 },
+            new SetMaintenance("a", true) { At = T0 });
+        Assert.Equal("zdb", ResourcePlan.NextMove(state)!.Name);
+    }
+
+    [Fact]
     public void A_drained_hosts_vms_move_one_at_a_time_and_come_home_when_it_is_undrained()
     {
         var drained = Running().Apply(new SetMaintenance("a", true) { At = T0 });
