@@ -61,8 +61,7 @@ public class MigrationTests(ITestOutputHelper output)
         await using (var watch = GuestWatch.Start(lab, "g"))
         {
             // Slowed to 1 MiB/s, the migration is still sending when the target's QEMU is killed.
-            var migrating = h1.FerryAsync("vm", "migrate", "g", "--to", "h2", "--bandwidth", "1M");
-            await Wait.UntilAsync(async () => (await LabGuest.LocalAsync(h2, "vms")).EnumerateArray().Any(v => v.GetProperty("state").GetString() == "paused"), Settle, "QEMU on h2 to take the state");
+            var migrating = await SlowMigrationAsync(lab, h1);
             Ferry.Hypervisor.HostProcess.Kill(LabGuest.Processes(lab, "g").Single(p => p.Host == "h2").Pid);
             var failed = await migrating;
             Assert.NotEqual(0, failed.ExitCode);
@@ -93,8 +92,7 @@ public class MigrationTests(ITestOutputHelper output)
         var last = await RunGuestOnH1Async(lab);
 
         await using var watch = GuestWatch.Start(lab, "g");
-        var migrating = h2.FerryAsync("vm", "migrate", "g", "--to", "h2", "--bandwidth", "1M");
-        await Wait.UntilAsync(() => Task.FromResult(LabGuest.Instances(lab, "g").Contains("h2")), Settle, "QEMU to wait for the state on h2");
+        var migrating = await SlowMigrationAsync(lab, h2);
         last = Math.Max(last, await LabGuest.CounterAsync(h1));
         await lab.KillAsync("h1");
 
@@ -119,8 +117,7 @@ public class MigrationTests(ITestOutputHelper output)
         await RunGuestOnH1Async(lab);
 
         await using var watch = GuestWatch.Start(lab, "g");
-        var migrating = h1.FerryAsync("vm", "migrate", "g", "--to", "h2", "--bandwidth", "1M");
-        await Wait.UntilAsync(() => Task.FromResult(LabGuest.Instances(lab, "g").Contains("h2")), Settle, "QEMU to wait for the state on h2");
+        var migrating = await SlowMigrationAsync(lab, h1);
         await lab.KillAsync("h2");
 
         var failed = await migrating;
@@ -143,8 +140,7 @@ public class MigrationTests(ITestOutputHelper output)
 
         await using (var watch = GuestWatch.Start(lab, "g"))
         {
-            var migrating = h1.FerryAsync("vm", "migrate", "g", "--to", "h2", "--bandwidth", "1M");
-            await Wait.UntilAsync(() => Task.FromResult(LabGuest.Instances(lab, "g").Contains("h2")), Settle, "QEMU to wait for the state on h2");
+            var migrating = await SlowMigrationAsync(lab, h1);
             await lab.PartitionAsync("h2");
 
             // The stream stalls rather than breaks; the cluster fences h2, which ends the migration, and the source cancels it.
@@ -162,6 +158,17 @@ public class MigrationTests(ITestOutputHelper output)
             Assert.True(counts.Zip(counts.Skip(1)).All(p => p.Second > p.First), $"the counter went back: {string.Join(", ", counts)}");
             Assert.Empty(watch.Twice);
         }
+    }
+
+    /// <summary>
+    /// `vm migrate g --to h2` asked of <paramref name="asked"/>, slowed to 1 MiB/s so that it is still
+    /// sending when the test strikes; returns once h2's QEMU takes the state, with the command's outcome to come.
+    /// </summary>
+    private static async Task<Task<ProcessOutput>> SlowMigrationAsync(TestLab lab, LabMember asked)
+    {
+        var migrating = asked.FerryAsync("vm", "migrate", "g", "--to", "h2", "--bandwidth", "1M");
+        await Wait.UntilAsync(async () => (await LabGuest.LocalAsync(lab["h2"], "vms")).EnumerateArray().Any(v => v.GetProperty("state").GetString() == "paused"), Settle, "QEMU on h2 to take the state");
+        return migrating;
     }
 
     private static async Task<(string?, string?)> PlaceAsync(LabMember asked)
