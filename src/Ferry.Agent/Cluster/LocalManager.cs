@@ -167,6 +167,8 @@ internal sealed partial class LocalManager(
                 }, ct).ConfigureAwait(false);
             case LocalStep.PromoteCopy promote:
                 return await WithCopyAsync(promote.Volume, async copy => (await copy.PromoteAsync(promote.Epoch, force: false, ct).ConfigureAwait(false)).Error, ct).ConfigureAwait(false);
+            case LocalStep.RaiseEpoch raise:
+                return await WithCopyAsync(raise.Volume, async copy => (await copy.RaiseEpochAsync(raise.Epoch, ct).ConfigureAwait(false)).Error, ct).ConfigureAwait(false);
             case LocalStep.DemoteCopy demote:
                 return await WithCopyAsync(demote.Volume, async copy =>
                 {
@@ -289,6 +291,7 @@ internal sealed partial class LocalManager(
         LocalStep.ConfigureCopy c => $"replicate with [{string.Join(", ", c.Peers.Select(p => p.Host))}], protocol {c.Protocol}",
         LocalStep.PromoteCopy p => $"promote copy at epoch {p.Epoch}",
         LocalStep.DemoteCopy => "demote copy",
+        LocalStep.RaiseEpoch r => $"take epoch {r.Epoch} as primary",
         LocalStep.DeleteCopy => "delete copy",
         LocalStep.GiveUpPrimary => "give up the primary role (this copy was demoted without the cluster)",
         _ => step.GetType().Name,

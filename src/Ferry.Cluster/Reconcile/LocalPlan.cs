@@ -94,6 +94,10 @@ public static class LocalPlan
                 ? new LocalStep.PromoteCopy(volume.Name, volume.Epoch)
                 : new LocalStep.GiveUpPrimary(volume.Name));
         }
+        else if (volume.Primary == me && copy.Epoch < volume.Epoch)
+        {
+            steps.Add(new LocalStep.RaiseEpoch(volume.Name, volume.Epoch));
+        }
         else if (volume.Primary != me && copy.Role == CopyRole.Primary)
         {
             steps.Add(new LocalStep.DemoteCopy(volume.Name));

@@ -44,6 +44,9 @@ public abstract record LocalStep(string Subject)
 
     public sealed record DemoteCopy(string Volume) : LocalStep(Volume);
 
+    /// <summary>The copy is primary here at a lower epoch than the state grants it (after a migration's handoff): it takes the new one.</summary>
+    public sealed record RaiseEpoch(string Volume, ulong Epoch) : LocalStep(Volume);
+
     public sealed record DeleteCopy(string Volume) : LocalStep(Volume);
 
     /// <summary>

@@ -120,8 +120,9 @@ public sealed record BeginMigration(string Name, string Target, Guid MigrationId
 
 /// <summary>
 /// The source saw QEMU complete the migration: the VM is the target's now, and so are its disks'
-/// primaries (the copies shared one epoch for the handoff; the source's copy is demoted next). A VM
-/// drained away remembers its home; one back home forgets it.
+/// primaries, each at a new epoch (the copies shared one for the handoff; the target's copy takes the
+/// new one and the source's is demoted next). A VM drained away remembers its home; one back home
+/// forgets it.
 /// </summary>
 public sealed record CompleteMigration(string Name, Guid MigrationId, TimeSpan? Downtime, TimeSpan? ResumedAfter, string? Note = null) : ClusterCommand
 {
@@ -140,7 +141,7 @@ public sealed record CompleteMigration(string Name, Guid MigrationId, TimeSpan? 
         }
 
         var disks = Reconcile.Placement.VolumesOf(vm).ToHashSet(StringComparer.Ordinal);
-        var volumes = state.Volumes.SetItems(state.Volumes.Values.Where(v => disks.Contains(v.Name)).Select(v => KeyValuePair.Create(v.Name, v with { Primary = m.Target })));
+        var volumes = state.Volumes.SetItems(state.Volumes.Values.Where(v => disks.Contains(v.Name)).Select(v => KeyValuePair.Create(v.Name, v with { Primary = m.Target, Epoch = v.Epoch + 1 })));
         var home = m.ForDrain ? vm.Home ?? m.Source : m.Target == vm.Home ? null : vm.Home;
         var result = new MigrationResult(m.Id, m.Source, m.Target, true, At, At - m.Since, Downtime, ResumedAfter, Note);
         return new StateChange(

@@ -208,6 +208,34 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         return warning;
     }
 
+    /// <summary>
+    /// Moves this primary to a higher epoch the authority granted it, without a pause: its writes carry
+    /// the new one from now on, and its peers refuse any lower. A live migration's target takes one once
+    /// the handoff is over, so that nothing written at the shared epoch is taken any more.
+    /// </summary>
+    public async Task<Result<string>> RaiseEpochAsync(ulong epoch, CancellationToken ct)
+    {
+        if (Settings.Role != CopyRole.Primary)
+        {
+            return FerryError.WrongState($"the copy of '{Name}' on {Host} is secondary: promote it instead");
+        }
+
+        var s = Volume.Metadata.Current;
+        if (epoch <= s.HighestEpoch)
+        {
+            return FerryError.Conflict($"epoch {epoch} is not above {s.HighestEpoch}, the highest this copy of '{Name}' has seen");
+        }
+
+        if (!(await Authority.RecordPromotionAsync(s.VolumeId, Host, epoch, ct).ConfigureAwait(false)).TryGetValue(out _, out var refused))
+        {
+            return refused;
+        }
+
+        Volume.Metadata.Update(m => m with { HighestEpoch = epoch });
+        LogPromoted(_context.Logger, Name, epoch);
+        return $"primary at epoch {epoch}";
+    }
+
     /// <summary>Makes this copy secondary: the links stop, writes in flight finish, the activity log is emptied into the bitmap.</summary>
     public async Task DemoteAsync(CancellationToken ct)
     {

@@ -32,11 +32,13 @@ public class MigrationTests(ITestOutputHelper output)
             output.WriteLine($"h1 -> h2: {last}");
             Assert.True(await LabGuest.CounterAsync(h2) > before, "the counter did not go on on h2");
             await CopiesAsync(h2, "up-to-date secondary connected", "up-to-date primary connected");
+            Assert.Equal(2UL, (await h2.FerryJsonAsync("volume", "show", "disk")).GetProperty("epoch").GetUInt64());
 
             // Back, to the host placement chooses: the only other one with a copy.
             var back = await h1.FerryJsonAsync("vm", "migrate", "g");
             Assert.Equal("h1", back.GetProperty("host").GetString());
             await CopiesAsync(h1, "up-to-date primary connected", "up-to-date secondary connected");
+            Assert.Equal(3UL, (await h1.FerryJsonAsync("volume", "show", "disk")).GetProperty("epoch").GetUInt64());
             var seen = await LabGuest.CounterAsync(h1);
             await Wait.UntilAsync(async () => await LabGuest.TryCounterAsync(h1) > seen, Settle, "the counter to go on on h1");
 

@@ -69,7 +69,7 @@ public class MigrationPlanTests
     {
         var state = Running().Apply(Begin());
         var done = state.Apply(new CompleteMigration("m1", Id, TimeSpan.FromMilliseconds(30), TimeSpan.FromMilliseconds(80)) { At = T0.AddSeconds(2) });
-        Assert.Equal(("b", "b"), (done.Vm("m1")!.Host, done.Volume("v1")!.Primary));
+        Assert.Equal(("b", "b", 2UL), (done.Vm("m1")!.Host, done.Volume("v1")!.Primary, done.Volume("v1")!.Epoch));
         Assert.Null(done.Vm("m1")!.Migration);
         Assert.Equal((true, TimeSpan.FromSeconds(2)), (done.Vm("m1")!.LastMigration!.Succeeded, done.Vm("m1")!.LastMigration!.Duration));
 
@@ -131,6 +131,7 @@ public class MigrationPlanTests
 
         var target = LocalPlan.Steps("b", done.Apply(Report("a", CopyRole.Secondary, null)), View(done, "b", CopyRole.Primary, VmState.Paused, twoPrimaries: true));
         Assert.Contains(target, s => s is LocalStep.ConfigureCopy);
+        Assert.Contains(new LocalStep.RaiseEpoch("v1", 2), target);
         Assert.Contains(new LocalStep.ResumeVm("m1"), target);
     }
 

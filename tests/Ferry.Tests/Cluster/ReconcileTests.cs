@@ -333,7 +333,8 @@ public class ReconcileTests
     private static LocalCopy Copy(ClusterState state, string me, CopyRole role)
     {
         var volume = state.Volume("v1")!;
-        return new LocalCopy(volume.Id, role, DiskState.UpToDate, 0, true, volume.Protocol, LocalPlan.PeersOf(me, state, volume));
+        // A primary holds the epoch it was promoted at; a secondary has not seen the grant yet.
+        return new LocalCopy(volume.Id, role, DiskState.UpToDate, role == CopyRole.Primary ? volume.Epoch : 0, true, volume.Protocol, LocalPlan.PeersOf(me, state, volume));
     }
 
     private static LocalView Local(LocalCopy copy, params (string Name, VmState State, bool Managed)[] vms) => new(
