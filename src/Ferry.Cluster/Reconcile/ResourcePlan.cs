@@ -19,8 +19,7 @@ public static class ResourcePlan
         foreach (var vm in state.Vms.Values.Where(v => v.Desired == VmDesiredState.Running && v.Recoveries.Error is null && v.Migration is null).OrderBy(v => v.Name, StringComparer.Ordinal))
         {
             // Only one that has not started: a VM that runs is left running, whatever becomes of what it depends on.
-            var started = vm.Host is { } on && state.Report(on).Vms.GetValueOrDefault(vm.Name)?.State is VmState.Running or VmState.Paused;
-            if (now is { } clock && !started && Dependencies.TimedOut(state, vm, clock) is { } late)
+            if (now is { } clock && !IsUp(state, vm) && Dependencies.TimedOut(state, vm, clock) is { } late)
             {
                 commands.Add(new GiveUpVm(vm.Name, late));
                 continue;
@@ -88,20 +87,25 @@ public static class ResourcePlan
             .OrderBy(v => Dependencies.Depth(state, v))
             .ThenBy(v => v.Name, StringComparer.Ordinal)
             .ToList();
-        var away = running
-            .Where(v => state.Host(v.Host!) is { Maintenance: not null })
-            .Select(v => Placement.MigrationTarget(state, v).TryGetValue(out var target, out _) ? new BeginMigration(v.Name, target, Guid.NewGuid(), ForDrain: true) : null);
+        var away = running.Where(v => state.Host(v.Host!) is { Maintenance: not null }).Select(v => Departure(state, v));
         var back = running
             .Where(v => v.Home is { } home && home != v.Host && state.Host(home) is { TakesVms: true })
-            .Select(v => new BeginMigration(v.Name, v.Home!, Guid.NewGuid()));
-        return away.Concat(back).OfType<BeginMigration>().FirstOrDefault(move => ClusterStateMachine.Apply(state, move).Outcome.IsOk);
+            .Select(v => Accepted(state, new BeginMigration(v.Name, v.Home!, Guid.NewGuid())));
+        return away.Concat(back).Where(move => move.IsOk).Select(move => move.Value).FirstOrDefault();
     }
 
-    /// <summary>Why a running VM cannot migrate away from its host now, or null when it can.</summary>
-    private static string? CannotLeave(ClusterState state, VmRecord vm) =>
-        !Placement.MigrationTarget(state, vm).TryGetValue(out var target, out var none) ? none.Message
-        : ClusterStateMachine.Apply(state, new BeginMigration(vm.Name, target, Guid.Empty)).Outcome is { IsOk: false } refused ? refused.Message
-        : null;
+    /// <summary>A live migration of the VM off its drained host that the state accepts now, or why there is none.</summary>
+    private static Result<BeginMigration> Departure(ClusterState state, VmRecord vm) =>
+        Placement.MigrationTarget(state, vm).TryGetValue(out var target, out var none)
+            ? Accepted(state, new BeginMigration(vm.Name, target, Guid.NewGuid(), ForDrain: true))
+            : none;
+
+    private static Result<BeginMigration> Accepted(ClusterState state, BeginMigration move) =>
+        ClusterStateMachine.Apply(state, move).Outcome.Error is { } refused ? refused : move;
+
+    /// <summary>Whether the VM's host says it is up (running or paused).</summary>
+    private static bool IsUp(ClusterState state, VmRecord vm) =>
+        vm.Host is { } host && state.Report(host).Vms.GetValueOrDefault(vm.Name)?.State is VmState.Running or VmState.Paused;
 
     /// <summary>Whether the VM's host reports it crashed in the run the cluster last granted (a healthy host: a failed one is fenced).</summary>
     public static bool UnansweredCrash(ClusterState state, VmRecord vm, string host) =>
@@ -164,12 +168,12 @@ public static class ResourcePlan
             return Placement.Choose(state, vm).TryGetValue(out _, out var error) ? "being placed" : error.Message;
         }
 
-        if (vm.Migration is null && state.Host(host) is { Maintenance: not null } && CannotLeave(state, vm) is { } stuck)
+        if (vm.Migration is null && state.Host(host) is { Maintenance: not null } && Departure(state, vm).Error is { } stuck)
         {
-            return $"its host {host} is drained, but it cannot move: {stuck}";
+            return $"its host {host} is drained, but it cannot move: {stuck.Message}";
         }
 
-        if (state.Report(host).Vms.GetValueOrDefault(vm.Name)?.State is not (VmState.Running or VmState.Paused) && Dependencies.Waiting(state, vm) is { } waiting)
+        if (!IsUp(state, vm) && Dependencies.Waiting(state, vm) is { } waiting)
         {
             return waiting;
         }

@@ -166,6 +166,11 @@ public class MigrationPlanTests
             new ReportHost("b", new HostReport(T0, copies.Add("v1", new CopyReport(DiskState.UpToDate, CopyRole.Secondary, ConnectionState.Connected, 1)).Add("v2", new CopyReport(DiskState.UpToDate, CopyRole.Secondary, ConnectionState.Connected, 1)), ImmutableDictionary<string, VmReport>.Empty)) { At = T0 },
             new SetMaintenance("a", true) { At = T0 });
         Assert.Equal("zdb", ResourcePlan.NextMove(state)!.Name);
+
+        // One that cannot leave (its copy elsewhere is behind) is passed over, and says why.
+        var behind = state.Apply(new ReportHost("b", new HostReport(T0, copies.Add("v1", new CopyReport(DiskState.Inconsistent, CopyRole.Secondary, ConnectionState.SyncTarget, 1)).Add("v2", new CopyReport(DiskState.UpToDate, CopyRole.Secondary, ConnectionState.Connected, 1)), ImmutableDictionary<string, VmReport>.Empty)) { At = T0 });
+        Assert.Equal("app", ResourcePlan.NextMove(behind)!.Name);
+        Assert.Contains("is drained, but it cannot move", ResourcePlan.Waiting(behind, behind.Vm("zdb")!));
     }
 
     [Fact]
