@@ -29,6 +29,12 @@ internal sealed partial class MigrationTarget(ClusterService cluster, VmManager 
 
     public async Task<Result<MigrationReady>> PrepareAsync(MigrationRequest request, CancellationToken ct)
     {
+        // The source acts on the migration as soon as it has applied it; this host may not have yet.
+        if (Ours(request) is null)
+        {
+            await cluster.CatchUpAsync(ct).ConfigureAwait(false);
+        }
+
         if (Ours(request) is not { } vm)
         {
             return FerryError.Conflict($"no migration {request.MigrationId} of VM '{request.Vm}' to {options.HostName} is under way");
