@@ -5,6 +5,7 @@ using Ferry.Cluster.Reconcile;
 using VmRecord = Ferry.Cluster.State.VmRecord;
 using Ferry.Cluster.State;
 using Ferry.Hypervisor;
+using Ferry.Storage.Volumes;
 
 namespace Ferry.Agent.Cluster;
 
@@ -114,14 +115,21 @@ internal sealed class ClusterWorkloads(ClusterService cluster, VmManager vms, Ag
             return noTarget;
         }
 
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter((limits ?? MigrationLimits.Default).Timeout + TimeSpan.FromMinutes(2));
+
+        // The target's copy is brought up to date first: a resync under way is waited for, within the migration's time.
+        while (Resyncing(to, name))
+        {
+            await cluster.WaitForChangeAsync(TimeSpan.FromMilliseconds(500), deadline.Token).ConfigureAwait(false);
+        }
+
         var id = Guid.NewGuid();
         if (await ProposeAsync(new BeginMigration(name, to, id, Limits: limits), ct).ConfigureAwait(false) is { } refused)
         {
             return refused;
         }
 
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter((limits ?? MigrationLimits.Default).Timeout + TimeSpan.FromMinutes(2));
         while (cluster.State?.Vm(name) is { } now)
         {
             if (now.LastMigration is { } result && result.Id == id)
@@ -135,6 +143,11 @@ internal sealed class ClusterWorkloads(ClusterService cluster, VmManager vms, Ag
 
         return UnknownVm(name);
     }
+
+    /// <summary>Whether a disk of the VM is being resynced to its copy on <paramref name="host"/> (one that is down or cut off is not waited for).</summary>
+    private bool Resyncing(string host, string vm) =>
+        cluster.State is { } state && state.Vm(vm) is { } record && BeginMigration.CopyBehind(state, record, host) is { } behind
+        && state.Report(host).Copies.GetValueOrDefault(behind)?.Connection is ConnectionState.SyncTarget or ConnectionState.Connecting;
 
     public Task<Result<VmView>> StopAsync(string name, CancellationToken ct) =>
         SetDesiredAsync(name, VmDesiredState.Stopped, report => report.State is VmState.Stopped or VmState.Crashed, ct);

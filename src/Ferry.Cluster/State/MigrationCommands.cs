@@ -61,6 +61,10 @@ public sealed record BeginMigration(string Name, string Target, Guid MigrationId
             $"VM {Name} migrating live from {vm.Host} to {Target}{(ForDrain ? $" ({vm.Host} is drained)" : "")}");
     }
 
+    /// <summary>A disk of the VM whose copy on <paramref name="target"/> its host does not report UpToDate and connected, or null.</summary>
+    public static string? CopyBehind(ClusterState state, VmRecord vm, string target) =>
+        Reconcile.Placement.VolumesOf(vm).FirstOrDefault(v => state.Report(target).Copies.GetValueOrDefault(v) is not { Disk: DiskState.UpToDate, Connection: ConnectionState.Connected });
+
     private FerryError? Refusal(ClusterState state, VmRecord vm)
     {
         if (vm.Migration is { } running)
@@ -107,10 +111,11 @@ public sealed record BeginMigration(string Name, string Target, Guid MigrationId
                 return FerryError.WrongState($"'{name}' is not primary on {source}, where VM '{Name}' runs");
             }
 
-            if (state.Report(Target).Copies.GetValueOrDefault(name) is not { Disk: DiskState.UpToDate, Connection: ConnectionState.Connected })
-            {
-                return FerryError.WrongState($"the copy of '{name}' on {Target} is not UpToDate and connected yet: wait for its resync (ferry volume show {name})");
-            }
+        }
+
+        if (CopyBehind(state, vm, Target) is { } behind)
+        {
+            return FerryError.WrongState($"the copy of '{behind}' on {Target} is not UpToDate and connected yet: wait for its resync (ferry volume show {behind})");
         }
 
         var fits = Placer.Choose(Reconcile.Placement.Hosts(state), Reconcile.Placement.Placed(state), Reconcile.Placement.Demand(state, vm), keepNPlusOne: false, [Target]);
