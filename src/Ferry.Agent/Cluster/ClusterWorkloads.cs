@@ -115,30 +115,37 @@ internal sealed class ClusterWorkloads(ClusterService cluster, VmManager vms, Ag
             return noTarget;
         }
 
+        var wait = (limits ?? MigrationLimits.Default).Timeout + TimeSpan.FromMinutes(2);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter((limits ?? MigrationLimits.Default).Timeout + TimeSpan.FromMinutes(2));
-
-        // The target's copy is brought up to date first: a resync under way is waited for, within the migration's time.
-        while (Resyncing(to, name))
+        deadline.CancelAfter(wait);
+        try
         {
-            await cluster.WaitForChangeAsync(TimeSpan.FromMilliseconds(500), deadline.Token).ConfigureAwait(false);
-        }
-
-        var id = Guid.NewGuid();
-        if (await ProposeAsync(new BeginMigration(name, to, id, Limits: limits), ct).ConfigureAwait(false) is { } refused)
-        {
-            return refused;
-        }
-
-        while (cluster.State?.Vm(name) is { } now)
-        {
-            if (now.LastMigration is { } result && result.Id == id)
+            // The target's copy is brought up to date first: a resync under way is waited for, within the migration's time.
+            while (Resyncing(to, name))
             {
-                return result.Succeeded ? View(cluster.State, now) : FerryError.Unavailable($"the migration of VM '{name}' to {to} failed ({result.Error}); " +
-                        (now.Host is { } host ? $"it stays on {host}" : "its host failed, and the cluster recovers it"));
+                await cluster.WaitForChangeAsync(TimeSpan.FromMilliseconds(500), deadline.Token).ConfigureAwait(false);
             }
 
-            await cluster.WaitForChangeAsync(TimeSpan.FromMilliseconds(200), deadline.Token).ConfigureAwait(false);
+            var id = Guid.NewGuid();
+            if (await ProposeAsync(new BeginMigration(name, to, id, Limits: limits), ct).ConfigureAwait(false) is { } refused)
+            {
+                return refused;
+            }
+
+            while (cluster.State?.Vm(name) is { } now)
+            {
+                if (now.LastMigration is { } result && result.Id == id)
+                {
+                    return result.Succeeded ? View(cluster.State, now) : FerryError.Unavailable($"the migration of VM '{name}' to {to} failed ({result.Error}); " +
+                        (now.Host is { } host ? $"it stays on {host}" : "its host failed, and the cluster recovers it"));
+                }
+
+                await cluster.WaitForChangeAsync(TimeSpan.FromMilliseconds(200), deadline.Token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return FerryError.Unavailable($"VM '{name}' has not moved to {to} after {wait.TotalSeconds:0} s; see ferry vm show {name}");
         }
 
         return UnknownVm(name);

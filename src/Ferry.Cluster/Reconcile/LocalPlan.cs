@@ -132,22 +132,22 @@ public static class LocalPlan
                 continue;
             }
 
+            // A crash is restarted only once the cluster granted it (a restart counted against the VM's limit).
+            LocalStep? run = here.State == VmState.Stopped || (here.State == VmState.Crashed && here.StartedAtGrant < vm.Recoveries.Grants)
+                ? Dependencies.Waiting(state, vm) is { } waiting ? new LocalStep.Blocked(vm.Name, waiting) : new LocalStep.StartVm(vm.Name)
+                : here.State == VmState.Paused ? new LocalStep.ResumeVm(vm.Name)
+                : null;
+
             // Never twice: not while another host, not fenced, still says the VM is up there (a migration's
             // target letting go of it, or a host that has not applied the move yet).
-            if (UpElsewhere(me, state, vm.Name) is { } elsewhere)
+            if (run is not null && UpElsewhere(me, state, vm.Name) is { } elsewhere)
             {
-                steps.Add(new LocalStep.Blocked(vm.Name, $"waiting for {elsewhere}, which still reports VM '{vm.Name}' up, to stop it"));
-                continue;
+                run = new LocalStep.Blocked(vm.Name, $"waiting for {elsewhere}, which still reports VM '{vm.Name}' up, to stop it");
             }
 
-            // A crash is restarted only once the cluster granted it (a restart counted against the VM's limit).
-            if (here.State == VmState.Stopped || (here.State == VmState.Crashed && here.StartedAtGrant < vm.Recoveries.Grants))
+            if (run is not null)
             {
-                steps.Add(Dependencies.Waiting(state, vm) is { } waiting ? new LocalStep.Blocked(vm.Name, waiting) : new LocalStep.StartVm(vm.Name));
-            }
-            else if (here.State == VmState.Paused)
-            {
-                steps.Add(new LocalStep.ResumeVm(vm.Name));
+                steps.Add(run);
             }
         }
     }
