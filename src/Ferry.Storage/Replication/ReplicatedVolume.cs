@@ -245,13 +245,18 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         LogDemoted(_context.Logger, Name);
     }
 
-    /// <summary>New peers, protocol or options; links restart with them, unless only whether a second primary may join changed.</summary>
+    /// <summary>
+    /// New peers, protocol or options; links restart with them (the same settings again: a reconnect),
+    /// unless the one change is whether a second primary may join.
+    /// </summary>
     public async Task ApplySettingsAsync(ReplicationSettings settings, CancellationToken ct)
     {
         var wasPrimary = Settings.Role == CopyRole.Primary;
         var before = Settings;
         Settings = settings with { Role = Settings.Role };
-        if (Settings with { AllowTwoPrimaries = before.AllowTwoPrimaries, Peers = before.Peers } == before && Settings.Peers.SequenceEqual(before.Peers))
+        var onlyTwoPrimaries = Settings.AllowTwoPrimaries != before.AllowTwoPrimaries
+            && Settings with { AllowTwoPrimaries = before.AllowTwoPrimaries, Peers = before.Peers } == before && Settings.Peers.SequenceEqual(before.Peers);
+        if (onlyTwoPrimaries)
         {
             // A second primary's link is judged when it says hello: the links up now need not restart,
             // and a running VM's writes do not wait for them (a migration's handoff opens and closes this).
