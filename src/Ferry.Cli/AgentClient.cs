@@ -47,6 +47,11 @@ public sealed class AgentClient : IDisposable
     public async Task<Result<VmView>> VmActionAsync(string name, string action, CancellationToken ct, string query = "")
     {
         var vms = action is "start" or "stop" or "migrate" ? await VmsAsync(ct).ConfigureAwait(false) : "api/v1/vms";
+        if (action == "migrate" && vms == "api/v1/vms")
+        {
+            return FerryError.WrongState("live migration moves a VM between the hosts of a cluster, and this agent is in none (see: ferry cluster init)");
+        }
+
         return await SendAsync<VmView>(HttpMethod.Post, $"{vms}/{Uri.EscapeDataString(name)}/{action}{query}", null, ct).ConfigureAwait(false);
     }
 
