@@ -64,7 +64,16 @@ public sealed record SetVmDesiredState(string Name, VmDesiredState Desired) : Cl
             return VmChecks.Unknown(Name);
         }
 
-        if (Desired == VmDesiredState.Running && vm.Desired != VmDesiredState.Running && Reconcile.Placement.Refusal(state, vm) is { } refused)
+        var starting = Desired == VmDesiredState.Running && vm.Desired != VmDesiredState.Running;
+        if (starting && vm.Migration is null && vm.Host is { } left && state.Host(left) is { TakesVms: false })
+        {
+            // A stopped VM left on a host that takes no VMs now (drained): it starts elsewhere, with its disks.
+            var disks = Reconcile.Placement.VolumesOf(vm).ToHashSet(StringComparer.Ordinal);
+            (state, _) = state.WithoutPrimaries(left, v => disks.Contains(v.Name));
+            vm = vm with { Host = null };
+        }
+
+        if (starting && Reconcile.Placement.Refusal(state, vm) is { } refused)
         {
             return refused;
         }

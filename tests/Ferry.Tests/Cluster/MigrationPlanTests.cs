@@ -148,6 +148,21 @@ public class MigrationPlanTests
     }
 
     [Fact]
+    public void A_stopped_vm_left_on_a_drained_host_starts_elsewhere_with_its_disks()
+    {
+        var state = Running().Apply(new SetVmDesiredState("m1", VmDesiredState.Stopped) { At = T0 }, new SetMaintenance("a", true) { At = T0 });
+        Assert.Equal(("a", "a"), (state.Vm("m1")!.Host, state.Volume("v1")!.Primary));
+
+        // Its only other copy is on b, so while a is drained nothing could take it after b's loss: N+1 refuses it.
+        Assert.Contains("would break N+1", state.Refused(new SetVmDesiredState("m1", VmDesiredState.Running) { At = T0 }).Message);
+
+        state = state.Apply(new SetClusterSettings(NPlusOne: false) { At = T0 }, new SetVmDesiredState("m1", VmDesiredState.Running) { At = T0 });
+        Assert.Equal((null, null), (state.Vm("m1")!.Host, state.Volume("v1")!.Primary));
+        var place = Assert.IsType<PlaceVm>(Assert.Single(ResourcePlan.Next(state)));
+        Assert.Equal("b", place.Host);
+    }
+
+    [Fact]
     public void A_drain_moves_what_others_depend_on_first()
     {
         var state = ThreeHosts().Apply(
