@@ -162,7 +162,8 @@ internal static class ClusterCommands
             total = Math.Max(total, left.Count);
             if (left.Count == 0)
             {
-                Console.Error.WriteLine(drain ? $"{host} is drained: {total} VMs moved away" : $"{host} takes VMs again: {total} VMs moved back");
+                var moved = total == 1 ? "1 VM" : $"{total} VMs";
+                Console.Error.WriteLine(drain ? $"{host} is drained: {moved} moved away" : $"{host} takes VMs again: {moved} moved back");
                 return null;
             }
 
