@@ -25,6 +25,13 @@ internal static class LabGuest
     public static async Task<long> CounterAsync(LabMember host, int port = 8080) =>
         await Wait.UntilAsync(() => TryCounterAsync(host, port), TimeSpan.FromSeconds(120), $"the guest on {host.Name}:{port} to count") ?? 0;
 
+    /// <summary>Waits until the guest on <paramref name="host"/> counts past what it answers now.</summary>
+    public static async Task GoesOnCountingAsync(LabMember host, int port = 8080)
+    {
+        var seen = await CounterAsync(host, port);
+        await Wait.UntilAsync(async () => await TryCounterAsync(host, port) > seen, TimeSpan.FromSeconds(120), $"the guest on {host.Name}:{port} to count past {seen}");
+    }
+
     /// <summary>The guest's counter if it answers now on the host's forwarded port, else null.</summary>
     public static async Task<long?> TryCounterAsync(LabMember host, int port = 8080)
     {

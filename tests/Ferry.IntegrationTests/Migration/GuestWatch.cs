@@ -44,6 +44,14 @@ internal sealed class GuestWatch : IAsyncDisposable
         }
     }
 
+    /// <summary>The counter only went up, as read on whichever host answered, and no two hosts ever said they run the VM.</summary>
+    public void AssertOnlyUpAndNeverTwice(string vm = "the guest")
+    {
+        var counts = Counts;
+        Assert.True(counts.Zip(counts.Skip(1)).All(p => p.Second > p.First), $"{vm}'s counter went back: {string.Join(", ", counts)}");
+        Assert.Empty(Twice);
+    }
+
     /// <summary>The longest time between two reads that saw the counter move on: the pause the guest showed.</summary>
     public TimeSpan LongestStall { get; private set; }
 

@@ -39,13 +39,11 @@ public class MigrationTests(ITestOutputHelper output)
             Assert.Equal("h1", back.GetProperty("host").GetString());
             await CopiesAsync(h1, "up-to-date primary connected", "up-to-date secondary connected");
             Assert.Equal(3UL, (await h1.FerryJsonAsync("volume", "show", "disk")).GetProperty("epoch").GetUInt64());
-            var seen = await LabGuest.CounterAsync(h1);
-            await Wait.UntilAsync(async () => await LabGuest.TryCounterAsync(h1) > seen, Settle, "the counter to go on on h1");
+            await LabGuest.GoesOnCountingAsync(h1);
 
             var counts = watch.Counts;
             output.WriteLine($"counter read {counts.Count} times, {counts[0]} to {counts[^1]}; longest stall {watch.LongestStall.TotalMilliseconds:0} ms");
-            Assert.True(counts.Zip(counts.Skip(1)).All(p => p.Second > p.First), $"the counter went back: {string.Join(", ", counts)}");
-            Assert.Empty(watch.Twice);
+            watch.AssertOnlyUpAndNeverTwice();
         }
 
         Assert.Equal(["h1"], LabGuest.Instances(lab, "g"));
@@ -77,9 +75,7 @@ public class MigrationTests(ITestOutputHelper output)
             Assert.True(timedOut.StandardError.Contains("not done after 3 s", StringComparison.Ordinal), timedOut.StandardError);
             await StaysOnH1Async(lab);
 
-            var counts = watch.Counts;
-            Assert.True(counts.Zip(counts.Skip(1)).All(p => p.Second > p.First), $"the counter went back: {string.Join(", ", counts)}");
-            Assert.Empty(watch.Twice);
+            watch.AssertOnlyUpAndNeverTwice();
         }
 
         var last = (await h1.FerryJsonAsync("vm", "show", "g")).GetProperty("lastMigration");
@@ -127,8 +123,7 @@ public class MigrationTests(ITestOutputHelper output)
         output.WriteLine(failed.StandardError);
         var vm = await h1.FerryJsonAsync("vm", "show", "g");
         Assert.Equal(("h1", "running"), (vm.GetProperty("host").GetString(), vm.GetProperty("state").GetString()));
-        var seen = await LabGuest.CounterAsync(h1);
-        await Wait.UntilAsync(async () => await LabGuest.TryCounterAsync(h1) > seen, Settle, "the counter to go on on h1");
+        await LabGuest.GoesOnCountingAsync(h1);
         Assert.Equal(["h1"], LabGuest.Instances(lab, "g"));
         Assert.Empty(watch.Twice);
     }
@@ -149,16 +144,13 @@ public class MigrationTests(ITestOutputHelper output)
             var failed = await migrating;
             Assert.NotEqual(0, failed.ExitCode);
             Assert.Contains("h2 failed during the migration", failed.StandardError, StringComparison.Ordinal);
-            var seen = await LabGuest.CounterAsync(h1);
-            await Wait.UntilAsync(async () => await LabGuest.TryCounterAsync(h1) > seen, Settle, "the counter to go on on h1");
+            await LabGuest.GoesOnCountingAsync(h1);
             Assert.Equal(("h1", "running"), await PlaceAsync(h1));
 
             await lab.HealAsync();
             await CopiesAsync(h1, "up-to-date primary connected", "up-to-date secondary connected");
             Assert.Equal(["h1"], LabGuest.Instances(lab, "g"));
-            var counts = watch.Counts;
-            Assert.True(counts.Zip(counts.Skip(1)).All(p => p.Second > p.First), $"the counter went back: {string.Join(", ", counts)}");
-            Assert.Empty(watch.Twice);
+            watch.AssertOnlyUpAndNeverTwice();
         }
     }
 
@@ -200,8 +192,7 @@ public class MigrationTests(ITestOutputHelper output)
         var h1 = lab["h1"];
         var vm = await h1.FerryJsonAsync("vm", "show", "g");
         Assert.Equal(("h1", "running"), (vm.GetProperty("host").GetString(), vm.GetProperty("state").GetString()));
-        var seen = await LabGuest.CounterAsync(h1);
-        await Wait.UntilAsync(async () => await LabGuest.TryCounterAsync(h1) > seen, Settle, "the counter to go on on h1");
+        await LabGuest.GoesOnCountingAsync(h1);
         await CopiesAsync(h1, "up-to-date primary connected", "up-to-date secondary connected");
         await Wait.UntilAsync(
             async () => LabGuest.Instances(lab, "g") is ["h1"] && !(await LabGuest.LocalAsync(lab["h2"], "vms")).EnumerateArray().Any(v => v.GetProperty("name").GetString() == "g"),
