@@ -27,9 +27,9 @@ public static class Fit
         return memory <= host.UsableMiB && vcpus <= host.UsableVCpus;
     }
 
-    /// <summary>The hosts in the order a VM tries them: its preferred ones first, then the one with the most free memory.</summary>
+    /// <summary>The hosts in the order a VM tries them: its preferred ones first, then those that reported, the one with the most free memory first.</summary>
     public static IEnumerable<HostCapacity> Ranked(IEnumerable<HostCapacity> hosts, VmDemand vm, Func<string, IEnumerable<VmDemand>> onHost) =>
-        hosts.OrderBy(h => vm.Preference(h.Name)).ThenByDescending(h => FreeMiB(h, onHost(h.Name))).ThenBy(h => h.Name, StringComparer.Ordinal);
+        hosts.OrderBy(h => vm.Preference(h.Name)).ThenByDescending(h => h.Reported).ThenByDescending(h => FreeMiB(h, onHost(h.Name))).ThenBy(h => h.Name, StringComparer.Ordinal);
 
     /// <summary>Memory a host still gives VMs, with <paramref name="onHost"/> on it.</summary>
     public static long FreeMiB(HostCapacity host, IEnumerable<VmDemand> onHost) => host.UsableMiB - onHost.Sum(v => v.MemoryMiB);

@@ -3,7 +3,8 @@ namespace Ferry.Placement;
 /// <summary>A host as placement sees it: what it has, what it keeps for itself, and whether it can take VMs now.</summary>
 /// <param name="ReservedMiB">Memory the host keeps for itself (Y in Z = (X - Y)(N - 1)/N); never given to VMs.</param>
 /// <param name="Available">A member that is up, not fenced, not draining.</param>
-public sealed record HostCapacity(string Name, long MemoryMiB, int VCpus, long ReservedMiB = 0, bool Available = true)
+/// <param name="Reported">False for a host that has not said yet what it has: it is taken as unbounded, but tried after those that did.</param>
+public sealed record HostCapacity(string Name, long MemoryMiB, int VCpus, long ReservedMiB = 0, bool Available = true, bool Reported = true)
 {
     /// <summary>vCPUs are shared: a host runs up to this many per physical one; memory is never overcommitted.</summary>
     public const int VCpuOvercommit = 4;

@@ -76,7 +76,7 @@ public static class Placement
             .Select(v => Demand(state, v)),
     ];
 
-    /// <summary>The member hosts with what they give VMs; one that has not reported yet is taken as unbounded.</summary>
+    /// <summary>The member hosts with what they give VMs; one that has not reported yet is taken as unbounded (and tried last).</summary>
     public static IReadOnlyList<HostCapacity> Hosts(ClusterState state) =>
     [
         .. state.Hosts.Values
@@ -84,7 +84,7 @@ public static class Placement
             .OrderBy(h => h.Name, StringComparer.Ordinal)
             .Select(h => state.Report(h.Name).Resources is { } r
                 ? new HostCapacity(h.Name, r.MemoryMiB, r.Cpus, r.ReservedMiB, h.TakesVms)
-                : new HostCapacity(h.Name, UnknownMiB, UnknownCpus, 0, h.TakesVms)),
+                : new HostCapacity(h.Name, UnknownMiB, UnknownCpus, 0, h.TakesVms, Reported: false)),
     ];
 
     /// <summary>The VM as placement sees it; it could run on any member holding a current copy of each of its disks.</summary>

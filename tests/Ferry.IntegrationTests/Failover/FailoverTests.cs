@@ -195,7 +195,7 @@ public class FailoverTests(ITestOutputHelper output)
         await using var lab = await TestLab.UpAsync(3);
         var (h1, h2) = (lab["h1"], lab["h2"]);
         await h1.FerryJsonAsync("volume", "create", "disk", "--size", "64M", "--host", "h1,h2");
-        await LabGuest.CreateAsync(h1, "g", "disk", "--max-restarts", "1", "--max-relocations", "1");
+        await LabGuest.CreateAsync(h1, "g", "disk", "--prefer", "h1", "--max-restarts", "1", "--max-relocations", "1");
         await h1.FerryJsonAsync("vm", "start", "g");
 
         await using var watch = InstanceWatch.Start(lab, "g");
@@ -241,7 +241,7 @@ public class FailoverTests(ITestOutputHelper output)
     {
         var h1 = lab["h1"];
         await h1.FerryJsonAsync("volume", "create", "disk", "--size", "64M", "--host", "h1,h2");
-        await LabGuest.CreateAsync(h1, "g", "disk");
+        await LabGuest.CreateAsync(h1, "g", "disk", "--prefer", "h1");
         Assert.Equal("h1", (await h1.FerryJsonAsync("vm", "start", "g")).GetProperty("host").GetString());
         var counted = await LabGuest.CounterAsync(h1);
         await Wait.UntilAsync(async () => LabGuest.Copies(await h1.FerryJsonAsync("volume", "show", "disk")) is ["up-to-date primary connected", "up-to-date secondary connected"] ? "" : null,

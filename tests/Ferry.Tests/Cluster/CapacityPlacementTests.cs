@@ -109,6 +109,14 @@ public class CapacityPlacementTests
     }
 
     [Fact]
+    public void A_host_that_has_not_reported_its_resources_yet_is_tried_after_those_that_have()
+    {
+        var state = ThreeHosts().Apply(Volume("v1", "a", "b", "c"), BigVm("m1", "v1", 256));
+        state = state.Apply(new ReportHost("c", HostReport.Empty with { Resources = new HostResources(4096, 4, 1024) }) { At = T0 });
+        Assert.Equal("c", Start(state, "m1").Vm("m1")!.Host);
+    }
+
+    [Fact]
     public void A_host_in_maintenance_takes_no_vm_and_a_witness_cannot_be_drained()
     {
         var state = Sized().Apply(BigVm("m1", "v1", 256, null, "a"), new SetMaintenance("a", true) { At = T0 });
