@@ -5,6 +5,11 @@
 # export to a qemu-nbd export.
 # Usage: bench/replication/run.sh [SECONDS_PER_JOB]   (default 10). Prints a table with ratios.
 # FERRY_BENCH_DIR=/dev/shm puts both agents' data in memory, to measure Ferry rather than the disk.
+# FERRY_BENCH_SPLIT=1 gives each host a core of its own, as two machines would have: agent A and
+# every client of its exports (fio, nbdcopy) on CPU 0, agent B (and the resync's peer, qemu-nbd) on
+# CPU 1. Every job, plain or replicated, then has the primary's one core; replication adds the
+# peer's core, as a second machine does. Without it all share both cores, and the peer's file system
+# work competes with the primary's.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 runtime=${1:-10}
@@ -16,6 +21,11 @@ command -v jq >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q
 ./ferry --help >/dev/null
 # The build just made, run directly: ./ferry rebuilds whenever src/ changes, which would land inside a timing.
 ferry=(dotnet artifacts/ferry/ferry.dll)
+on_cpu_a=() on_cpu_b=()
+if [ "${FERRY_BENCH_SPLIT:-0}" = 1 ]; then
+  [ "$(nproc)" -ge 2 ] || { echo "FERRY_BENCH_SPLIT=1 needs two cores" >&2; exit 1; }
+  on_cpu_a=(taskset -c 0) on_cpu_b=(taskset -c 1)
+fi
 
 work=$(mktemp -d "${FERRY_BENCH_DIR:-/tmp}/ferry-bench-replication-XXXXXX")
 pids=()
@@ -23,14 +33,18 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 echo "fio (nbd engine, ${runtime} s per job, $size volumes) on agent A: plain vs replicated to agent B with protocol C and A; then a ${sync_mib} MiB resync vs nbdcopy"
+[ ${#on_cpu_a[@]} -gt 0 ] && echo "hosts split: agent A and its clients on CPU 0, agent B on CPU 1"
 
 # Four consecutive ports: A's API, B's API, A's replication listener, B's replication listener.
 base=$(shuf -i 20000-29990 -n 1)
 a_url=http://127.0.0.1:$base b_url=http://127.0.0.1:$((base + 1))
 a_rep=127.0.0.1:$((base + 2)) b_rep=127.0.0.1:$((base + 3))
-# start_agent DIR URL HOST REPLICATION_ADDRESS; both share one authority file (the stand-in for the cluster state).
+# start_agent CPU DIR URL HOST REPLICATION_ADDRESS; both share one authority file (the stand-in for the cluster state).
 start_agent() {
-  "${ferry[@]}" agent --data "$work/$1" --listen "$2" --host-name "$3" --replication-listen "$4" \
+  local cpu=$1
+  shift
+  if [ "$cpu" = a ]; then cpu=("${on_cpu_a[@]}"); else cpu=("${on_cpu_b[@]}"); fi
+  "${cpu[@]}" "${ferry[@]}" agent --data "$work/$1" --listen "$2" --host-name "$3" --replication-listen "$4" \
     --replication-authority "$work/authority.json" >"$work/$1.log" 2>&1 &
   local pid=$!
   pids+=("$pid")
@@ -39,14 +53,14 @@ start_agent() {
     sleep 0.1
   done
 }
-start_agent a "$a_url" host-a "$a_rep"
-start_agent b "$b_url" host-b "$b_rep"
+start_agent a a "$a_url" host-a "$a_rep"
+start_agent b b "$b_url" host-b "$b_rep"
 on_a() { FERRY_SERVER=$a_url "${ferry[@]}" "$@"; }
 on_b() { FERRY_SERVER=$b_url "${ferry[@]}" "$@"; }
 uri() { echo "nbd+unix:///$1?socket=$work/a/nbd.sock"; }
 
 # fio's nbd engine prints a line of its own on stdout, so the JSON goes through a file.
-fio_json() { fio --output-format=json --output="$work/fio.json" --name=j "$@" >/dev/null && jq -e '.jobs[0].error == 0' "$work/fio.json" >/dev/null && cat "$work/fio.json"; }
+fio_json() { "${on_cpu_a[@]}" fio --output-format=json --output="$work/fio.json" --name=j "$@" >/dev/null && jq -e '.jobs[0].error == 0' "$work/fio.json" >/dev/null && cat "$work/fio.json"; }
 fio_nbd() { fio_json --ioengine=nbd --uri="$1" --rw="$2" --bs="$3" --iodepth="$4" --size="$size" --time_based --runtime="$runtime"; }
 fill() { fio_json --ioengine=nbd --uri="$(uri "$1")" --rw=write --bs=1M --iodepth=8 --size="$2" --refill_buffers >/dev/null; }
 # IOPS for 4k jobs, MiB/s for 1M jobs, mean total latency (submission to completion) in microseconds.
@@ -112,12 +126,12 @@ resync=$(peer sync)
 
 # The peer: nbdcopy from A's export of the same volume to qemu-nbd serving a fresh raw file.
 truncate -s "${sync_mib}M" "$work/qemu-nbd.raw"
-qemu-nbd --format=raw --export-name=sync --socket="$work/qemu-nbd.sock" --shared=8 --persistent "$work/qemu-nbd.raw" &
+"${on_cpu_b[@]}" qemu-nbd --format=raw --export-name=sync --socket="$work/qemu-nbd.sock" --shared=8 --persistent "$work/qemu-nbd.raw" &
 pids+=($!)
 until [ -S "$work/qemu-nbd.sock" ]; do sleep 0.1; done
 sync
 t2=$(date +%s%N)
-nbdcopy "$(uri sync)" "nbd+unix:///sync?socket=$work/qemu-nbd.sock"
+"${on_cpu_a[@]}" nbdcopy "$(uri sync)" "nbd+unix:///sync?socket=$work/qemu-nbd.sock"
 t3=$(date +%s%N)
 
 # The file system's own ceiling for the target side: new data written into a new file (dd, page cache).

@@ -11,7 +11,7 @@ using Microsoft.Extensions.Logging;
 namespace Ferry.Agent.Cluster;
 
 /// <summary>
-/// A member host's side of leases: it renews with the leader every second, and once no renewal sent
+/// A member host's side of leases: it renews with the leader twice a second, and once no renewal sent
 /// within the lease was acknowledged (the host is cut off, the cluster has no quorum, or this host
 /// hung) it fences itself: the cluster's VMs here are killed and its copies here demoted, before the
 /// leader can judge the host failed. The local manager acts only while the lease holds.
@@ -47,8 +47,9 @@ internal sealed partial class LeaseKeeper(
             await watchdog.EnsureRunningAsync(stoppingToken).ConfigureAwait(false);
             var sent = Now();
             var request = new LeaseRequest(options.HostName, cluster.State?.Host(options.HostName)?.Fenced?.At);
+            // An answer may take two periods on a busy host: it still renews from when it was sent (the ticks missed meanwhile are skipped).
             var renewed = await cluster.AskLeaderOnceAsync(
-                "peer/lease", PeerClient.Body(request), ct => leases.RenewAsync(request, ct), leases.Timings.Renewal, stoppingToken)
+                "peer/lease", PeerClient.Body(request), ct => leases.RenewAsync(request, ct), leases.Timings.Renewal * 2, stoppingToken)
                 .ConfigureAwait(false);
             if (renewed.IsOk)
             {

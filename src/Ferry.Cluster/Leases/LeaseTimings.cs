@@ -7,14 +7,20 @@ namespace Ferry.Cluster.Leases;
 /// <see cref="Margin"/> has passed since it received its last renewal, and a new leader waits as long
 /// from its election before it judges anyone. Each side measures on its own clock only.
 /// </summary>
+/// <remarks>
+/// Shorter than DESIGN §5's first numbers (renewal 1 s, lease 4 s, margin 2 s), which gave 10.8 s from the
+/// leader's own host dying to its VM answering elsewhere: a new leader waits a whole lease and margin after
+/// its election. Renewing twice a second keeps six tries per lease; the margin covers the watchdog's look
+/// (every 0.1 s) and a kill, and an old leader stepping down (Raft's request timeout) - see docs/failover.md.
+/// </remarks>
 public sealed record LeaseTimings
 {
-    public TimeSpan Renewal { get; init; } = TimeSpan.FromSeconds(1);
+    public TimeSpan Renewal { get; init; } = TimeSpan.FromMilliseconds(500);
 
-    public TimeSpan Lease { get; init; } = TimeSpan.FromSeconds(4);
+    public TimeSpan Lease { get; init; } = TimeSpan.FromSeconds(3);
 
     /// <summary>Covers a host's self-fencing (killing QEMU, demoting copies) and the two clocks' rates drifting apart.</summary>
-    public TimeSpan Margin { get; init; } = TimeSpan.FromSeconds(2);
+    public TimeSpan Margin { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>When a host that has not renewed must have stopped everything, after the send of its last acknowledged renewal.</summary>
     public TimeSpan SelfFenceAfter => Lease;

@@ -57,8 +57,8 @@ public class FailoverTests(ITestOutputHelper output)
             await lab.PartitionAsync("h1");
             var cut = Stopwatch.StartNew();
 
-            // Cut off, h1 cannot renew its lease: within the lease (4 s), before the leader may judge it
-            // failed (4 s + 2 s margin), its QEMU is gone and its copy secondary.
+            // Cut off, h1 cannot renew its lease: within the lease (3 s), before the leader may judge it
+            // failed (3 s + 1 s margin), its QEMU is gone and its copy secondary.
             await GoneBeforeJudgedAsync(qemu, cut, "h1 to kill its VM");
             await Wait.UntilAsync(() => Task.FromResult(lab.Log("h1", line => line.Contains("lease lost", StringComparison.Ordinal)).Contains("lease lost", StringComparison.Ordinal)),
                 TimeSpan.FromSeconds(10), "h1 to log that it lost its lease");
@@ -229,11 +229,11 @@ public class FailoverTests(ITestOutputHelper output)
         return pid.Value;
     }
 
-    /// <summary>Waits until the QEMU process is gone, which must be before the leader may judge its host failed (lease 4 s + margin 2 s).</summary>
+    /// <summary>Waits until the QEMU process is gone, which must be before the leader may judge its host failed (lease 3 s + margin 1 s).</summary>
     private static async Task GoneBeforeJudgedAsync(int qemu, Stopwatch since, string what)
     {
         await Wait.UntilAsync(() => Task.FromResult(Ferry.Hypervisor.HostProcess.IsAlive(qemu) ? null : ""), TimeSpan.FromSeconds(20), what);
-        Assert.True(since.Elapsed < TimeSpan.FromSeconds(6), $"{what} took {since.Elapsed.TotalSeconds:0.0} s, past when the leader could have judged the host failed");
+        Assert.True(since.Elapsed < TimeSpan.FromSeconds(4), $"{what} took {since.Elapsed.TotalSeconds:0.0} s, past when the leader could have judged the host failed");
     }
 
     /// <summary>The guest on a volume with copies on h1 and h2, running on h1; returns its counter.</summary>

@@ -14,8 +14,8 @@ public class LeaseTests
     public void The_default_timings_hold_and_broken_ones_are_refused_with_the_reason()
     {
         Assert.Null(Defaults.Check());
-        Assert.Equal((S(4), S(6), S(6)), (Defaults.SelfFenceAfter, Defaults.FailedAfter, Defaults.NewLeaderWait));
-        Assert.Contains("three renewals", (Defaults with { Renewal = S(2) }).Check()!.Message);
+        Assert.Equal((S(3), S(4), S(4)), (Defaults.SelfFenceAfter, Defaults.FailedAfter, Defaults.NewLeaderWait));
+        Assert.Contains("three renewals", (Defaults with { Renewal = S(1.5) }).Check()!.Message);
         Assert.Contains("0.5 s", (Defaults with { Margin = S(0.1) }).Check()!.Message);
         Assert.Contains("positive", (Defaults with { Lease = TimeSpan.Zero }).Check()!.Message);
     }
@@ -23,24 +23,24 @@ public class LeaseTests
     [Fact]
     public void A_new_leader_judges_nobody_for_a_lease_and_margin_then_only_the_silent()
     {
-        var book = LeaseBook.Start(Defaults, S(100)).Renewed("a", S(103));
-        Assert.Empty(book.Failed(["a", "b"], S(105.9)));
-        Assert.Equal(["b"], book.Failed(["a", "b"], S(106)));
-        Assert.Equal(["a", "b"], book.Failed(["a", "b"], S(109)));
-        Assert.Empty(book.Renewed("a", S(108.5)).Renewed("b", S(108.5)).Failed(["a", "b"], S(109)));
+        var book = LeaseBook.Start(Defaults, S(100)).Renewed("a", S(102));
+        Assert.Empty(book.Failed(["a", "b"], S(103.9)));
+        Assert.Equal(["b"], book.Failed(["a", "b"], S(104)));
+        Assert.Equal(["a", "b"], book.Failed(["a", "b"], S(106)));
+        Assert.Empty(book.Renewed("a", S(105.5)).Renewed("b", S(105.5)).Failed(["a", "b"], S(106)));
     }
 
     [Fact]
     public void A_host_fences_itself_a_lease_after_its_last_acknowledged_renewal_was_sent()
     {
-        Assert.False(SelfFence.Due(Defaults, null, S(0), S(3.9)));
-        Assert.True(SelfFence.Due(Defaults, null, S(0), S(4)));
-        Assert.False(SelfFence.Due(Defaults, S(10), S(0), S(13.9)));
-        Assert.True(SelfFence.Due(Defaults, S(10), S(0), S(14)));
+        Assert.False(SelfFence.Due(Defaults, null, S(0), S(2.9)));
+        Assert.True(SelfFence.Due(Defaults, null, S(0), S(3)));
+        Assert.False(SelfFence.Due(Defaults, S(10), S(0), S(12.9)));
+        Assert.True(SelfFence.Due(Defaults, S(10), S(0), S(13)));
     }
 
     /// <summary>
-    /// Renewals every second from a host started at 0, each lost or delivered after a delay, its
+    /// Renewals every half second from a host started at 0, each lost or delivered after a delay, its
     /// acknowledgement lost or delivered after another; a leader elected at some time counts what it
     /// receives from then on. Whenever the leader's book says the host failed, the host has fenced itself.
     /// </summary>
@@ -51,8 +51,8 @@ public class LeaseTests
             Gen.Select(Gen.Bool, Gen.Double[0, 3], Gen.Bool, Gen.Double[0, 3], (arrives, delay, acked, ackDelay) => (arrives, delay, acked, ackDelay)).Array[1, 30])
         .Sample((leaderSince, renewals) =>
         {
-            var sent = renewals.Select((r, i) => (Sent: (double)i, r.arrives, Received: i + r.delay, r.acked, AckAt: i + r.delay + r.ackDelay)).ToArray();
-            for (var t = 0.0; t < renewals.Length + 10; t += 0.25)
+            var sent = renewals.Select((r, i) => (Sent: i * 0.5, r.arrives, Received: i * 0.5 + r.delay, r.acked, AckAt: i * 0.5 + r.delay + r.ackDelay)).ToArray();
+            for (var t = 0.0; t < renewals.Length * 0.5 + 10; t += 0.125)
             {
                 var book = LeaseBook.Start(Defaults, S(leaderSince));
                 foreach (var r in sent.Where(r => r.arrives && r.Received >= leaderSince && r.Received <= t))
