@@ -6,7 +6,7 @@
 # (host-failed), fencing (fence-host), promotion (promote-copy), start (vm-started) and boot (the first
 # answer). Two cases, ROUNDS times each, a fresh lab per round:
 #   member: the guest on h2, the leader h1 stays;  leader: the guest on h1, the leader's own host dies.
-# Default timings: lease renewal 1 s, lease 4 s, margin 2 s. Needs root.
+# Default timings: lease renewal 0.5 s, lease 3 s, margin 1 s. Needs root.
 # Usage: bench/failover/run.sh [ROUNDS]   (default 5)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
