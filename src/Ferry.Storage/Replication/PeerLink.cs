@@ -50,6 +50,8 @@ internal sealed partial class PeerLink : IDisposable
     private long _resyncBytesSent;
     private bool _discardPeer;
     private ulong _receivedThrough;
+    private ulong _peerCurrent;
+    private bool _inStep;
     private CopyView? _lastPeerView;
     private VerifyRun? _verify;
     private readonly Channel<VerifyRun> _verifyRequests = Channel.CreateUnbounded<VerifyRun>(new UnboundedChannelOptions { SingleReader = true });
@@ -65,6 +67,18 @@ internal sealed partial class PeerLink : IDisposable
 
     /// <summary>Application writes are sent to this peer (it is Connected or a resync target).</summary>
     public bool IsReplicating => _replicating;
+
+    /// <summary>Replicating and not a resync target: the peer has every block but those in flight.</summary>
+    public bool InStep
+    {
+        get
+        {
+            lock (_pendingLock)
+            {
+                return _replicating && _inStep;
+            }
+        }
+    }
 
     /// <summary>
     /// Completes when the peer lost has been marked Outdated (true), or that failed for good (false: the
@@ -438,7 +452,13 @@ internal sealed partial class PeerLink : IDisposable
                 throw new IOException("the peer left while sending its bitmap");
             }
 
-            _owner.Bitmap.Merge(f.Bitmap.FirstWord, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(data));
+            var words = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(data);
+            lock (_owner.OrderLock)
+            {
+                _owner.Bitmap.Merge(f.Bitmap.FirstWord, words);
+                _owner.LacksOf(Peer.Host)?.Marks.Merge(f.Bitmap.FirstWord, words);
+            }
+
             if (f.Bitmap.Last)
             {
                 return;
@@ -451,7 +471,8 @@ internal sealed partial class PeerLink : IDisposable
         using var linkCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var link = linkCts.Token;
         var pipe = new Pipe(LinkPipes.SendQueue);
-        using var resync = decision.Source == CopySide.Local ? _owner.BeginResync(decision.IsFullSync) : null;
+        var lacks = LacksToResyncFrom(decision, CopyView.From(peerHello));
+        using var resync = decision.Source == CopySide.Local ? _owner.BeginResync(decision.IsFullSync && lacks is null) : null;
 
         lock (_owner.OrderLock)
         {
@@ -459,14 +480,25 @@ internal sealed partial class PeerLink : IDisposable
             _replicating = true;
             if (resync is not null)
             {
-                resync.TakeSnapshot(_owner.Bitmap);
-                SendSync(_owner.NextSequence(), _owner.Epoch, _owner.Volume.Metadata.Current.Generations, resync.Full, end: false, waiter: null);
+                var ids = _owner.Volume.Metadata.Current.Generations;
+                resync.TakeSnapshot(lacks?.Marks ?? _owner.Bitmap);
+                SendSync(_owner.NextSequence(), _owner.Epoch, ids, resync.Full, end: false, waiter: null);
+                if (lacks is not null)
+                {
+                    lacks.Generation = ids.Bitmap;
+                    _decision += $"; only the blocks it missed are copied ({lacks.Marks.CountDirty()}, as this primary marked them since it left)";
+                }
+            }
+            else
+            {
+                _peerCurrent = peerHello.Generations.Current;
             }
         }
 
         lock (_pendingLock)
         {
             _resync = resync;
+            _inStep = resync is null;
             _connection = resync is null ? ConnectionState.Connected : ConnectionState.SyncSource;
             _reason = null;
         }
@@ -500,6 +532,30 @@ internal sealed partial class PeerLink : IDisposable
 
         await first.ConfigureAwait(false); // rethrows why the link ended
         throw new IOException("the link ended");
+    }
+
+    /// <summary>
+    /// The peer's own marks, when the rules found it missed this copy's writes and it comes back holding the
+    /// generation they are relative to: its data is then that generation's, less this copy's writes it did
+    /// not get, all marked. Otherwise (another generation, a split brain, a crashed primary, marks of its own
+    /// the rules did not ask for) they are dropped and the shared bitmap, or a full sync, is used as the rules say.
+    /// </summary>
+    private PeerLacks? LacksToResyncFrom(SyncDecision decision, CopyView peer)
+    {
+        lock (_owner.OrderLock)
+        {
+            var lacks = _owner.LacksOf(Peer.Host);
+            var usable = lacks is not null && decision is { Source: CopySide.Local, Rule: SyncRule.MissedWrites or SyncRule.OlderGeneration or SyncRule.ResyncNotFinished }
+                && peer.Ids.Current != 0 && peer.Ids.Current == lacks.Generation
+                && !peer.CrashedPrimary && (peer.DirtyBlocks == 0 || decision.Outcome == SyncOutcome.BitmapSyncLocalIsSource);
+            if (!usable)
+            {
+                _owner.ForgetLacks(Peer.Host);
+                return null;
+            }
+
+            return lacks;
+        }
     }
 
     private async Task FinishedWithPeerAsync(CancellationToken ct)
@@ -627,7 +683,7 @@ internal sealed partial class PeerLink : IDisposable
         if (head.Kind == PendingKind.Resync)
         {
             _resync?.Acknowledged(head.Length);
-            _owner.ResyncBlockDone(head.Offset, head.Length);
+            _owner.ResyncBlockDone(this, head.Offset, head.Length);
         }
     }
 
@@ -696,6 +752,7 @@ internal sealed partial class PeerLink : IDisposable
         lock (_pendingLock)
         {
             _connection = ConnectionState.Connected;
+            _inStep = true;
             _peerDisk = DiskState.UpToDate;
         }
 
@@ -721,6 +778,7 @@ internal sealed partial class PeerLink : IDisposable
         lock (_pendingLock)
         {
             _resync = resync;
+            _inStep = false;
             _connection = ConnectionState.SyncSource;
         }
 
@@ -767,6 +825,7 @@ internal sealed partial class PeerLink : IDisposable
         }
 
         var sequence = _owner.NextSequence();
+        _peerCurrent = ids.Current;
         LinkFrameWriter.WriteGeneration(_pipe!.Writer, new SyncFrame(sequence, _owner.Epoch, ids, Full: false));
         Enqueue(new PendingFrame(sequence, PendingKind.Sync, 0, 0, null, WaitForWrite: true, HoldsCredit: false, null));
     }
@@ -780,6 +839,7 @@ internal sealed partial class PeerLink : IDisposable
                 throw new IOException("the link was lost before the resync ended");
             }
 
+            _peerCurrent = ids.Current;
             SendSync(_owner.NextSequence(), _owner.Epoch, ids, full: false, end: true, waiter);
         }
     }
@@ -803,8 +863,13 @@ internal sealed partial class PeerLink : IDisposable
             _replicating = false;
             _pipe.Writer.Complete();
             _pipe = null;
+            PeerLacks? lacks;
             lock (_pendingLock)
             {
+                // A peer lost while in step holds the generation it was last sent; from here its misses are marked for it.
+                // One lost in a resync from its own marks keeps them (what it got is cleared); after any other resync it has none.
+                lacks = _inStep ? _owner.StartLacks(Peer.Host, _peerCurrent) : _owner.LacksOf(Peer.Host);
+                _inStep = false;
                 lost = [.. _pending];
                 _pending.Clear();
                 _resync?.Interrupted();
@@ -820,6 +885,7 @@ internal sealed partial class PeerLink : IDisposable
                 if (frame.Kind is PendingKind.Change or PendingKind.Resync)
                 {
                     _owner.Bitmap.Mark(frame.Offset, frame.Length);
+                    lacks?.Marks.Mark(frame.Offset, frame.Length);
                 }
 
                 frame.Compare?.Fail("the link was lost before the peer answered");

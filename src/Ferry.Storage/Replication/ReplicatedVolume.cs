@@ -31,6 +31,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
     private readonly InFlightRanges _inFlight = new();
     private readonly List<Task> _links = [];
     private PeerLink[] _peers = [];
+    private readonly Dictionary<string, PeerLacks> _lacks = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _lifetime = new();
     private CancellationTokenSource _stopping = new();
     private ulong _sequence;
@@ -362,6 +363,11 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
     {
         await StopLinksAsync().ConfigureAwait(false);
         _peers = [];
+        lock (_order)
+        {
+            // Known only while this copy is primary without a break: another primary may write to the peers meanwhile.
+            _lacks.Clear();
+        }
 
         // Writes that got past the role check finish first; then nothing holds an extent.
         while (!TryClearActivityLog())
@@ -464,7 +470,14 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
             catch
             {
                 // The peers may now hold what this copy failed to write: the range differs until a resync.
-                Bitmap.Mark(change.Offset, change.Length);
+                lock (_order)
+                {
+                    Bitmap.Mark(change.Offset, change.Length);
+                    foreach (var lacks in _lacks.Values)
+                    {
+                        lacks.Marks.Mark(change.Offset, change.Length);
+                    }
+                }
                 if (waiter is not null)
                 {
                     await waiter.WaitAsync().ConfigureAwait(false); // every peer answers once; the waiter goes back to its pool
@@ -679,6 +692,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
             }
 
             Bitmap.Mark(offset, length);
+            LacksOf(peer.Peer.Host)?.Marks.Mark(offset, length);
             peer.EnsureOutdating();
         }
     }
@@ -761,19 +775,35 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
 
     internal GenerationIds IdsAtSyncEnd() => GenerationRules.FinishSyncAsSource(Volume.Metadata.Current.Generations);
 
-    internal void ResyncBlockDone(long offset, long length)
+    /// <summary>
+    /// A resync block the peer has (acknowledged, or found identical): it no longer lacks it, and the shared
+    /// bitmap lets it go when no other peer may lack it either. A peer in a resync of its own may still
+    /// lack it, whatever its link says: it must stay marked in case that resync is cut short.
+    /// </summary>
+    internal void ResyncBlockDone(PeerLink link, long offset, long length)
     {
-        if (_peers.All(p => p.IsReplicating))
+        lock (_order)
         {
-            Bitmap.Clear(offset, length);
+            LacksOf(link.Peer.Host)?.Marks.Clear(offset, length);
+            if (_peers.All(p => p == link || p.InStep))
+            {
+                Bitmap.Clear(offset, length);
+            }
         }
     }
 
     /// <summary>After the target recorded the end: this copy is in step with every peer again unless one is still missing.</summary>
-    internal void FinishResync()
+    internal void FinishResync(PeerLink link)
     {
         lock (_order)
         {
+            _lacks.Remove(link.Peer.Host);
+            if (_peers.All(p => p == link || p.InStep))
+            {
+                // Every peer has every block: marks left over (blocks one peer's resync skipped, as it did not lack them) mean nothing now.
+                Bitmap.ClearAll();
+            }
+
             if (_peers.All(p => p.IsReplicating))
             {
                 Volume.Metadata.Update(s => s with
@@ -787,6 +817,18 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
 
         Volume.Metadata.WriteBitmap(Bitmap);
     }
+
+    // --- What each peer lacks (PeerLacks), under the ordering lock ------------------------------------------
+
+    /// <summary>What <paramref name="peerHost"/> lacks, when this copy has known it since the peer was last in step.</summary>
+    internal PeerLacks? LacksOf(string peerHost) => _lacks.GetValueOrDefault(peerHost);
+
+    /// <summary>A peer in step, holding generation <paramref name="generation"/>, is lost: from now on every block it does not get is marked for it.</summary>
+    internal PeerLacks StartLacks(string peerHost, ulong generation) =>
+        _lacks[peerHost] = new PeerLacks(generation, new DirtyBitmap(Volume.Size, Bitmap.BlockSize));
+
+    /// <summary>The peer is in step, or holds data these marks do not describe.</summary>
+    internal void ForgetLacks(string peerHost) => _lacks.Remove(peerHost);
 
     /// <summary>A handshake found the peer at this copy's generation: writes under it are shared.</summary>
     internal void SharedGeneration(ulong peerCurrent)

@@ -89,7 +89,7 @@ internal sealed class ResyncRun : IDisposable
             throw new IOException("the peer could not record the end of the resync");
         }
 
-        _owner.FinishResync();
+        _owner.FinishResync(link);
         _finishedAt = _owner.Time.GetUtcNow();
     }
 
@@ -116,7 +116,7 @@ internal sealed class ResyncRun : IDisposable
         foreach (var (offset, length) in compare.IdenticalRuns())
         {
             Interlocked.Add(ref _done, length);
-            _owner.ResyncBlockDone(offset, length);
+            _owner.ResyncBlockDone(link, offset, length);
         }
 
         foreach (var (offset, length) in compare.DifferingRuns())

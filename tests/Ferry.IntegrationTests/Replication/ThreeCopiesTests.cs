@@ -14,7 +14,7 @@ public sealed class ThreeCopiesTests
 
         await c.KillAsync();
         await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(a), "write -P 0x42 4M 64k");
-        var peers = (await ReplicatedPair.ShowAsync(a)).GetProperty("copy").GetProperty("peers").EnumerateArray().ToDictionary(p => p.GetProperty("host").GetString()!);
+        var peers = Peers(await ReplicatedPair.ShowAsync(a));
         Assert.Equal("connected", peers["host-b"].GetProperty("connection").GetString());
         Assert.True(peers["host-c"].GetProperty("outdated").GetBoolean(), "the lost copy is outdated before writes go on without it");
         Assert.Equal(await File.ReadAllBytesAsync(ReplicatedPair.DataFile(a)), await File.ReadAllBytesAsync(ReplicatedPair.DataFile(b)));
@@ -24,6 +24,69 @@ public sealed class ThreeCopiesTests
         var data = await File.ReadAllBytesAsync(ReplicatedPair.DataFile(a));
         Assert.Equal(data, await File.ReadAllBytesAsync(ReplicatedPair.DataFile(b)));
         Assert.Equal(data, await File.ReadAllBytesAsync(ReplicatedPair.DataFile(c)));
+    }
+
+    [Fact]
+    public async Task Each_copy_that_comes_back_is_sent_only_what_it_missed_not_what_a_copy_away_longer_missed()
+    {
+        await using var hosts = await ThreeHosts.StartAsync();
+        var (a, b, c) = (hosts.A, hosts.B, hosts.C);
+        var uri = ReplicatedPair.NbdUri(a);
+        await NbdTools.QemuIoAsync(uri, "write -P 0x41 0 1M");
+
+        await c.KillAsync();
+        await NbdTools.QemuIoAsync(uri, "write -P 0x42 4M 256k");
+        await b.KillAsync();
+        await NbdTools.QemuIoAsync(uri, "write -P 0x43 8M 64k");
+
+        // b missed 64 KiB, c 320 KiB: each gets its own, though the volume's bitmap marks the 320 KiB until both are back.
+        await b.LaunchAsync();
+        await Wait.UntilAsync(async () => Peers(await ReplicatedPair.ShowAsync(a))["host-b"].GetProperty("connection").GetString() == "connected", TimeSpan.FromSeconds(60), "b back in sync");
+        var back = Peers(await ReplicatedPair.ShowAsync(a));
+        Assert.True(back["host-b"].GetProperty("resyncBytesSent").GetInt64() == 64 << 10, back["host-b"].ToString());
+        Assert.Contains("only the blocks it missed", back["host-b"].GetProperty("decision").GetString(), StringComparison.Ordinal);
+
+        await c.LaunchAsync();
+        await WaitAllConnectedAsync(a);
+        Assert.Equal(320 << 10, Peers(await ReplicatedPair.ShowAsync(a))["host-c"].GetProperty("resyncBytesSent").GetInt64());
+        var data = await File.ReadAllBytesAsync(ReplicatedPair.DataFile(a));
+        Assert.Equal(data, await File.ReadAllBytesAsync(ReplicatedPair.DataFile(b)));
+        Assert.Equal(data, await File.ReadAllBytesAsync(ReplicatedPair.DataFile(c)));
+        Assert.Equal(0, (await ReplicatedPair.ShowAsync(a)).GetProperty("copy").GetProperty("dirtyBytes").GetInt64());
+    }
+
+    [Fact]
+    public async Task A_resync_cut_short_while_another_copy_resyncs_ends_later_with_every_block()
+    {
+        await using var hosts = await ThreeHosts.StartAsync("64M");
+        var (a, b, c) = (hosts.A, hosts.B, hosts.C);
+        await b.KillAsync();
+        await c.KillAsync();
+        await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(a), [.. Enumerable.Range(0, 48).Select(i => $"write -P {0x50 + i} {i}M 1M")]);
+
+        // Restarted, the primary knows only the volume's bitmap: both copies resync from it, side by side, slowly.
+        await a.KillAsync();
+        await a.LaunchAsync();
+        await a.FerryJsonAsync("volume", "replicate", ReplicatedPair.Volume, "--peer", hosts.Peer(1), "--peer", hosts.Peer(2), "--resync-rate", "8M");
+        await b.LaunchAsync();
+        await c.LaunchAsync();
+        await Wait.UntilAsync(
+            async () => Peers(await ReplicatedPair.ShowAsync(a)).Values.All(p => p.TryGetProperty("resync", out var r) && r.GetProperty("doneBytes").GetInt64() >= 12 << 20),
+            TimeSpan.FromSeconds(30), "both copies a quarter through their resync");
+
+        // b hangs (not long enough to be given up), then dies, while c goes on past the 8 MiB b has in flight:
+        // what c gets must stay marked for b.
+        await b.PauseAsync();
+        await Task.Delay(TimeSpan.FromSeconds(1.8));
+        await b.KillAsync();
+        await Wait.UntilAsync(async () => Peers(await ReplicatedPair.ShowAsync(a))["host-c"].GetProperty("connection").GetString() == "connected", TimeSpan.FromSeconds(60), "c in sync");
+
+        await a.FerryJsonAsync("volume", "replicate", ReplicatedPair.Volume, "--peer", hosts.Peer(1), "--peer", hosts.Peer(2));
+        await b.LaunchAsync();
+        await WaitAllConnectedAsync(a);
+        var data = await File.ReadAllBytesAsync(ReplicatedPair.DataFile(a));
+        Assert.Equal(data, await File.ReadAllBytesAsync(ReplicatedPair.DataFile(c)));
+        Assert.Equal(data, await File.ReadAllBytesAsync(ReplicatedPair.DataFile(b)));
     }
 
     [Fact]
@@ -68,6 +131,9 @@ public sealed class ThreeCopiesTests
         Assert.DoesNotContain("holds newer data", b.Log, StringComparison.Ordinal);
     }
 
+    private static Dictionary<string, System.Text.Json.JsonElement> Peers(System.Text.Json.JsonElement shown) =>
+        shown.GetProperty("copy").GetProperty("peers").EnumerateArray().ToDictionary(p => p.GetProperty("host").GetString()!);
+
     private static async Task WaitAllConnectedAsync(AgentProcess primary) =>
         await Wait.UntilAsync(
             async () => (await ReplicatedPair.ShowAsync(primary)).GetProperty("copy").GetProperty("peers").EnumerateArray()
@@ -92,7 +158,7 @@ public sealed class ThreeCopiesTests
         /// <summary>The --peer argument naming host i at its replication address.</summary>
         public string Peer(int i) => $"{Names[i]}=127.0.0.1:{_ports[i]}";
 
-        public static async Task<ThreeHosts> StartAsync()
+        public static async Task<ThreeHosts> StartAsync(string size = "16M")
         {
             var hosts = new ThreeHosts();
             try
@@ -104,10 +170,10 @@ public sealed class ThreeCopiesTests
                         "--host-name", Names[i], "--replication-listen", $"127.0.0.1:{hosts._ports[i]}", "--replication-authority", Path.Combine(hosts._shared, "authority.json")));
                 }
 
-                var id = (await hosts.A.FerryJsonAsync("volume", "create", ReplicatedPair.Volume, "--size", "16M")).GetProperty("id").GetString()!;
+                var id = (await hosts.A.FerryJsonAsync("volume", "create", ReplicatedPair.Volume, "--size", size)).GetProperty("id").GetString()!;
                 foreach (var secondary in new[] { hosts.B, hosts.C })
                 {
-                    await secondary.FerryJsonAsync("volume", "create", ReplicatedPair.Volume, "--size", "16M", "--copy-of", id);
+                    await secondary.FerryJsonAsync("volume", "create", ReplicatedPair.Volume, "--size", size, "--copy-of", id);
                     await secondary.FerryJsonAsync("volume", "replicate", ReplicatedPair.Volume, "--peer", hosts.Peer(0));
                 }
 
