@@ -35,17 +35,17 @@ trap cleanup EXIT
 echo "fio (nbd engine, ${runtime} s per job, $size volumes) on agent A: plain vs replicated to agent B with protocol C and A; then a ${sync_mib} MiB resync vs nbdcopy"
 [ ${#on_cpu_a[@]} -gt 0 ] && echo "hosts split: agent A and its clients on CPU 0, agent B on CPU 1"
 
-# Four consecutive ports: A's API, B's API, A's replication listener, B's replication listener.
+# Consecutive ports: A's API, B's API, A's and B's replication listeners, A's and B's peer APIs and consensus endpoints.
 base=$(shuf -i 20000-29990 -n 1)
 a_url=http://127.0.0.1:$base b_url=http://127.0.0.1:$((base + 1))
 a_rep=127.0.0.1:$((base + 2)) b_rep=127.0.0.1:$((base + 3))
-# start_agent CPU DIR URL HOST REPLICATION_ADDRESS; both share one authority file (the stand-in for the cluster state).
+# start_agent CPU DIR URL HOST REPLICATION_ADDRESS PEER_PORT CONSENSUS_PORT; both share one authority file (the stand-in for the cluster state).
 start_agent() {
   local cpu=$1
   shift
   if [ "$cpu" = a ]; then cpu=("${on_cpu_a[@]}"); else cpu=("${on_cpu_b[@]}"); fi
   "${cpu[@]}" "${ferry[@]}" agent --data "$work/$1" --listen "$2" --host-name "$3" --replication-listen "$4" \
-    --replication-authority "$work/authority.json" >"$work/$1.log" 2>&1 &
+    --replication-authority "$work/authority.json" --peer-listen "127.0.0.1:$5" --consensus-listen "127.0.0.1:$6" >"$work/$1.log" 2>&1 &
   local pid=$!
   pids+=("$pid")
   until curl -fs "$2/api/v1/health" >/dev/null; do
@@ -53,8 +53,8 @@ start_agent() {
     sleep 0.1
   done
 }
-start_agent a a "$a_url" host-a "$a_rep"
-start_agent b b "$b_url" host-b "$b_rep"
+start_agent a a "$a_url" host-a "$a_rep" $((base + 4)) $((base + 6))
+start_agent b b "$b_url" host-b "$b_rep" $((base + 5)) $((base + 7))
 on_a() { FERRY_SERVER=$a_url "${ferry[@]}" "$@"; }
 on_b() { FERRY_SERVER=$b_url "${ferry[@]}" "$@"; }
 uri() { echo "nbd+unix:///$1?socket=$work/a/nbd.sock"; }

@@ -22,7 +22,7 @@ public static class AgentHost
     {
         if (options.LeaseTimings.Check() is { } timings)
         {
-            throw new ArgumentException(timings.Message);
+            throw new AgentStartException(timings.Message);
         }
 
         Directory.CreateDirectory(options.DataDirectory);
@@ -99,8 +99,19 @@ public static class AgentHost
 
         var manager = app.Services.GetRequiredService<VmManager>();
         await manager.InitializeAsync(ct).ConfigureAwait(false);
-        await app.StartAsync(ct).ConfigureAwait(false);
+        try
+        {
+            await app.StartAsync(ct).ConfigureAwait(false);
+        }
+        catch (IOException e)
+        {
+            throw new AgentStartException($"{e.Message} (does another agent run here? give each its own --listen, --peer-listen, --consensus-listen and --nbd-listen)", e);
+        }
+
         Log.Listening(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Ferry.Agent"), options.Listen, options.DataDirectory);
         await app.WaitForShutdownAsync(ct).ConfigureAwait(false);
     }
 }
+
+/// <summary>The agent could not start (a port taken, timings that break the lease rules): said to the operator, without a stack.</summary>
+public sealed class AgentStartException(string message, Exception? inner = null) : Exception(message, inner);

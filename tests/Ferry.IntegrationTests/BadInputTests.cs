@@ -34,6 +34,18 @@ public sealed class BadInputTests : IAsyncLifetime
         Assert.False(Directory.Exists(Path.Combine(_agent.DataDirectory, "vms")) && Directory.EnumerateFileSystemEntries(Path.Combine(_agent.DataDirectory, "vms")).Any());
     }
 
+    [Fact]
+    public async Task A_second_agent_on_a_port_already_taken_says_so_and_exits()
+    {
+        var output = await Processes.RunAsync(
+            "dotnet", [Repo.FerryDll, "agent", "--data", Path.Combine(_agent.DataDirectory, "second"), "--listen", _agent.Url, "--peer-listen", $"127.0.0.1:{Processes.FreeTcpPort()}"], TimeSpan.FromMinutes(1));
+        Assert.True(output.ExitCode == 7, $"expected exit 7, got {output.ExitCode}: {output.StandardError}");
+        Assert.Contains("error: the agent cannot start", output.StandardError, StringComparison.Ordinal);
+        Assert.Contains("address already in use", output.StandardError, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", output.StandardError, StringComparison.Ordinal);
+        Assert.Equal(0, (await _agent.FerryJsonAsync("vm", "list")).GetArrayLength());
+    }
+
     [Theory]
     [InlineData("show")]
     [InlineData("start")]

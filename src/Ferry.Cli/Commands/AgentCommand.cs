@@ -118,7 +118,15 @@ internal static class AgentCommand
                     var path => Path.GetFullPath(path!),
                 },
             };
-            await AgentHost.RunAsync(options, ct).ConfigureAwait(false);
+            try
+            {
+                await AgentHost.RunAsync(options, ct).ConfigureAwait(false);
+            }
+            catch (AgentStartException e)
+            {
+                return CliContext.Fail(FerryError.Environment($"the agent cannot start: {e.Message}"));
+            }
+
             return ExitCodes.Ok;
         });
         return command;
