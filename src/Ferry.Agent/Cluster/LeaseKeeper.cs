@@ -47,9 +47,12 @@ internal sealed partial class LeaseKeeper(
             await watchdog.EnsureRunningAsync(stoppingToken).ConfigureAwait(false);
             var sent = Now();
             var request = new LeaseRequest(options.HostName, cluster.State?.Host(options.HostName)?.Fenced?.At);
-            // An answer may take two periods on a busy host: it still renews from when it was sent (the ticks missed meanwhile are skipped).
+            // An answer may take two periods on a busy host (it still renews from when it was sent), but not past
+            // the lease: a host that must fence itself does so on time, not when a slow answer gives up.
+            var left = (_lastAcknowledgedSend ?? _since) + leases.Timings.SelfFenceAfter - sent;
+            var wait = left > TimeSpan.Zero && left < leases.Timings.Renewal * 2 ? left : leases.Timings.Renewal * 2;
             var renewed = await cluster.AskLeaderOnceAsync(
-                "peer/lease", PeerClient.Body(request), ct => leases.RenewAsync(request, ct), leases.Timings.Renewal * 2, stoppingToken)
+                "peer/lease", PeerClient.Body(request), ct => leases.RenewAsync(request, ct), wait, stoppingToken)
                 .ConfigureAwait(false);
             if (renewed.IsOk)
             {
