@@ -69,7 +69,7 @@ Three hosts run as a cluster; VM 'demo' runs on $host and counts on its disk ($c
                                           maintenance: the VM moves away live, and back
   ./ferry lab partition h2                cut h2 off: the cluster marks its copy Outdated, writes go on
   ./ferry lab heal                        h2 comes back and resyncs only what it missed
-  ./ferry lab kill $host                   a power cut: within ~10 s the VM runs on the other host,
+  ./ferry lab kill $host                   a power cut: within 8-9 s the VM runs on the other host,
                                           its count intact (./ferry vm show demo; ./ferry lab start $host)
   ./ferry cluster events                  what the cluster did, step by step
   scripts/demo.sh down                    remove everything
