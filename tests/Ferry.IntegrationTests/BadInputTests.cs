@@ -34,6 +34,17 @@ public sealed class BadInputTests : IAsyncLifetime
         Assert.False(Directory.Exists(Path.Combine(_agent.DataDirectory, "vms")) && Directory.EnumerateFileSystemEntries(Path.Combine(_agent.DataDirectory, "vms")).Any());
     }
 
+    [Theory]
+    [InlineData("--lease", "1s", "three renewals")]
+    [InlineData("--lease-margin", "100ms", "at least 0.5 s")]
+    [InlineData("--lease-renewal", "soon", "invalid duration 'soon'")]
+    public async Task An_agent_with_lease_timings_that_break_the_rules_refuses_to_start(string option, string value, string mentions)
+    {
+        var output = await Processes.RunAsync(
+            "dotnet", [Repo.FerryDll, "agent", "--data", Path.Combine(_agent.DataDirectory, "second"), "--listen", $"http://127.0.0.1:{Processes.FreeTcpPort()}", option, value], TimeSpan.FromMinutes(1));
+        AssertOneLineError(output, 2, mentions);
+    }
+
     [Fact]
     public async Task A_second_agent_on_a_port_already_taken_says_so_and_exits()
     {

@@ -110,7 +110,8 @@ public sealed record HealthView(string Status, string? Cluster);
 
 /// <summary>A host renews its lease with the leader (POST /peer/lease).</summary>
 /// <param name="FenceSeen">The time of this host's fence as its applied state shows it, if it shows one: proof that it acts on a state without its old VMs and primaries.</param>
-public sealed record LeaseRequest(string Host, DateTimeOffset? FenceSeen = null);
+/// <param name="Lease">How long after a renewal's sending this host fences itself, if not renewed again (its own timings).</param>
+public sealed record LeaseRequest(string Host, DateTimeOffset? FenceSeen = null, TimeSpan? Lease = null);
 
 /// <summary>The leader's answer: the lease holds, as of the renewal's sending.</summary>
 public sealed record LeaseGrant(string Leader, long Term);

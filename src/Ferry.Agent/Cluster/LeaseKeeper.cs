@@ -46,7 +46,7 @@ internal sealed partial class LeaseKeeper(
 
             await watchdog.EnsureRunningAsync(stoppingToken).ConfigureAwait(false);
             var sent = Now();
-            var request = new LeaseRequest(options.HostName, cluster.State?.Host(options.HostName)?.Fenced?.At);
+            var request = new LeaseRequest(options.HostName, cluster.State?.Host(options.HostName)?.Fenced?.At, leases.Timings.SelfFenceAfter);
             // An answer may take two periods on a busy host (it still renews from when it was sent), but not past
             // the lease: a host that must fence itself does so on time, not when a slow answer gives up.
             var left = (_lastAcknowledgedSend ?? _since) + leases.Timings.SelfFenceAfter - sent;

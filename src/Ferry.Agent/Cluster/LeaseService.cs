@@ -34,6 +34,11 @@ internal sealed class LeaseService(ClusterService cluster, AgentOptions options,
             return FerryError.NotFound($"no member host named '{request.Host}' in the cluster");
         }
 
+        if (request.Lease is { } lease && Timings.Admits(lease) is { } tooLong)
+        {
+            return FerryError.WrongState($"host '{request.Host}' cannot hold a lease: {tooLong.Message}");
+        }
+
         var received = Now();
         if (host.Fenced is { } fence)
         {

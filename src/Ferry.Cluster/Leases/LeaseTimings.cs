@@ -48,8 +48,23 @@ public sealed record LeaseTimings
             return FerryError.InvalidArgument($"the lease ({Lease.TotalSeconds:0.###} s) must hold at least three renewals ({Renewal.TotalSeconds:0.###} s each)");
         }
 
-        return Margin < TimeSpan.FromMilliseconds(500)
+        return Margin < FenceTime
             ? FerryError.InvalidArgument($"the margin ({Margin.TotalSeconds:0.###} s) must leave a host at least 0.5 s to fence itself")
             : null;
     }
+
+    /// <summary>
+    /// Whether this leader may renew a host that fences itself <paramref name="hostLease"/> after its last
+    /// acknowledged renewal was sent (its own setting, which may differ from this host's): only if the host
+    /// has fenced itself, with time to spare, before this leader would judge it failed, and before a new
+    /// leader with these timings would judge anyone.
+    /// </summary>
+    public FerryError? Admits(TimeSpan hostLease) =>
+        hostLease + FenceTime <= FailedAfter
+            ? null
+            : FerryError.InvalidArgument(
+                $"its lease ({hostLease.TotalSeconds:0.###} s) is too long for this leader, which judges a host failed {FailedAfter.TotalSeconds:0.###} s after its last renewal: give every host the same lease timings");
+
+    /// <summary>What a host needs at least, after its lease ran out, to have killed its VMs.</summary>
+    private static readonly TimeSpan FenceTime = TimeSpan.FromMilliseconds(500);
 }

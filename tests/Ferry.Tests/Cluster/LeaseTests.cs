@@ -21,6 +21,15 @@ public class LeaseTests
     }
 
     [Fact]
+    public void A_leader_renews_only_hosts_that_fence_themselves_in_time_for_its_judgement()
+    {
+        Assert.Null(Defaults.Admits(Defaults.Lease));
+        Assert.Null(Defaults.Admits(S(3.5)));
+        Assert.Contains("too long for this leader", Defaults.Admits(S(3.6))!.Message);
+        Assert.Null((Defaults with { Lease = S(10), Margin = S(5) }).Admits(S(3)));
+    }
+
+    [Fact]
     public void A_new_leader_judges_nobody_for_a_lease_and_margin_then_only_the_silent()
     {
         var book = LeaseBook.Start(Defaults, S(100)).Renewed("a", S(102));
