@@ -145,9 +145,23 @@ public sealed class AgentProcess : IAsyncDisposable
         _process?.Dispose();
         Http.Dispose();
         KillQemus(DataDirectory);
+        KillWatchdog(DataDirectory);
         if (_ownsDataDirectory && Directory.Exists(DataDirectory))
         {
             Directory.Delete(DataDirectory, recursive: true);
+        }
+    }
+
+    /// <summary>Kills the watchdog an agent in a cluster started for the data directory (it outlives the agent, as it must).</summary>
+    private static void KillWatchdog(string dataDirectory)
+    {
+        foreach (var entry in Directory.EnumerateDirectories("/proc"))
+        {
+            if (int.TryParse(Path.GetFileName(entry), out var pid) && HostProcess.CommandLine(pid) is { } args
+                && args.Contains("watchdog") && args.Contains(dataDirectory))
+            {
+                HostProcess.Kill(pid);
+            }
         }
     }
 

@@ -4,7 +4,8 @@ using Ferry.Cluster.State;
 
 namespace Ferry.Agent.Api;
 
-public sealed record InitClusterRequest(string Name);
+/// <param name="Leases">The cluster's lease timings, the same for every host (null: the defaults).</param>
+public sealed record InitClusterRequest(string Name, Ferry.Cluster.Leases.LeaseTimings? Leases = null);
 
 public sealed record JoinTokenRequest(int? ValidSeconds);
 
@@ -47,7 +48,8 @@ public sealed record ClusterStatusView(
     long CommitIndex,
     long AppliedIndex,
     IReadOnlyList<HostStatusView> Hosts,
-    bool NPlusOne = true);
+    bool NPlusOne = true,
+    Ferry.Cluster.Leases.LeaseTimings? Leases = null);
 
 /// <summary>`ferry cluster set`: the settings to change (null: unchanged).</summary>
 public sealed record ClusterSettingsRequest(bool? NPlusOne);
@@ -101,7 +103,8 @@ internal static class ClusterViews
             node.CommitIndex,
             node.AppliedIndex,
             hosts,
-            state.Cluster?.NPlusOne ?? true);
+            state.Cluster?.NPlusOne ?? true,
+            state.Cluster?.LeaseTimings);
     }
 }
 

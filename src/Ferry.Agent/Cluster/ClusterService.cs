@@ -108,7 +108,7 @@ internal sealed class ClusterService(AgentOptions options, TimeProvider time, IL
                 await node.WaitForLeaderAsync(LeaderWait, ct).ConfigureAwait(false);
                 var first = LocalHost(HostRole.Member, now) with { Certificate = ClusterAuthority.Fingerprint(certificate) };
                 var outcome = await node.ProposeAsync(
-                    new InitializeCluster(identity.ClusterId, request.Name, authority.ExportCertificatePem(), first) { At = now }, ct).ConfigureAwait(false);
+                    new InitializeCluster(identity.ClusterId, request.Name, authority.ExportCertificatePem(), first, request.Leases) { At = now }, ct).ConfigureAwait(false);
                 if (outcome.Error is { } error)
                 {
                     return error;

@@ -44,26 +44,33 @@ internal sealed partial class LeaseKeeper(
                 continue;
             }
 
+            // The cluster's timings, from its state: the same on every host.
+            var timings = leases.Timings;
+            if (timer.Period != timings.Renewal)
+            {
+                timer.Period = timings.Renewal;
+            }
+
             await watchdog.EnsureRunningAsync(stoppingToken).ConfigureAwait(false);
             var sent = Now();
-            var request = new LeaseRequest(options.HostName, cluster.State?.Host(options.HostName)?.Fenced?.At, leases.Timings.SelfFenceAfter);
+            var request = new LeaseRequest(options.HostName, cluster.State?.Host(options.HostName)?.Fenced?.At, timings.SelfFenceAfter);
             // An answer may take two periods on a busy host (it still renews from when it was sent), but not past
             // the lease: a host that must fence itself does so on time, not when a slow answer gives up.
-            var left = (_lastAcknowledgedSend ?? _since) + leases.Timings.SelfFenceAfter - sent;
-            var wait = left > TimeSpan.Zero && left < leases.Timings.Renewal * 2 ? left : leases.Timings.Renewal * 2;
+            var left = (_lastAcknowledgedSend ?? _since) + timings.SelfFenceAfter - sent;
+            var wait = left > TimeSpan.Zero && left < timings.Renewal * 2 ? left : timings.Renewal * 2;
             var renewed = await cluster.AskLeaderOnceAsync(
                 "peer/lease", PeerClient.Body(request), ct => leases.RenewAsync(request, ct), wait, stoppingToken)
                 .ConfigureAwait(false);
             if (renewed.IsOk)
             {
                 _lastAcknowledgedSend = sent;
-                await new LeaseRecord(sent, sent + leases.Timings.SelfFenceAfter).WriteAsync(RecordPath, stoppingToken).ConfigureAwait(false);
+                await new LeaseRecord(sent, sent + timings.SelfFenceAfter).WriteAsync(RecordPath, stoppingToken).ConfigureAwait(false);
             }
 
             // Held only from an acknowledged renewal (this agent's, or, after a restart, its predecessor's, for
             // QEMU outlives the agent): a host that starts afresh may hold a state from before its fence, and the
             // leader renews it only once it has seen that fence. Until then it neither holds nor needs to fence.
-            var due = SelfFence.Due(leases.Timings, _lastAcknowledgedSend, _since, Now());
+            var due = SelfFence.Due(timings, _lastAcknowledgedSend, _since, Now());
             if (!due && _lastAcknowledgedSend is null)
             {
                 continue;

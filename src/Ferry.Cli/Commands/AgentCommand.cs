@@ -1,6 +1,5 @@
 using System.CommandLine;
 using Ferry.Agent;
-using Ferry.Cluster.Leases;
 using Ferry.Hypervisor;
 
 namespace Ferry.Cli.Commands;
@@ -34,12 +33,8 @@ internal static class AgentCommand
         var cpus = new Option<int?>("--cpus") { Description = "CPUs placement counts on this host (default: all of them)" };
         var reserve = new Option<string>("--reserve") { Description = "Memory the host keeps for itself, never given to VMs", DefaultValueFactory = _ => $"{AgentOptions.DefaultReservedMiB}M" };
         var stopTimeout = new Option<int>("--stop-timeout") { Description = "Seconds a graceful stop waits for the guest", DefaultValueFactory = _ => 30 };
-        var defaults = new LeaseTimings();
-        var leaseRenewal = new Option<string>("--lease-renewal") { Description = "How often this host renews its cluster lease", DefaultValueFactory = _ => $"{defaults.Renewal.TotalMilliseconds:0}ms" };
-        var lease = new Option<string>("--lease") { Description = "How long after its last acknowledged renewal this host fences itself (give every host the same)", DefaultValueFactory = _ => $"{defaults.Lease.TotalSeconds:0}s" };
-        var leaseMargin = new Option<string>("--lease-margin") { Description = "As leader: how much longer than the lease a host must be silent to be judged failed", DefaultValueFactory = _ => $"{defaults.Margin.TotalSeconds:0}s" };
 
-        var command = new Command("agent", "Run the Ferry agent on this host") { data, listen, qemu, accel, nbdListen, nbdCert, nbdKey, hostName, replicationListen, replicationCert, replicationKey, replicationCa, authority, consensusListen, peerListen, watchdogDevice, memory, cpus, reserve, stopTimeout, leaseRenewal, lease, leaseMargin };
+        var command = new Command("agent", "Run the Ferry agent on this host") { data, listen, qemu, accel, nbdListen, nbdCert, nbdKey, hostName, replicationListen, replicationCert, replicationKey, replicationCa, authority, consensusListen, peerListen, watchdogDevice, memory, cpus, reserve, stopTimeout };
         command.SetAction(async (parse, ct) =>
         {
             if (parse.GetValue(stopTimeout) is var seconds and (< 1 or > 3600))
@@ -90,19 +85,6 @@ internal static class AgentCommand
                 return CliContext.Fail(reserveError);
             }
 
-            if (!DurationParser.Parse(parse.GetValue(leaseRenewal)!).TryGetValue(out var renewalEvery, out var renewalError)
-                || !DurationParser.Parse(parse.GetValue(lease)!).TryGetValue(out var leaseFor, out renewalError)
-                || !DurationParser.Parse(parse.GetValue(leaseMargin)!).TryGetValue(out var marginOf, out renewalError))
-            {
-                return CliContext.Fail(renewalError);
-            }
-
-            var leaseTimings = new LeaseTimings { Renewal = renewalEvery, Lease = leaseFor, Margin = marginOf };
-            if (leaseTimings.Check() is { } timingsError)
-            {
-                return CliContext.Fail(timingsError);
-            }
-
             if (parse.GetValue(cpus) is < 1)
             {
                 return CliContext.Fail(FerryError.InvalidArgument($"invalid --cpus {parse.GetValue(cpus)}: give 1 or more"));
@@ -110,7 +92,6 @@ internal static class AgentCommand
 
             var options = new AgentOptions
             {
-                LeaseTimings = leaseTimings,
                 MemoryMiB = memoryMiB,
                 Cpus = parse.GetValue(cpus),
                 ReservedMiB = reservedMiB,

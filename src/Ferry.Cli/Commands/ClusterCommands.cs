@@ -3,6 +3,7 @@ using Ferry.Agent.Api;
 using Ferry.Cluster.Reconcile;
 using Ferry.Cluster.State;
 using Spectre.Console;
+using Ferry.Cluster.Leases;
 
 namespace Ferry.Cli.Commands;
 
@@ -35,9 +36,25 @@ internal static class ClusterCommands
     private static Command Init()
     {
         var name = new Argument<string>("name") { Description = "The cluster's name" };
-        var command = new Command("init", "Create a cluster with this host as its first member: its certificate authority and consensus log") { name };
+        var defaults = new LeaseTimings();
+        var renewal = new Option<string>("--lease-renewal") { Description = "How often each host renews its lease", DefaultValueFactory = _ => $"{defaults.Renewal.TotalMilliseconds:0}ms" };
+        var lease = new Option<string>("--lease") { Description = "How long after its last acknowledged renewal a host fences itself", DefaultValueFactory = _ => $"{defaults.Lease.TotalSeconds:0}s" };
+        var margin = new Option<string>("--lease-margin") { Description = "How much longer than the lease a host must be silent to be judged failed", DefaultValueFactory = _ => $"{defaults.Margin.TotalSeconds:0}s" };
+        var command = new Command("init", "Create a cluster with this host as its first member: its certificate authority, consensus log and lease timings") { name, renewal, lease, margin };
         command.SetAction(CliContext.Action(async (context, parse, ct) =>
-            context.Print(await context.Client.InitClusterAsync(new InitClusterRequest(parse.GetValue(name)!), ct).ConfigureAwait(false), RenderStatus)));
+        {
+            if (!DurationParser.Parse(parse.GetValue(renewal)!).TryGetValue(out var every, out var error)
+                || !DurationParser.Parse(parse.GetValue(lease)!).TryGetValue(out var holds, out error)
+                || !DurationParser.Parse(parse.GetValue(margin)!).TryGetValue(out var more, out error))
+            {
+                return CliContext.Fail(error);
+            }
+
+            var timings = new LeaseTimings { Renewal = every, Lease = holds, Margin = more };
+            return timings.Check() is { } broken
+                ? CliContext.Fail(broken)
+                : context.Print(await context.Client.InitClusterAsync(new InitClusterRequest(parse.GetValue(name)!, timings == defaults ? null : timings), ct).ConfigureAwait(false), RenderStatus);
+        }));
         return command;
     }
 
@@ -274,6 +291,11 @@ internal static class ClusterCommands
         Console.Out.WriteLine($"cluster {status.Name} ({status.ClusterId})");
         Console.Out.WriteLine($"leader {status.Leader ?? "none"}, term {status.Term}, commit index {status.CommitIndex}, applied {status.AppliedIndex} (seen by {status.SeenBy})");
         Console.Out.WriteLine($"N+1 admission {(status.NPlusOne ? "on" : "off")}");
+        if (status.Leases is { } leases)
+        {
+            Console.Out.WriteLine(FormattableString.Invariant(
+                $"leases: renewed every {leases.Renewal.TotalSeconds:0.###} s, held {leases.Lease.TotalSeconds:0.###} s, a silent host failed after {leases.FailedAfter.TotalSeconds:0.###} s"));
+        }
         var table = new Table().AddColumns("host", "role", "consensus", "peer api", "voting", "health", "memory", "fencing");
         foreach (var host in status.Hosts)
         {

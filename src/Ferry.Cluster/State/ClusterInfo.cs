@@ -3,9 +3,16 @@ namespace Ferry.Cluster.State;
 /// <summary>The cluster's identity, made once by `ferry cluster init`, and its settings.</summary>
 /// <param name="CaCertificatePem">The cluster authority's certificate, which every host certificate chains to.</param>
 /// <param name="NPlusOneOff">Set when starts are admitted without N+1 (`ferry cluster set --n-plus-one off`); on by default.</param>
-public sealed record ClusterInfo(Guid Id, string Name, string CaCertificatePem, DateTimeOffset CreatedAt, bool NPlusOneOff = false)
+/// <param name="Leases">The lease timings every host uses, set when the cluster is made (null: the defaults).</param>
+public sealed record ClusterInfo(Guid Id, string Name, string CaCertificatePem, DateTimeOffset CreatedAt, bool NPlusOneOff = false, Leases.LeaseTimings? Leases = null)
 {
     public bool NPlusOne => !NPlusOneOff;
+
+    /// <summary>
+    /// The one set of lease timings of the cluster: a leader judges hosts by the lease they hold, so every host
+    /// must use the same. Fixed when the cluster is made (changing it under running hosts would need both sets honoured at once).
+    /// </summary>
+    public Leases.LeaseTimings LeaseTimings => Leases ?? new();
 }
 
 /// <summary>Changes the cluster's settings; a setting not given stays as it is.</summary>

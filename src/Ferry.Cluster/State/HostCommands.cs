@@ -1,7 +1,7 @@
 namespace Ferry.Cluster.State;
 
 /// <summary>Creates the cluster with its first host; only on an empty state.</summary>
-public sealed record InitializeCluster(Guid ClusterId, string Name, string CaCertificatePem, HostRecord FirstHost) : ClusterCommand
+public sealed record InitializeCluster(Guid ClusterId, string Name, string CaCertificatePem, HostRecord FirstHost, Leases.LeaseTimings? Leases = null) : ClusterCommand
 {
     public override string? HostSubject => FirstHost.Name;
 
@@ -27,8 +27,13 @@ public sealed record InitializeCluster(Guid ClusterId, string Name, string CaCer
             return FerryError.InvalidArgument("the first host cannot be a witness: a cluster needs a host that holds data");
         }
 
+        if (Leases?.Check() is { } timings)
+        {
+            return timings;
+        }
+
         return new StateChange(
-            state with { Cluster = new ClusterInfo(ClusterId, Name, CaCertificatePem, At), Hosts = state.Hosts.Add(FirstHost.Name, FirstHost) },
+            state with { Cluster = new ClusterInfo(ClusterId, Name, CaCertificatePem, At, Leases: Leases), Hosts = state.Hosts.Add(FirstHost.Name, FirstHost) },
             $"cluster '{Name}' created with host {FirstHost.Name}");
     }
 }

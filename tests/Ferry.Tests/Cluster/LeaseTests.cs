@@ -1,5 +1,7 @@
+using System.Text.Json;
 using CsCheck;
 using Ferry.Cluster.Leases;
+using Ferry.Cluster.State;
 
 namespace Ferry.Tests.Cluster;
 
@@ -27,6 +29,19 @@ public class LeaseTests
         Assert.Null(Defaults.Admits(S(3.5)));
         Assert.Contains("too long for this leader", Defaults.Admits(S(3.6))!.Message);
         Assert.Null((Defaults with { Lease = S(10), Margin = S(5) }).Admits(S(3)));
+    }
+
+    [Fact]
+    public void A_cluster_keeps_the_lease_timings_it_was_made_with_through_its_log_and_snapshots_and_refuses_broken_ones()
+    {
+        var slow = Defaults with { Lease = S(10), Margin = S(3) };
+        InitializeCluster Init(LeaseTimings? timings) => new(Guid.NewGuid(), "c1", "ca", ClusterFixtures.Host("a"), timings) { At = ClusterFixtures.T0 };
+        T RoundTrip<T>(T value) => JsonSerializer.Deserialize<T>(JsonSerializer.Serialize(value, FerryJson.Options), FerryJson.Options)!;
+
+        var made = ClusterState.Empty.Apply(RoundTrip<ClusterCommand>(Init(slow)));
+        Assert.Equal(slow, RoundTrip(made).Cluster!.LeaseTimings);
+        Assert.Equal(Defaults, ClusterState.Empty.Apply(Init(null)).Cluster!.LeaseTimings);
+        Assert.Contains("three renewals", ClusterState.Empty.Refused(Init(Defaults with { Lease = S(1) })).Message);
     }
 
     [Fact]
