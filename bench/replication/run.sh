@@ -3,7 +3,8 @@
 # replicated, one replicated to a second agent (B) with protocol C and one with protocol A, both agents
 # on loopback; then a full resync of 1 GiB from A to B against nbdcopy copying the same GiB from A's
 # export to a qemu-nbd export.
-# Usage: bench/replication/run.sh [SECONDS_PER_JOB]   (default 10). Prints a table with ratios.
+# Usage: bench/replication/run.sh [SECONDS_PER_JOB] [ROUNDS]   (defaults 10 and 3). Prints a table with
+# ratios of medians: each job runs ROUNDS times on each volume, the volumes taking turns.
 # FERRY_BENCH_DIR=/dev/shm puts both agents' data in memory, to measure Ferry rather than the disk.
 # FERRY_BENCH_SPLIT=1 gives each host a core of its own, as two machines would have: agent A and
 # every client of its exports (fio, nbdcopy) on CPU 0, agent B (and the resync's peer, qemu-nbd) on
@@ -13,6 +14,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 runtime=${1:-10}
+rounds=${2:-3}
 size=512M
 sync_mib=1024
 
@@ -32,7 +34,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-echo "fio (nbd engine, ${runtime} s per job, $size volumes) on agent A: plain vs replicated to agent B with protocol C and A; then a ${sync_mib} MiB resync vs nbdcopy"
+echo "fio (nbd engine, ${runtime} s per job, median of $rounds rounds, $size volumes) on agent A: plain vs replicated to agent B with protocol C and A; then a ${sync_mib} MiB resync vs nbdcopy"
 [ ${#on_cpu_a[@]} -gt 0 ] && echo "hosts split: agent A and its clients on CPU 0, agent B on CPU 1"
 
 # Consecutive ports: A's API, B's API, A's and B's replication listeners, A's and B's peer APIs and consensus endpoints.
@@ -95,16 +97,23 @@ jobs=(
 
 echo
 printf '%-26s %10s %10s %10s %9s %9s\n' "job" "plain" "C" "A" "C/plain" "A/plain"
+# The median of a job's rounds on one volume: median KEY VOLUME
+median() { for r in $(seq "$rounds"); do metric "$1" <"$work/$2.$r.json"; done | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# Every round of a job on one volume, for the record: each KEY VOLUME
+each() { for r in $(seq "$rounds"); do metric "$1" <"$work/$2.$r.json"; done | awk '{ printf "%s%.0f", (NR > 1 ? " " : ""), $1 }'; }
 for job in "${jobs[@]}"; do
   IFS='|' read -r name rw bs qd <<<"$job"
   key=iops; unit="IOPS"
   [ "$bs" = 1M ] && { key=bw; unit="MiB/s"; }
   # Each job starts with nothing dirty in the page cache: writeback of an earlier job's data would throttle it.
-  for v in plain protc prota; do sync; fio_nbd "$(uri "$v")" "$rw" "$bs" "$qd" >"$work/$v.json"; done
-  p=$(metric $key <"$work/plain.json"); c=$(metric $key <"$work/protc.json"); a=$(metric $key <"$work/prota.json")
+  for r in $(seq "$rounds"); do
+    for v in plain protc prota; do sync; fio_nbd "$(uri "$v")" "$rw" "$bs" "$qd" >"$work/$v.$r.json"; done
+  done
+  p=$(median $key plain); c=$(median $key protc); a=$(median $key prota)
   awk -v n="$name ($unit)" -v p="$p" -v c="$c" -v a="$a" 'BEGIN { printf "%-26s %10.0f %10.0f %10.0f %9.2f %9.2f\n", n, p, c, a, c / p, a / p }'
+  echo "    rounds: plain $(each $key plain); C $(each $key protc); A $(each $key prota)"
   if [ "$qd" = 1 ]; then
-    p=$(metric lat <"$work/plain.json"); c=$(metric lat <"$work/protc.json"); a=$(metric lat <"$work/prota.json")
+    p=$(median lat plain); c=$(median lat protc); a=$(median lat prota)
     awk -v p="$p" -v c="$c" -v a="$a" 'BEGIN { printf "%-26s %10.1f %10.1f %10.1f %9.2f %9.2f\n", "  mean latency (us)", p, c, a, p / c, p / a }'
   fi
 done
