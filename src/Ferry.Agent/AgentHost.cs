@@ -20,11 +20,6 @@ public static class AgentHost
 {
     public static async Task RunAsync(AgentOptions options, CancellationToken ct)
     {
-        if (options.LeaseTimings.Check() is { } timings)
-        {
-            throw new AgentStartException(timings.Message);
-        }
-
         Directory.CreateDirectory(options.DataDirectory);
         var builder = WebApplication.CreateSlimBuilder();
         var local = new Uri(options.Listen);
@@ -113,5 +108,5 @@ public static class AgentHost
     }
 }
 
-/// <summary>The agent could not start (a port taken, timings that break the lease rules): said to the operator, without a stack.</summary>
+/// <summary>The agent could not start (a port taken): said to the operator, without a stack.</summary>
 public sealed class AgentStartException(string message, Exception? inner = null) : Exception(message, inner);

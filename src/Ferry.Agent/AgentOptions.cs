@@ -62,8 +62,6 @@ public sealed record AgentOptions
 
     public Ferry.Cluster.Consensus.ConsensusTiming ConsensusTiming { get; init; } = new();
 
-    public Ferry.Cluster.Leases.LeaseTimings LeaseTimings { get; init; } = new();
-
     /// <summary>A hardware watchdog device the watchdog feeds while the lease holds (null: none).</summary>
     public string? WatchdogDevice { get; init; }
 

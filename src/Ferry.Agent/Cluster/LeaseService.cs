@@ -15,8 +15,10 @@ internal sealed class LeaseService(ClusterService cluster, AgentOptions options,
     private LeaseBook? _book;
     private long _term = -1;
 
-    /// <summary>The cluster's timings once this host is in one (the same for every host), else this agent's defaults.</summary>
-    public LeaseTimings Timings => cluster.State?.Cluster?.LeaseTimings ?? options.LeaseTimings;
+    private static readonly LeaseTimings Defaults = new();
+
+    /// <summary>The cluster's timings once this host is in one (the same for every host), else the defaults.</summary>
+    public LeaseTimings Timings => cluster.State?.Cluster?.LeaseTimings ?? Defaults;
 
     /// <summary>
     /// Renews a host's lease, unless this leader has judged it failed (it fenced itself and its VMs may be
