@@ -60,9 +60,9 @@ internal static class VolumeEndpoints
             return ApiResults.Problem(FerryError.InvalidArgument($"unknown protocol '{body.Protocol}': use A, B or C"));
         }
 
-        if (body.AllowTwoPrimaries && (body.Protocol != ReplicationProtocol.C || body.Peers is not { Count: 1 }))
+        if (body.AllowTwoPrimaries && (body.Protocol != ReplicationProtocol.C || body.Peers is not { Count: > 0 }))
         {
-            return ApiResults.Problem(FerryError.InvalidArgument("two primaries need protocol C and exactly one peer"));
+            return ApiResults.Problem(FerryError.InvalidArgument("two primaries need protocol C and a peer"));
         }
 
         var settings = copy.Settings with

@@ -46,7 +46,7 @@ internal sealed partial class MigrationSource(ClusterService cluster, VmManager 
         try
         {
             LogStarting(_log, options.HostName, name, migration.Target);
-            if (await OpenToSecondPrimaryAsync(name, ct).ConfigureAwait(false) is { } notOpen)
+            if (await OpenToSecondPrimaryAsync(name, migration.Target, ct).ConfigureAwait(false) is { } notOpen)
             {
                 await AbortAsync(name, migration, notOpen.Message, ct).ConfigureAwait(false);
                 return;
@@ -86,8 +86,8 @@ internal sealed partial class MigrationSource(ClusterService cluster, VmManager 
 
     private bool Current(string name, Guid id) => cluster.State?.Vm(name)?.Migration?.Id == id;
 
-    /// <summary>Lets each disk's copy here take the target's as a second primary, and waits until its link to the target is back up.</summary>
-    private async Task<FerryError?> OpenToSecondPrimaryAsync(string name, CancellationToken ct)
+    /// <summary>Lets each disk's copy here take the target's as a second primary, and waits until its link to the target is up and in step.</summary>
+    private async Task<FerryError?> OpenToSecondPrimaryAsync(string name, string target, CancellationToken ct)
     {
         if (cluster.State?.Vm(name) is not { } vm)
         {
@@ -108,7 +108,8 @@ internal sealed partial class MigrationSource(ClusterService cluster, VmManager 
             }
 
             var started = time.GetTimestamp();
-            while (copy.CopyState() is not { Connection: ConnectionState.Connected, Disk: Storage.Replication.Wire.DiskState.UpToDate })
+            while (copy.CopyState() is not { Disk: Storage.Replication.Wire.DiskState.UpToDate } state
+                || !state.Peers.Any(p => p.Host == target && p.Connection == ConnectionState.Connected))
             {
                 if (time.GetElapsedTime(started) > LinkWait)
                 {

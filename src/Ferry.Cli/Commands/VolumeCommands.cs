@@ -445,10 +445,13 @@ internal static class VolumeCommands
             grid.AddRow("fenced", Markup.Escape(fenced));
         }
 
-        if (v.Copy.Incoming is { } incoming)
+        foreach (var (label, incoming) in new[] { ("primary link", v.Copy.Incoming), ("second primary link", v.Copy.SecondIncoming) })
         {
-            grid.AddRow("primary link", Markup.Escape($"from {incoming.From}, {Display.Name(incoming.Connection)}, epoch {incoming.PrimaryEpoch}, resync received {Bytes(incoming.ResyncBytesReceived)}"
-                + (incoming.LastError is { } e ? $" ({e})" : "")));
+            if (incoming is not null)
+            {
+                grid.AddRow(label, Markup.Escape($"from {incoming.From}, {Display.Name(incoming.Connection)}, epoch {incoming.PrimaryEpoch}, resync received {Bytes(incoming.ResyncBytesReceived)}"
+                    + (incoming.LastError is { } e ? $" ({e})" : "")));
+            }
         }
 
         foreach (var peer in v.Copy.Peers)

@@ -100,10 +100,10 @@ public sealed record BeginMigration(string Name, string Target, Guid MigrationId
                 return FerryError.WrongState($"host '{Target}' holds no copy of '{name}', a disk of VM '{Name}' (copies on {string.Join(", ", volume.Hosts)})");
             }
 
-            if (volume.Hosts.Count != 2 || volume.Protocol != ReplicationProtocol.C)
+            if (volume.Protocol != ReplicationProtocol.C)
             {
                 return FerryError.WrongState(
-                    $"'{name}' has {volume.Hosts.Count} copies with protocol {volume.Protocol}: a live migration hands a disk over between two primaries, which needs exactly two copies and protocol C");
+                    $"'{name}' replicates with protocol {volume.Protocol}: a live migration hands a disk over between two primaries, which needs protocol C (ferry volume set-protocol)");
             }
 
             if (volume.Primary != source)

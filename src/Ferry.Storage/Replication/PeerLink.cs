@@ -263,7 +263,7 @@ internal sealed partial class PeerLink : IDisposable
         if (!_outdated && _outdating is null)
         {
             StartOutdating();
-            _owner.StopOtherPrimary();
+            _owner.StopOtherPrimary(Peer.Host);
         }
     }
 
@@ -393,7 +393,7 @@ internal sealed partial class PeerLink : IDisposable
         var s = _owner.Volume.Metadata.Current;
         var buffer = new ArrayBufferWriter<byte>(LinkWire.HeaderSize + LinkWire.HelloSize);
         LinkFrameWriter.WriteHello(buffer, new HelloFrame(
-            s.VolumeId, s.Size, local.Ids, s.HighestEpoch, local.DirtyBlocks, local.Disk, CopyRole.Primary, _owner.Settings.Protocol, local.CrashedPrimary));
+            s.VolumeId, s.Size, local.Ids, s.HighestEpoch, local.DirtyBlocks, local.Disk, CopyRole.Primary, _owner.Settings.Protocol, local.CrashedPrimary, _owner.Host));
         await stream.WriteAsync(buffer.WrittenMemory, ct).ConfigureAwait(false);
         await stream.FlushAsync(ct).ConfigureAwait(false);
 

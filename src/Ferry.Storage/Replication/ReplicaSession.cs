@@ -33,6 +33,7 @@ public sealed partial class ReplicaSession : IDisposable
     private ReplicatedVolume? _copy;
     private ReplicationProtocol _protocol;
     private ulong _primaryEpoch;
+    private string _peerHost = "?";
     private long _resyncBytes;
     private volatile string? _lastError;
 
@@ -53,7 +54,13 @@ public sealed partial class ReplicaSession : IDisposable
     /// <summary>The protocol the primary on the other end replicates with.</summary>
     public ReplicationProtocol Protocol => _protocol;
 
-    public IncomingStatus Status() => new(_from, Connection, _primaryEpoch, Interlocked.Read(ref _resyncBytes), _lastError);
+    /// <summary>The primary's host, as its Hello names it.</summary>
+    public string PeerHost => _peerHost;
+
+    /// <summary>The highest epoch the primary on this link has sent.</summary>
+    public ulong PrimaryEpoch => Volatile.Read(ref _primaryEpoch);
+
+    public IncomingStatus Status() => new($"{_peerHost} ({_from})", Connection, PrimaryEpoch, Interlocked.Read(ref _resyncBytes), _lastError);
 
     public async Task<ReplicaSessionEnd> RunAsync(CancellationToken ct)
     {
@@ -129,20 +136,21 @@ public sealed partial class ReplicaSession : IDisposable
         }
 
         var copy = _copy!;
+        _peerHost = helloFrame.Hello.Host;
+        _protocol = helloFrame.Hello.Protocol;
+        _primaryEpoch = helloFrame.Hello.Epoch;
         if (await copy.AttachIncomingAsync(this, helloFrame.Hello).ConfigureAwait(false) is { } conflict)
         {
             _copy = null;
             return new(LinkErrorCode.RoleConflict, conflict);
         }
 
-        _protocol = helloFrame.Hello.Protocol;
-        _primaryEpoch = helloFrame.Hello.Epoch;
 
         // The primary's epoch is the highest this copy has seen from now on, even before it writes:
         // an older primary that calls next is refused at its Hello.
         _ = AcceptEpoch(copy.Volume, helloFrame.Hello.Epoch);
+        Connection = ConnectionState.Connected; // before the answer: a second primary that calls next finds this link in step
         await SayHelloAsync(copy, ct).ConfigureAwait(false);
-        Connection = ConnectionState.Connected;
         LogAttached(_logger, copy.Name, _from, helloFrame.Hello.Epoch);
         while (await LinkReader.ReadFrameAsync(_input, ct).ConfigureAwait(false) is { } next)
         {
@@ -211,7 +219,7 @@ public sealed partial class ReplicaSession : IDisposable
         var view = copy.LocalView();
         var s = copy.Volume.Metadata.Current;
         LinkFrameWriter.WriteHello(_output, new HelloFrame(
-            s.VolumeId, s.Size, view.Ids, s.HighestEpoch, view.DirtyBlocks, view.Disk, CopyRole.Secondary, _protocol, view.CrashedPrimary));
+            s.VolumeId, s.Size, view.Ids, s.HighestEpoch, view.DirtyBlocks, view.Disk, CopyRole.Secondary, _protocol, view.CrashedPrimary, copy.Host));
         await _output.FlushAsync(ct).ConfigureAwait(false);
     }
 
@@ -266,6 +274,11 @@ public sealed partial class ReplicaSession : IDisposable
                     return new(LinkErrorCode.CannotSync, $"the copy of '{copy.Name}' on {copy.Host} is primary and cannot be a resync target; two primaries must be in step");
                 }
 
+                if (copy.FollowsAnotherPrimary(this))
+                {
+                    return new(LinkErrorCode.CannotSync, $"the copy of '{copy.Name}' on {copy.Host} follows another primary too and takes a resync from neither; a second primary must find it in step");
+                }
+
                 // From here the copy is a partial copy of the source's data until SyncEnd (GenerationRules).
                 volume.Metadata.Update(s => s with { Generations = GenerationRules.BeginSyncAsTarget(frame.Sync.Ids), Disk = DiskState.Inconsistent });
                 Connection = ConnectionState.SyncTarget;
@@ -296,8 +309,9 @@ public sealed partial class ReplicaSession : IDisposable
                 }
 
                 // In step with the primary, this copy holds every write of the generation the primary left: it
-                // moves on with it, so that a copy that missed those writes is told apart from this one.
-                if (Connection != ConnectionState.Connected || copy.Settings.Role == CopyRole.Primary)
+                // moves on with it, so that a copy that missed those writes is told apart from this one. So does
+                // the other primary of a handoff (the two write in turn, never both at once).
+                if (Connection != ConnectionState.Connected || (copy.Settings.Role == CopyRole.Primary && !copy.Settings.AllowTwoPrimaries))
                 {
                     return new(LinkErrorCode.ProtocolViolation, $"a new generation for a copy that is not an in-step secondary ({Connection}, {copy.Settings.Role})");
                 }

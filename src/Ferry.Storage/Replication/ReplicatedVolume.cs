@@ -38,7 +38,8 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
     private bool _crashedAtOpen;
     private volatile string? _fencedReason;
     private long _lastApplicationWrite;
-    private ReplicaSession? _incoming;
+    private readonly Lock _sessions = new();
+    private ReplicaSession[] _incoming = [];
     private int _disposed;
 
     private ReplicatedVolume(Volume volume, ReplicationSettings settings, ReplicationContext context, DirtyBitmap bitmap, bool crashedAtOpen)
@@ -121,14 +122,15 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         var peers = _peers.Select(p => p.Status()).ToArray();
         var connection = role == CopyRole.Primary
             ? PrimaryConnection(peers)
-            : Volatile.Read(ref _incoming)?.Connection ?? (Settings.Peers.Count == 0 ? ConnectionState.StandAlone : ConnectionState.Connecting);
+            : FirstIncoming?.Connection ?? (Settings.Peers.Count == 0 ? ConnectionState.StandAlone : ConnectionState.Connecting);
         return new CopyState(s.Disk, role, connection)
         {
             Protocol = Settings.Protocol,
             Peers = peers,
             FencedReason = _fencedReason,
             DirtyBytes = Bitmap.CountDirty() * Bitmap.BlockSize,
-            Incoming = Volatile.Read(ref _incoming)?.Status(),
+            Incoming = FirstIncoming?.Status(),
+            SecondIncoming = Volatile.Read(ref _incoming) is [_, var second] ? second.Status() : null,
         };
     }
 
@@ -197,11 +199,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
             return refused;
         }
 
-        if (_incoming is { } session)
-        {
-            await session.StopAsync().ConfigureAwait(false);
-        }
-
+        await StopIncomingAsync().ConfigureAwait(false);
         Volume.Metadata.Update(m => m with { HighestEpoch = epoch });
         Settings = Settings with { Role = CopyRole.Primary };
         StartPrimary();
@@ -306,7 +304,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
             return FerryError.WrongState($"the copy of '{Name}' on {Host} is secondary; verify from the primary");
         }
 
-        if (Volatile.Read(ref _incoming) is not null)
+        if (FirstIncoming is not null)
         {
             return FerryError.WrongState($"'{Name}' has two primaries (a migration handoff); verify once one of them is demoted");
         }
@@ -843,19 +841,35 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
     // --- The secondary's side ---------------------------------------------------------------------------
 
     /// <summary>
-    /// Takes a link from a primary; a previous one (a primary that went away unnoticed) ends. A primary
-    /// copy takes one only as the other half of two primaries (<see cref="TwoPrimariesRefusal"/>). Null
-    /// when taken, otherwise why not.
+    /// Takes a link from a primary. A link from the same host again, or from a primary of a lower epoch,
+    /// replaces the one this copy had (that primary went away unnoticed). A link from another primary at
+    /// the same epoch is the second primary of a migration's handoff: it is taken beside the first when
+    /// that one is in step over protocol C, so that writes on either primary reach this copy too
+    /// (<see cref="JoinRefusal"/>). A primary copy takes one only as the other half of two primaries
+    /// (<see cref="TwoPrimariesRefusal"/>). Null when taken, otherwise why not.
     /// </summary>
     internal async Task<string?> AttachIncomingAsync(ReplicaSession session, HelloFrame hello)
     {
-        if (Settings.Role == CopyRole.Primary && TwoPrimariesRefusal(hello) is { } refusal)
+        ReplicaSession[] replaced;
+        lock (_sessions)
         {
-            return refusal;
+            if (Settings.Role == CopyRole.Primary && TwoPrimariesRefusal(hello) is { } refusal)
+            {
+                return refusal;
+            }
+
+            var current = _incoming;
+            var beside = current.Where(s => s.PeerHost != hello.Host && s.PrimaryEpoch >= hello.Epoch).ToArray();
+            if (beside.Length > 0 && JoinRefusal(beside, hello) is { } notBeside)
+            {
+                return notBeside;
+            }
+
+            replaced = [.. current.Except(beside)];
+            Volatile.Write(ref _incoming, [.. beside, session]);
         }
 
-        var previous = Interlocked.Exchange(ref _incoming, session);
-        if (previous is not null)
+        foreach (var previous in replaced)
         {
             await previous.StopAsync().ConfigureAwait(false);
         }
@@ -864,8 +878,27 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
     }
 
     /// <summary>
+    /// Whether a second primary's link may join the one this copy follows: only a secondary, only one
+    /// more, and only while the first is in step over protocol C (a copy in a resync takes no second
+    /// source; the second primary asks again and, until then, marks what this copy misses).
+    /// </summary>
+    private string? JoinRefusal(ReplicaSession[] beside, in HelloFrame hello)
+    {
+        var first = beside[0];
+        if (Settings.Role == CopyRole.Primary || beside.Length > 1)
+        {
+            return $"the copy of '{Name}' on {Host} already has two primaries: {(Settings.Role == CopyRole.Primary ? Host + " and " : "")}{string.Join(" and ", beside.Select(s => s.PeerHost))}";
+        }
+
+        return first.Connection != ConnectionState.Connected || first.Protocol != ReplicationProtocol.C || hello.Protocol != ReplicationProtocol.C
+            ? $"the copy of '{Name}' on {Host} follows the primary on {first.PeerHost} ({first.Connection}, protocol {first.Protocol}); a second primary is taken beside it only while it is in step over protocol C"
+            : null;
+    }
+
+    /// <summary>
     /// Whether this primary may take a link from another primary: both allow two primaries, replicate
-    /// with protocol C and share the epoch (the second primary joined this one's rather than taking a newer).
+    /// with protocol C and share the epoch (the second primary joined this one's rather than taking a
+    /// newer), and this one has not gone on writing without it.
     /// </summary>
     private string? TwoPrimariesRefusal(in HelloFrame hello)
     {
@@ -884,21 +917,44 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
             return $"the other primary of '{Name}' is at epoch {hello.Epoch}, this one at {Epoch}: two primaries share one epoch";
         }
 
-        return _peers.Any(p => p.WentOnWithoutPeer)
-            ? $"the copy of '{Name}' on {Host} went on writing without the other primary and had it marked Outdated; demote one of them"
-            : null;
+        var host = hello.Host;
+        return _peers.FirstOrDefault(p => p.Peer.Host == host) switch
+        {
+            null => $"'{host}' is not a peer of the copy of '{Name}' on {Host} (peers: {string.Join(", ", _peers.Select(p => p.Peer.Host))})",
+            { WentOnWithoutPeer: true } => $"the copy of '{Name}' on {Host} went on writing without the other primary and had it marked Outdated; demote one of them",
+            _ => null,
+        };
     }
 
-    internal void DetachIncoming(ReplicaSession session) => Interlocked.CompareExchange(ref _incoming, null, session);
+    internal void DetachIncoming(ReplicaSession session)
+    {
+        lock (_sessions)
+        {
+            Volatile.Write(ref _incoming, [.. _incoming.Where(s => s != session)]);
+        }
+    }
+
+    /// <summary>Whether a primary other than the one on <paramref name="session"/> replicates to this copy too.</summary>
+    internal bool FollowsAnotherPrimary(ReplicaSession session) => Volatile.Read(ref _incoming).Any(s => s != session);
+
+    private ReplicaSession? FirstIncoming => Volatile.Read(ref _incoming) is [var first, ..] ? first : null;
+
+    private async Task StopIncomingAsync()
+    {
+        foreach (var session in Volatile.Read(ref _incoming))
+        {
+            await session.StopAsync().ConfigureAwait(false);
+        }
+    }
 
     /// <summary>
-    /// Under the ordering lock, as this primary starts to go on without its peer: if the peer is a second
-    /// primary, its link here ends and no new one is taken, so its next write must outdate this copy in
-    /// turn, which the authority refuses (this copy asked first) and the peer is fenced.
+    /// Under the ordering lock, as this primary starts to go on without <paramref name="peerHost"/>: if that
+    /// peer is a second primary, its link here ends and no new one is taken, so its next write must outdate
+    /// this copy in turn, which the authority refuses (this copy asked first) and the peer is fenced.
     /// </summary>
-    internal void StopOtherPrimary()
+    internal void StopOtherPrimary(string peerHost)
     {
-        if (Settings.Role == CopyRole.Primary && Volatile.Read(ref _incoming) is { } other)
+        if (Settings.Role == CopyRole.Primary && Volatile.Read(ref _incoming).FirstOrDefault(s => s.PeerHost == peerHost) is { } other)
         {
             _ = other.StopAsync();
         }
@@ -906,9 +962,11 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
 
     /// <summary>
     /// Makes this secondary a second primary beside the one replicating to it, for a live migration's
-    /// handoff: it keeps the primary's link and epoch and opens its own link back, so writes on either
-    /// copy reach the other before they complete. Only with protocol C, one peer, both copies allowing
-    /// two primaries and in step; the answer comes once the link back is up (or the promotion is undone).
+    /// handoff: it keeps the primary's link and epoch and opens its own links, back to the primary and to
+    /// any third copy, so writes on either primary reach every copy before they complete. Only with
+    /// protocol C, every copy allowing two primaries, this one in step; the answer comes once the link
+    /// back to the primary is up (or the promotion is undone). A third copy that cannot be reached is
+    /// handled like any lost peer: writes here mark what it misses and have it outdated.
     /// </summary>
     public async Task<Result<string>> PromoteSecondAsync(CancellationToken ct)
     {
@@ -917,39 +975,50 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
             return FerryError.WrongState($"the copy of '{Name}' on {Host} is already primary (epoch {Epoch})");
         }
 
-        if (!Settings.AllowTwoPrimaries || Settings.Peers.Count != 1 || Settings.Protocol != ReplicationProtocol.C)
+        if (!Settings.AllowTwoPrimaries || Settings.Peers.Count == 0 || Settings.Protocol != ReplicationProtocol.C)
         {
             return FerryError.WrongState(
-                $"two primaries of '{Name}' need exactly one peer, protocol C and --allow-two-primaries (ferry volume replicate) on both copies");
+                $"two primaries of '{Name}' need protocol C and --allow-two-primaries (ferry volume replicate) on both copies");
         }
 
-        if (Volatile.Read(ref _incoming) is not { Connection: ConnectionState.Connected, Protocol: ReplicationProtocol.C } incoming
+        if (Volatile.Read(ref _incoming) is not [{ Connection: ConnectionState.Connected, Protocol: ReplicationProtocol.C } incoming]
             || Volume.Metadata.Current.Disk != DiskState.UpToDate)
         {
             return FerryError.WrongState($"the copy of '{Name}' on {Host} is not connected and in step with its primary over protocol C; wait for the resync (volume wait-sync on the primary)");
         }
 
+        if (!Settings.Peers.Any(p => p.Host == incoming.PeerHost))
+        {
+            return FerryError.WrongState($"the primary of '{Name}' is on {incoming.PeerHost}, which is not among this copy's peers ({string.Join(", ", Settings.Peers.Select(p => p.Host))})");
+        }
+
         Settings = Settings with { Role = CopyRole.Primary };
         StartPrimary();
-        var peer = _peers[0];
+        var primary = _peers.First(p => p.Peer.Host == incoming.PeerHost);
         var started = Time.GetTimestamp();
-        while (peer.Status().Connection != ConnectionState.Connected)
+        while (primary.Status().Connection != ConnectionState.Connected || _peers.Any(p => p.Status().Connection == ConnectionState.Connecting && Time.GetElapsedTime(started) < ThirdCopyWait))
         {
-            var refused = peer.Status().Connection == ConnectionState.StandAlone;
+            var refused = primary.Status().Connection == ConnectionState.StandAlone;
             if (refused || Time.GetElapsedTime(started) > TimeSpan.FromSeconds(15) || incoming.Connection != ConnectionState.Connected)
             {
-                var why = peer.Status().Reason ?? "it did not come up";
+                var why = primary.Status().Reason ?? "it did not come up";
                 Settings = Settings with { Role = CopyRole.Secondary };
                 await StopPrimaryAsync(ct).ConfigureAwait(false);
-                return FerryError.Unavailable($"the link from {Host} back to {peer.Peer.Host} did not come up, so '{Name}' stays secondary here: {why}");
+                return FerryError.Unavailable($"the link from {Host} back to {primary.Peer.Host} did not come up, so '{Name}' stays secondary here: {why}");
             }
 
             await Task.Delay(TimeSpan.FromMilliseconds(20), Time, ct).ConfigureAwait(false);
         }
 
-        LogSecondPrimary(_context.Logger, Name, peer.Peer.Host, Epoch);
-        return $"primary beside {peer.Peer.Host} at epoch {Epoch}: writes on either copy reach both; demote one to end the handoff";
+        LogSecondPrimary(_context.Logger, Name, primary.Peer.Host, Epoch);
+        var others = _peers.Where(p => p != primary).Select(p => $"; the copy on {p.Peer.Host} is {Display(p.Status().Connection)}").ToArray();
+        return $"primary beside {primary.Peer.Host} at epoch {Epoch}: writes on either copy reach both{string.Concat(others)}; demote one to end the handoff";
+
+        static string Display(ConnectionState state) => state == ConnectionState.Connected ? "linked too" : $"not linked ({state}): writes here mark what it misses";
     }
+
+    /// <summary>How long a second primary waits for its link to a third copy before it goes on without it.</summary>
+    private static readonly TimeSpan ThirdCopyWait = TimeSpan.FromSeconds(3);
 
     public async ValueTask DisposeAsync()
     {
@@ -964,11 +1033,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
             await StopPrimaryAsync(CancellationToken.None).ConfigureAwait(false);
         }
 
-        if (_incoming is { } session)
-        {
-            await session.StopAsync().ConfigureAwait(false);
-        }
-
+        await StopIncomingAsync().ConfigureAwait(false);
         Volume.Metadata.WriteBitmap(Bitmap);
         _stopping.Dispose();
         _lifetime.Dispose();

@@ -31,6 +31,9 @@ public sealed record CopyState(DiskState Disk, CopyRole Role, ConnectionState Co
 
     /// <summary>The link from a primary: a secondary's, or, with two primaries, the other primary's.</summary>
     public Ferry.Storage.Replication.IncomingStatus? Incoming { get; init; }
+
+    /// <summary>A second primary's link beside <see cref="Incoming"/>, during a migration's handoff of a volume with three copies.</summary>
+    public Ferry.Storage.Replication.IncomingStatus? SecondIncoming { get; init; }
 }
 
 public enum ConnectionState

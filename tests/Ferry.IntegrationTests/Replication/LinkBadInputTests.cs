@@ -52,7 +52,7 @@ public sealed class LinkBadInputTests
     {
         var buffer = new ArrayBufferWriter<byte>();
         LinkFrameWriter.WriteHello(buffer, new HelloFrame(
-            volume, size, new GenerationIds(0x1234, 0, 0, 0), epoch, 0, DiskState.UpToDate, CopyRole.Primary, ReplicationProtocol.C, false));
+            volume, size, new GenerationIds(0x1234, 0, 0, 0), epoch, 0, DiskState.UpToDate, CopyRole.Primary, ReplicationProtocol.C, false, "intruder"));
         return buffer.WrittenSpan.ToArray();
     }
 

@@ -131,6 +131,43 @@ public sealed class ThreeCopiesTests
         Assert.DoesNotContain("holds newer data", b.Log, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_second_primary_writes_to_the_third_copy_too_which_follows_it_after_the_handoff_without_a_resync()
+    {
+        await using var hosts = await ThreeHosts.StartAsync();
+        var (a, b, c) = (hosts.A, hosts.B, hosts.C);
+        const string Volume = ReplicatedPair.Volume;
+        await a.FerryJsonAsync("volume", "replicate", Volume, "--peer", hosts.Peer(1), "--peer", hosts.Peer(2), "--allow-two-primaries");
+        await b.FerryJsonAsync("volume", "replicate", Volume, "--peer", hosts.Peer(0), "--peer", hosts.Peer(2), "--allow-two-primaries");
+        await WaitAllConnectedAsync(a);
+
+        var joined = (await b.FerryJsonAsync("volume", "promote", Volume, "--dual")).GetProperty("message").GetString();
+        Assert.Contains("primary beside host-a", joined, StringComparison.Ordinal);
+        Assert.Contains("the copy on host-c is linked too", joined, StringComparison.Ordinal);
+        await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(a), "write -P 0x11 0 1M");
+        await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(b), "write -P 0x22 1M 1M");
+        var third = (await ReplicatedPair.ShowAsync(c)).GetProperty("copy");
+        Assert.StartsWith("host-a ", third.GetProperty("incoming").GetProperty("from").GetString(), StringComparison.Ordinal);
+        Assert.StartsWith("host-b ", third.GetProperty("secondIncoming").GetProperty("from").GetString(), StringComparison.Ordinal);
+        var data = await File.ReadAllBytesAsync(ReplicatedPair.DataFile(a));
+        Assert.Equal(data, await File.ReadAllBytesAsync(ReplicatedPair.DataFile(b)));
+        Assert.Equal(data, await File.ReadAllBytesAsync(ReplicatedPair.DataFile(c)));
+
+        // The handoff ends: a steps down, and c, which got every write of both, simply follows b.
+        await a.FerryJsonAsync("volume", "demote", Volume);
+        await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(b), "write -P 0x33 2M 1M");
+        await WaitAllConnectedAsync(b);
+        third = (await ReplicatedPair.ShowAsync(c)).GetProperty("copy");
+        Assert.StartsWith("host-b ", third.GetProperty("incoming").GetProperty("from").GetString(), StringComparison.Ordinal);
+        Assert.Equal(0, third.GetProperty("incoming").GetProperty("resyncBytesReceived").GetInt64());
+        Assert.False(third.TryGetProperty("secondIncoming", out _), third.ToString());
+        data = await File.ReadAllBytesAsync(ReplicatedPair.DataFile(b));
+        Assert.Equal(0x33, data[2 << 20]);
+        Assert.Equal(data, await File.ReadAllBytesAsync(ReplicatedPair.DataFile(a)));
+        Assert.Equal(data, await File.ReadAllBytesAsync(ReplicatedPair.DataFile(c)));
+        Assert.All(Peers(await ReplicatedPair.ShowAsync(b)).Values, p => Assert.Equal(0, p.GetProperty("resyncBytesSent").GetInt64()));
+    }
+
     private static Dictionary<string, System.Text.Json.JsonElement> Peers(System.Text.Json.JsonElement shown) =>
         shown.GetProperty("copy").GetProperty("peers").EnumerateArray().ToDictionary(p => p.GetProperty("host").GetString()!);
 

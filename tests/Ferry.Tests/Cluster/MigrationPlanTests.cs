@@ -59,9 +59,10 @@ public class MigrationPlanTests
         Assert.Contains("migrating already", state.Apply(Begin()).Refused(new BeginMigration("m1", "b", Guid.NewGuid()) { At = T0 }).Message);
         Assert.Contains("downtime limit", state.Refused(Begin() with { Limits = MigrationLimits.Default with { MaxDowntime = TimeSpan.Zero } }).Message);
 
-        var threeCopies = ThreeHosts().Apply(Volume("v1", "a", "b", "c"), Vm("m1", "v1"), new SetVmDesiredState("m1", VmDesiredState.Running) { At = T0 },
+        ClusterState Placed(CreateVolume volume) => ThreeHosts().Apply(volume, Vm("m1", "v1"), new SetVmDesiredState("m1", VmDesiredState.Running) { At = T0 },
             new PlaceVm("m1", "a") { At = T0 }, new PromoteCopy("v1", "a") { At = T0 }, Report("a", CopyRole.Primary, VmState.Running), Report("b", CopyRole.Secondary, null));
-        Assert.Contains("exactly two copies and protocol C", threeCopies.Refused(Begin()).Message);
+        Assert.Equal("b", Placed(Volume("v1", "a", "b", "c")).Apply(Begin()).Vm("m1")!.Migration!.Target);
+        Assert.Contains("needs protocol C", Placed(Volume("v1", "a", "b") with { Protocol = ReplicationProtocol.A }).Refused(Begin()).Message);
     }
 
     [Fact]

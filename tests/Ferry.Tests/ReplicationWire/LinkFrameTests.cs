@@ -11,7 +11,8 @@ public class LinkFrameTests
     private static readonly Gen<HelloFrame> Hello =
         Gen.Select(Gen.Guid, Gen.Long[1, long.MaxValue], Gen.ULong, Gen.ULong, Gen.ULong, Gen.ULong, Gen.ULong, Gen.ULong)
             .Select(Gen.Enum<DiskState>(), Gen.Enum<CopyRole>(), Gen.OneOf(Gen.Const(ReplicationProtocol.A), Gen.Const(ReplicationProtocol.B), Gen.Const(ReplicationProtocol.C)), Gen.Bool,
-                (t, disk, role, protocol, crashed) => new HelloFrame(t.Item1, t.Item2, new GenerationIds(t.Item3, t.Item4, t.Item5, t.Item6), t.Item7, t.Item8, disk, role, protocol, crashed));
+                Gen.String[Gen.Char['a', 'z'], 1, 63],
+                (t, disk, role, protocol, crashed, host) => new HelloFrame(t.Item1, t.Item2, new GenerationIds(t.Item3, t.Item4, t.Item5, t.Item6), t.Item7, t.Item8, disk, role, protocol, crashed, host));
 
     private static readonly Gen<LinkFrame> AnyFrame = Gen.OneOf(
         Hello.Select(h => new LinkFrame { Header = new(LinkFrameType.Hello, LinkFrameFlags.None, LinkWire.HelloSize), Hello = h }),

@@ -40,8 +40,8 @@ public sealed class ReplicaSessionTests : IAsyncLifetime, IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private HelloFrame PrimaryHello(ulong epoch = 5, long size = Size, Guid? id = null) =>
-        new(id ?? _volume.Metadata.Current.VolumeId, size, _volume.Metadata.Current.Generations, epoch, 0, DiskState.UpToDate, CopyRole.Primary, ReplicationProtocol.C, false);
+    private HelloFrame PrimaryHello(ulong epoch = 5, long size = Size, Guid? id = null, string host = "primary") =>
+        new(id ?? _volume.Metadata.Current.VolumeId, size, _volume.Metadata.Current.Generations, epoch, 0, DiskState.UpToDate, CopyRole.Primary, ReplicationProtocol.C, false, host);
 
     private async Task SendAsync(Action<IBufferWriter<byte>> write)
     {

@@ -177,10 +177,15 @@ public static class LinkFrameParser
         reader.TryRead(out var role);
         reader.TryRead(out var protocol);
         reader.TryRead(out var crashed);
+        reader.TryRead(out var hostLength);
+        Span<byte> hostBytes = stackalloc byte[LinkWire.MaxHostBytes];
+        reader.TryCopyTo(hostBytes);
+        reader.Advance(LinkWire.MaxHostBytes);
         var valid = size > 0 && disk <= (byte)DiskState.UpToDate && role <= (byte)CopyRole.Primary
-            && protocol is (byte)'A' or (byte)'B' or (byte)'C' && crashed <= 1;
+            && protocol is (byte)'A' or (byte)'B' or (byte)'C' && crashed <= 1 && hostLength is > 0 and <= LinkWire.MaxHostBytes;
         error = valid ? LinkWireError.None : LinkWireError.BadValue;
-        var hello = new HelloFrame(new Guid(id, bigEndian: true), size, generations, epoch, dirty, (DiskState)disk, (CopyRole)role, (ReplicationProtocol)protocol, crashed == 1);
+        var host = valid ? Encoding.UTF8.GetString(hostBytes[..hostLength]) : "";
+        var hello = new HelloFrame(new Guid(id, bigEndian: true), size, generations, epoch, dirty, (DiskState)disk, (CopyRole)role, (ReplicationProtocol)protocol, crashed == 1, host);
         return new LinkFrame { Header = header, Hello = hello };
     }
 

@@ -23,6 +23,10 @@ public static class LinkFrameWriter
         s[57] = (byte)hello.Role;
         s[58] = (byte)hello.Protocol;
         s[59] = hello.CrashedPrimary ? (byte)1 : (byte)0;
+        var host = s.Slice(61, LinkWire.MaxHostBytes);
+        host.Clear();
+        Encoding.UTF8.GetEncoder().Convert(hello.Host, host, flush: true, out _, out var hostBytes, out _);
+        s[60] = (byte)hostBytes;
         output.Advance(LinkWire.HeaderSize + LinkWire.HelloSize);
     }
 

@@ -32,7 +32,11 @@ public enum ReplicationProtocol : byte
     C = (byte)'C',
 }
 
-/// <summary>What each side says about its copy when the link comes up; the sync decision works from this.</summary>
+/// <summary>
+/// What each side says about its copy when the link comes up; the sync decision works from this.
+/// <see cref="Host"/> names the sender's host (its first <see cref="LinkWire.MaxHostBytes"/> UTF-8
+/// bytes), so that a copy followed by two primaries knows which is which.
+/// </summary>
 public readonly record struct HelloFrame(
     Guid VolumeId,
     long Size,
@@ -42,7 +46,8 @@ public readonly record struct HelloFrame(
     DiskState Disk,
     CopyRole Role,
     ReplicationProtocol Protocol,
-    bool CrashedPrimary);
+    bool CrashedPrimary,
+    string Host);
 
 /// <summary>A write from the primary. Its data follows; the epoch lets a copy refuse a stale primary (invariant 2).</summary>
 public readonly record struct WriteFrame(ulong Sequence, ulong Epoch, long Offset, int Length, bool Fua);

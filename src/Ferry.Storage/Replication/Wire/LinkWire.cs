@@ -15,7 +15,10 @@ public static class LinkWire
     /// <summary>The most data one Write carries (the NBD maximum payload, so one NBD write is one frame).</summary>
     public const int MaxData = 32 * 1024 * 1024;
 
-    public const int HelloSize = 16 + (8 * 7) + 4;
+    public const int HelloSize = 16 + (8 * 7) + 4 + 1 + MaxHostBytes;
+
+    /// <summary>A Hello names its sender's host in at most this many UTF-8 bytes (a host name is at most 63).</summary>
+    public const int MaxHostBytes = 64;
     public const int WriteFixedSize = 8 * 3;
     public const int ZeroSize = 8 * 4;
     public const int FlushSize = 8 * 2;
