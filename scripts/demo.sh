@@ -31,8 +31,8 @@ h1=$(addr h1)
 export FERRY_SERVER="http://$h1:7480"   # any host answers for the whole cluster
 
 if ! ./ferry volume show demo-disk >/dev/null 2>&1; then
-  echo "==> creating volume 'demo-disk' with a copy on h1 and one on h2 (protocol C)"
-  ./ferry volume create demo-disk --size 64M --host h1,h2 >/dev/null
+  echo "==> creating volume 'demo-disk' with a copy on each of h1, h2 and h3 (protocol C)"
+  ./ferry volume create demo-disk --size 64M --host h1,h2,h3 >/dev/null
 fi
 
 if ! ./ferry vm show demo >/dev/null 2>&1; then
@@ -57,19 +57,19 @@ echo
 cat <<MSG
 
 Three hosts run as a cluster; VM 'demo' runs on $host and counts on its disk ($count so far), the volume
-'demo-disk', written to h1 and h2 at once. Try:
+'demo-disk', written to h1, h2 and h3 at once. Try:
   export FERRY_LAB=demo FERRY_SERVER=http://$h1:7480
   ./ferry cluster status                  members, leader, term, health and memory of each host
   ./ferry cluster verify                  what puts the cluster at risk (N+1, twins, single copies)
   ./ferry volume show demo-disk           each copy as its host reports it
   ./ferry vm console demo --follow        the guest's serial console (on $host: --server http://$at:7480)
   curl http://$at:8080/counter            the guest's health check: the counter
-  ./ferry vm migrate demo                 live to the other host of its disk; vm show says the downtime
+  ./ferry vm migrate demo                 live to another host of its disk; vm show says the downtime
   ./ferry node drain $host; ./ferry node undrain $host
                                           maintenance: the VM moves away live, and back
   ./ferry lab partition h2                cut h2 off: the cluster marks its copy Outdated, writes go on
   ./ferry lab heal                        h2 comes back and resyncs only what it missed
-  ./ferry lab kill $host                   a power cut: within 8-9 s the VM runs on the other host,
+  ./ferry lab kill $host                   a power cut: within 8-9 s the VM runs on another host,
                                           its count intact (./ferry vm show demo; ./ferry lab start $host)
   ./ferry cluster events                  what the cluster did, step by step
   scripts/demo.sh down                    remove everything

@@ -372,6 +372,13 @@ internal sealed partial class PeerLink : IDisposable
     private SyncDecision? Decide(CopyView local, CopyView peer, out string? refusal)
     {
         refusal = null;
+        if (local.Ids.Current == peer.Ids.Current && _owner.InStepWithPrimaryOn(Peer.Host))
+        {
+            // A second primary linking back to the primary it follows in step: marks that primary keeps are
+            // for other copies, not this one, and neither copy may be a resync target while primary.
+            return new SyncDecision(SyncOutcome.NoSync, SyncRule.SameGeneration, local.Ids.Current, "a second primary joins the primary it is in step with");
+        }
+
         if (!_discardPeer)
         {
             return SyncDecision.Decide(local, peer);

@@ -316,6 +316,13 @@ public sealed partial class ReplicaSession : IDisposable
                     return new(LinkErrorCode.ProtocolViolation, $"a new generation for a copy that is not an in-step secondary ({Connection}, {copy.Settings.Role})");
                 }
 
+                if (copy.Settings.Role == CopyRole.Primary && copy.ResyncsAPeer)
+                {
+                    // Its resync would end with the target at the new generation without the writes the other
+                    // primary made it, and clear that target's Outdated mark: the other primary goes on without this one.
+                    return new(LinkErrorCode.CannotSync, $"the copy of '{copy.Name}' on {copy.Host} is resyncing another copy and cannot take the other primary's new generation");
+                }
+
                 volume.Metadata.Update(s => s with { Generations = frame.Sync.Ids, LastSharedCurrent = frame.Sync.Ids.Current });
                 LinkFrameWriter.WriteAck(_output, new AckFrame(frame.Sync.Sequence, AckKind.Written, AckStatus.Ok));
                 return null;

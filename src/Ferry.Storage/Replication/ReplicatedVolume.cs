@@ -937,6 +937,14 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
     /// <summary>Whether a primary other than the one on <paramref name="session"/> replicates to this copy too.</summary>
     internal bool FollowsAnotherPrimary(ReplicaSession session) => Volatile.Read(ref _incoming).Any(s => s != session);
 
+    /// <summary>Whether a resync from this copy to a peer is under way.</summary>
+    internal bool ResyncsAPeer => _peers.Any(p => p.Status().Connection == ConnectionState.SyncSource);
+
+    /// <summary>Whether this copy is UpToDate and follows the primary on <paramref name="host"/> in step.</summary>
+    internal bool InStepWithPrimaryOn(string host) =>
+        Volume.Metadata.Current.Disk == DiskState.UpToDate
+        && Volatile.Read(ref _incoming).Any(s => s.PeerHost == host && s.Connection == ConnectionState.Connected);
+
     private ReplicaSession? FirstIncoming => Volatile.Read(ref _incoming) is [var first, ..] ? first : null;
 
     private async Task StopIncomingAsync()

@@ -60,42 +60,35 @@ internal sealed class GuestWatch : IAsyncDisposable
         var lastMove = DateTimeOffset.UtcNow;
         while (!_stop.IsCancellationRequested)
         {
-            var running = new List<string>();
-            foreach (var host in lab.Hosts)
-            {
-                try
-                {
-                    var vms = await LabGuest.LocalAsync(host, "vms");
-                    if (vms.EnumerateArray().Any(v => v.GetProperty("name").GetString() == vm && v.GetProperty("state").GetString() == "running"))
-                    {
-                        running.Add(host.Name);
-                    }
-
-                    if (await LabGuest.TryCounterAsync(host, port) is { } n)
-                    {
-                        lock (_counts)
-                        {
-                            if (_counts.Count == 0 || _counts[^1] != n)
-                            {
-                                var now = DateTimeOffset.UtcNow;
-                                LongestStall = _counts.Count == 0 || now - lastMove < LongestStall ? LongestStall : now - lastMove;
-                                lastMove = now;
-                                _counts.Add(n);
-                            }
-                        }
-                    }
-                }
-                catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException)
-                {
-                    // A host that does not answer now says nothing about the VM.
-                }
-            }
-
-            if (running.Count > 1)
+            // Every host is asked at once, so that their answers describe one moment: asked one after the
+            // other, a host could say "running" before a migration and another after the next one.
+            var asked = DateTimeOffset.UtcNow;
+            var states = await Task.WhenAll(lab.Hosts.Select(async host => (host.Name, Runs: await RunsAsync(host, vm))));
+            var running = states.Where(s => s.Runs).Select(s => s.Name).ToList();
+            if (running.Count > 1 && DateTimeOffset.UtcNow - asked < TimeSpan.FromSeconds(1))
             {
                 lock (_twice)
                 {
-                    _twice.Add($"{DateTimeOffset.UtcNow:HH:mm:ss.fff} on {string.Join(", ", running)}");
+                    _twice.Add($"{asked:HH:mm:ss.fff} on {string.Join(", ", running)}");
+                }
+            }
+
+            foreach (var n in await Task.WhenAll(lab.Hosts.Select(host => LabGuest.TryCounterAsync(host, port))))
+            {
+                if (n is null)
+                {
+                    continue;
+                }
+
+                lock (_counts)
+                {
+                    if (_counts.Count == 0 || _counts[^1] != n)
+                    {
+                        var now = DateTimeOffset.UtcNow;
+                        LongestStall = _counts.Count == 0 || now - lastMove < LongestStall ? LongestStall : now - lastMove;
+                        lastMove = now;
+                        _counts.Add(n.Value);
+                    }
                 }
             }
 
@@ -107,6 +100,20 @@ internal sealed class GuestWatch : IAsyncDisposable
             {
                 return;
             }
+        }
+    }
+
+    /// <summary>Whether the host says it runs the VM (not paused); a host that does not answer says nothing.</summary>
+    private static async Task<bool> RunsAsync(LabMember host, string vm)
+    {
+        try
+        {
+            var vms = await LabGuest.LocalAsync(host, "vms");
+            return vms.EnumerateArray().Any(v => v.GetProperty("name").GetString() == vm && v.GetProperty("state").GetString() == "running");
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException)
+        {
+            return false;
         }
     }
 

@@ -52,6 +52,47 @@ public class MigrationTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_vm_on_three_copies_migrates_under_load_and_the_third_copy_follows_each_new_primary_without_a_resync()
+    {
+        await using var lab = await TestLab.UpAsync(3);
+        var (h1, h2, h3) = (lab["h1"], lab["h2"], lab["h3"]);
+        await h1.FerryJsonAsync("volume", "create", "disk", "--size", "64M", "--host", "h1,h2,h3");
+        await LabGuest.CreateAsync(h1, "g", "disk", "--prefer", "h1");
+        Assert.Equal("h1", (await h1.FerryJsonAsync("vm", "start", "g")).GetProperty("host").GetString());
+        await CopiesAsync(h1, "up-to-date primary connected", "up-to-date secondary connected", "up-to-date secondary connected");
+
+        await using (var watch = GuestWatch.Start(lab, "g"))
+        {
+            var before = await LabGuest.CounterAsync(h1);
+            Assert.Equal("h2", (await h1.FerryJsonAsync("vm", "migrate", "g", "--to", "h2")).GetProperty("host").GetString());
+            Assert.True(await LabGuest.CounterAsync(h2) > before, "the counter did not go on on h2");
+            await CopiesAsync(h2, "up-to-date secondary connected", "up-to-date primary connected", "up-to-date secondary connected");
+            await FollowsAsync(h3, "h2");
+
+            Assert.Equal("h3", (await h1.FerryJsonAsync("vm", "migrate", "g", "--to", "h3")).GetProperty("host").GetString());
+            await CopiesAsync(h3, "up-to-date secondary connected", "up-to-date secondary connected", "up-to-date primary connected");
+            await FollowsAsync(h1, "h3");
+            await LabGuest.GoesOnCountingAsync(h3);
+            watch.AssertOnlyUpAndNeverTwice();
+        }
+
+        Assert.Equal(["h3"], LabGuest.Instances(lab, "g"));
+
+        // The copy that took part in neither handoff got both primaries' writes as they were made.
+        static async Task FollowsAsync(LabMember third, string primary) =>
+            await Wait.UntilAsync(
+                async () =>
+                {
+                    var copy = (await LabGuest.LocalAsync(third, "volumes")).EnumerateArray().Single().GetProperty("copy");
+                    var incoming = copy.GetProperty("incoming");
+                    return incoming.GetProperty("from").GetString()!.StartsWith(primary + " ", StringComparison.Ordinal)
+                        && incoming.GetProperty("resyncBytesReceived").GetInt64() == 0 && !copy.TryGetProperty("secondIncoming", out _);
+                },
+                Settle,
+                $"the third copy on {third.Name} to follow {primary} alone, with nothing resynced");
+    }
+
+    [Fact]
     public async Task A_migration_whose_target_qemu_dies_or_that_times_out_fails_with_the_reason_and_the_vm_runs_on_at_its_source()
     {
         await using var lab = await TestLab.UpAsync(3);

@@ -168,6 +168,38 @@ public sealed class ThreeCopiesTests
         Assert.All(Peers(await ReplicatedPair.ShowAsync(b)).Values, p => Assert.Equal(0, p.GetProperty("resyncBytesSent").GetInt64()));
     }
 
+    [Fact]
+    public async Task A_handoff_without_the_third_copy_goes_on_and_the_third_copy_gets_what_both_primaries_wrote_when_back()
+    {
+        await using var hosts = await ThreeHosts.StartAsync();
+        var (a, b, c) = (hosts.A, hosts.B, hosts.C);
+        const string Volume = ReplicatedPair.Volume;
+        await a.FerryJsonAsync("volume", "replicate", Volume, "--peer", hosts.Peer(1), "--peer", hosts.Peer(2), "--allow-two-primaries");
+        await b.FerryJsonAsync("volume", "replicate", Volume, "--peer", hosts.Peer(0), "--peer", hosts.Peer(2), "--allow-two-primaries");
+        await WaitAllConnectedAsync(a);
+        await c.KillAsync();
+        await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(a), "write -P 0x11 0 64k");
+
+        var joined = (await b.FerryJsonAsync("volume", "promote", Volume, "--dual")).GetProperty("message").GetString();
+        Assert.Contains("the copy on host-c is not linked", joined, StringComparison.Ordinal);
+
+        // Each primary writes in turn without c, as a migration's source and then its target do.
+        await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(a), "write -P 0x22 1M 64k");
+        await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(b), "write -P 0x33 2M 64k");
+        await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(a), "read -P 0x33 2M 64k");
+        await a.FerryJsonAsync("volume", "demote", Volume);
+        await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(b), "write -P 0x44 3M 64k");
+
+        await c.LaunchAsync();
+        await c.FerryJsonAsync("volume", "replicate", Volume, "--peer", hosts.Peer(1));
+        await WaitAllConnectedAsync(b);
+        var data = await File.ReadAllBytesAsync(ReplicatedPair.DataFile(b));
+        Assert.Equal(data, await File.ReadAllBytesAsync(ReplicatedPair.DataFile(a)));
+        Assert.Equal(data, await File.ReadAllBytesAsync(ReplicatedPair.DataFile(c)));
+        Assert.Equal([0x11, 0x22, 0x33, 0x44], new[] { data[0], data[1 << 20], data[2 << 20], data[3 << 20] });
+        Assert.DoesNotContain("split brain", b.Log, StringComparison.Ordinal);
+    }
+
     private static Dictionary<string, System.Text.Json.JsonElement> Peers(System.Text.Json.JsonElement shown) =>
         shown.GetProperty("copy").GetProperty("peers").EnumerateArray().ToDictionary(p => p.GetProperty("host").GetString()!);
 
