@@ -39,6 +39,8 @@ internal sealed partial class PeerLink : IDisposable
     private readonly SemaphoreSlim _wake = new(0, 1);
 
     private Pipe? _pipe;
+    private long _pipeBytes;
+    private readonly Queue<(long At, ReadOnlyMemory<byte> Data)> _lent = new();
     private volatile bool _replicating;
     private TaskCompletionSource<bool>? _outdating;
     private bool _outdated;
@@ -187,6 +189,25 @@ internal sealed partial class PeerLink : IDisposable
         Enqueue(new PendingFrame(sequence, resync ? PendingKind.Resync : PendingKind.Change, offset, data.Length, waiter, WaitsForWrite(fua), holdsCredit, null));
     }
 
+    /// <summary>
+    /// Queues an application write whose data is sent from the caller's buffer, not copied into the send
+    /// queue. Only for a write that completes after <paramref name="waiter"/> has this peer's answer: the
+    /// peer answers once it has read every byte, and a lost link answers only after its send loop ended,
+    /// so the buffer outlives every use of it here.
+    /// </summary>
+    public void SendWriteFromBuffer(ulong sequence, ulong epoch, long offset, ReadOnlyMemory<byte> data, bool fua, AckWaiter waiter, bool holdsCredit)
+    {
+        var writer = _pipe!.Writer;
+        LinkFrameWriter.WriteWrite(writer, new WriteFrame(sequence, epoch, offset, data.Length, fua));
+        lock (_lent)
+        {
+            // The data goes right after the header: at that position of the send queue's bytes.
+            _lent.Enqueue((_pipeBytes + writer.UnflushedBytes, data));
+        }
+
+        Enqueue(new PendingFrame(sequence, PendingKind.Change, offset, data.Length, waiter, WaitsForWrite(fua), holdsCredit, null));
+    }
+
     public void SendZero(ulong sequence, ulong epoch, long offset, long length, bool fua, bool mayTrim, AckWaiter? waiter, bool holdsCredit, bool resync = false)
     {
         LinkFrameWriter.WriteZero(_pipe!.Writer, new ZeroFrame(sequence, epoch, offset, length, fua, mayTrim));
@@ -248,7 +269,8 @@ internal sealed partial class PeerLink : IDisposable
     // The pipe never pauses its writer (flow control is the credit window), so the flush completes at once.
     private void Publish()
     {
-        var flush = _pipe!.Writer.FlushAsync(CancellationToken.None);
+        _pipeBytes += _pipe!.Writer.UnflushedBytes;
+        var flush = _pipe.Writer.FlushAsync(CancellationToken.None);
         if (!flush.IsCompleted)
         {
             throw new InvalidOperationException("the link's send pipe paused its writer");
@@ -484,6 +506,7 @@ internal sealed partial class PeerLink : IDisposable
         lock (_owner.OrderLock)
         {
             _pipe = pipe;
+            _pipeBytes = 0;
             _replicating = true;
             if (resync is not null)
             {
@@ -571,14 +594,40 @@ internal sealed partial class PeerLink : IDisposable
         await _owner.Authority.ClearOutdatedAsync(_owner.VolumeId, Peer.Host, ct).ConfigureAwait(false);
     }
 
-    private static async Task SendLoopAsync(Stream stream, PipeReader frames, CancellationToken ct)
+    /// <summary>Sends the send queue's bytes, and each write's data lent from its buffer where it belongs among them.</summary>
+    private async Task SendLoopAsync(Stream stream, PipeReader frames, CancellationToken ct)
     {
+        long sent = 0;
         while (true)
         {
             var result = await frames.ReadAsync(ct).ConfigureAwait(false);
-            foreach (var segment in result.Buffer)
+            var buffer = result.Buffer;
+            while (true)
             {
-                await stream.WriteAsync(segment, ct).ConfigureAwait(false);
+                (long At, ReadOnlyMemory<byte> Data)? lent;
+                lock (_lent)
+                {
+                    lent = _lent.Count > 0 ? _lent.Peek() : null;
+                }
+
+                var upTo = lent is { } next ? Math.Min(buffer.Length, next.At - sent) : buffer.Length;
+                foreach (var segment in buffer.Slice(0, upTo))
+                {
+                    await stream.WriteAsync(segment, ct).ConfigureAwait(false);
+                }
+
+                sent += upTo;
+                buffer = buffer.Slice(upTo);
+                if (lent is not { } data || data.At != sent)
+                {
+                    break;
+                }
+
+                await stream.WriteAsync(data.Data, ct).ConfigureAwait(false);
+                lock (_lent)
+                {
+                    _lent.Dequeue();
+                }
             }
 
             await stream.FlushAsync(ct).ConfigureAwait(false);
@@ -870,6 +919,11 @@ internal sealed partial class PeerLink : IDisposable
             _replicating = false;
             _pipe.Writer.Complete();
             _pipe = null;
+            lock (_lent)
+            {
+                _lent.Clear();
+            }
+
             PeerLacks? lacks;
             lock (_pendingLock)
             {

@@ -496,7 +496,16 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
 
             if (change.Fua)
             {
-                await Volume.FlushAsync(ct).ConfigureAwait(false);
+                try
+                {
+                    await Volume.FlushAsync(ct).ConfigureAwait(false);
+                }
+                catch when (waiter is not null)
+                {
+                    // The peers may still be sending from the caller's buffer, which is theirs until they answered.
+                    await waiter.WaitAsync().ConfigureAwait(false);
+                    throw;
+                }
             }
 
             await CompleteAsync(waiter).ConfigureAwait(false);
@@ -565,6 +574,13 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
     /// <summary>A write (<see cref="Data"/>) or, with <see cref="ZeroFlags"/>, a zeroing of a range; FUA is applied after it.</summary>
     private readonly record struct Change(long Offset, long Length, ReadOnlyMemory<byte> Data, bool Fua, WriteZeroesFlags? ZeroFlags)
     {
+        /// <summary>
+        /// Writes this large are sent from the caller's buffer when the protocol waits for the peer (C, B):
+        /// copying them into the send queue costs more than a send of their own. Smaller ones are copied and
+        /// go out many to a send.
+        /// </summary>
+        private const int LendAtLeast = 64 * 1024;
+
         public void ApplyTo(Volume volume)
         {
             if (ZeroFlags is { } flags)
@@ -582,6 +598,10 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
             if (ZeroFlags is { } flags)
             {
                 peer.SendZero(sequence, epoch, Offset, Length, Fua, (flags & WriteZeroesFlags.NoHole) == 0, waiter, holdsCredit);
+            }
+            else if (waiter is not null && Data.Length >= LendAtLeast)
+            {
+                peer.SendWriteFromBuffer(sequence, epoch, Offset, Data, Fua, waiter, holdsCredit);
             }
             else
             {
