@@ -153,7 +153,9 @@ public sealed record DemoteCopy(string Volume, string Host) : ClusterCommand
 
 /// <summary>
 /// A primary at <paramref name="Epoch"/> goes on without the copy on <paramref name="PeerHost"/>
-/// (DESIGN invariant 3). Refused when the primary is stale, or when its own copy was outdated first.
+/// (DESIGN invariant 3). Refused when the primary is stale, or when its own copy was outdated first. The
+/// primary the volume's epoch was granted to may ask at an older one: it began asking before it took the
+/// new epoch (a migration's target, granted one at the switch-over while it was outdating a third copy).
 /// </summary>
 public sealed record OutdateCopy(string Volume, string PeerHost, string ByHost, ulong Epoch) : ClusterCommand
 {
@@ -168,7 +170,7 @@ public sealed record OutdateCopy(string Volume, string PeerHost, string ByHost, 
             return VolumeChecks.MissingCopy(state, Volume, PeerHost);
         }
 
-        if (Epoch < volume.Epoch)
+        if (Epoch < volume.Epoch && ByHost != volume.Primary)
         {
             return FerryError.WrongState($"{ByHost} is primary at epoch {Epoch}, but epoch {volume.Epoch} was granted to {volume.Primary}: it is stale");
         }

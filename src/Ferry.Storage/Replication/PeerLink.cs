@@ -995,6 +995,7 @@ internal sealed partial class PeerLink : IDisposable
                 OutdateResult result;
                 try
                 {
+                    request = request with { Epoch = _owner.Epoch }; // a primary may take a newer epoch while it asks
                     result = await _owner.Authority.OutdateAsync(request, _owner.Lifetime).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException)

@@ -56,10 +56,7 @@ public class MigrationTests(ITestOutputHelper output)
     {
         await using var lab = await TestLab.UpAsync(3);
         var (h1, h2, h3) = (lab["h1"], lab["h2"], lab["h3"]);
-        await h1.FerryJsonAsync("volume", "create", "disk", "--size", "64M", "--host", "h1,h2,h3");
-        await LabGuest.CreateAsync(h1, "g", "disk", "--prefer", "h1");
-        Assert.Equal("h1", (await h1.FerryJsonAsync("vm", "start", "g")).GetProperty("host").GetString());
-        await CopiesAsync(h1, "up-to-date primary connected", "up-to-date secondary connected", "up-to-date secondary connected");
+        await RunGuestOnH1Async(lab, "h1,h2,h3");
 
         await using (var watch = GuestWatch.Start(lab, "g"))
         {
@@ -149,6 +146,60 @@ public class MigrationTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task With_three_copies_a_source_that_dies_during_the_migration_leaves_the_vm_running_once_on_another_copy_with_no_write_lost()
+    {
+        await using var lab = await TestLab.UpAsync(3);
+        var (h1, h2) = (lab["h1"], lab["h2"]);
+        var last = await RunGuestOnH1Async(lab, "h1,h2,h3");
+
+        await using var watch = GuestWatch.Start(lab, "g");
+        var migrating = await SlowMigrationAsync(lab, h2);
+        last = Math.Max(last, await LabGuest.CounterAsync(h1));
+        await lab.KillAsync("h1");
+
+        Assert.NotEqual(0, (await migrating).ExitCode);
+        string? host = null;
+        await Wait.UntilAsync(async () =>
+        {
+            var vm = await h2.FerryJsonAsync("vm", "show", "g");
+            host = vm.GetProperty("host").GetString();
+            return host is "h2" or "h3" && vm.GetProperty("state").GetString() == "running";
+        }, Settle, "the VM to run on h2 or h3");
+        output.WriteLine($"recovered on {host}");
+        Assert.True(await LabGuest.CounterAsync(lab[host!]) >= last, $"the counter went back: it was {last} on h1");
+        await Wait.UntilAsync(() => Task.FromResult(LabGuest.Instances(lab, "g").SequenceEqual([host!])), Settle, $"one QEMU of the guest, on {host}");
+        await LabGuest.GoesOnCountingAsync(lab[host!]);
+        Assert.Empty(watch.Twice);
+    }
+
+    [Fact]
+    public async Task With_three_copies_the_third_host_dying_during_the_migration_does_not_stop_it()
+    {
+        await using var lab = await TestLab.UpAsync(3);
+        var (h1, h2) = (lab["h1"], lab["h2"]);
+        await RunGuestOnH1Async(lab, "h1,h2,h3");
+
+        await using (var watch = GuestWatch.Start(lab, "g"))
+        {
+            var migrating = h1.FerryAsync("vm", "migrate", "g", "--to", "h2", "--bandwidth", "16M");
+            await Wait.UntilAsync(async () => (await LabGuest.LocalAsync(h2, "vms")).EnumerateArray().Any(v => v.GetProperty("state").GetString() == "paused"), Settle, "QEMU on h2 to take the state");
+            await lab.KillAsync("h3");
+            var moved = await migrating;
+            Assert.True(moved.ExitCode == 0, moved.StandardError);
+            await LabGuest.GoesOnCountingAsync(h2);
+            watch.AssertOnlyUpAndNeverTwice();
+        }
+
+        Assert.Equal(["h2"], LabGuest.Instances(lab, "g"));
+        // h2's copy says "connecting" while it keeps calling the dead h3.
+        await Wait.UntilAsync(
+            async () => LabGuest.Copies(await h2.FerryJsonAsync("volume", "show", "disk")) is ["up-to-date secondary connected", var target, _]
+                && target.StartsWith("up-to-date primary", StringComparison.Ordinal),
+            Settle,
+            "h1's copy to follow h2's");
+    }
+
+    [Fact]
     public async Task A_target_that_dies_during_the_migration_leaves_the_vm_running_at_its_source()
     {
         await using var lab = await TestLab.UpAsync(3);
@@ -212,15 +263,15 @@ public class MigrationTests(ITestOutputHelper output)
         return (vm.GetProperty("host").GetString(), vm.GetProperty("state").GetString());
     }
 
-    /// <summary>The guest on a volume of h1 and h2, running on h1, both copies in step; returns its counter.</summary>
-    internal static async Task<long> RunGuestOnH1Async(TestLab lab)
+    /// <summary>The guest on a volume of <paramref name="hosts"/> (h1 first), running on h1, every copy in step; returns its counter.</summary>
+    internal static async Task<long> RunGuestOnH1Async(TestLab lab, string hosts = "h1,h2")
     {
         var h1 = lab["h1"];
-        await h1.FerryJsonAsync("volume", "create", "disk", "--size", "64M", "--host", "h1,h2");
+        await h1.FerryJsonAsync("volume", "create", "disk", "--size", "64M", "--host", hosts);
         await LabGuest.CreateAsync(h1, "g", "disk", "--prefer", "h1");
         Assert.Equal("h1", (await h1.FerryJsonAsync("vm", "start", "g")).GetProperty("host").GetString());
         var counted = await LabGuest.CounterAsync(h1);
-        await CopiesAsync(h1, "up-to-date primary connected", "up-to-date secondary connected");
+        await CopiesAsync(h1, ["up-to-date primary connected", .. hosts.Split(',').Skip(1).Select(_ => "up-to-date secondary connected")]);
         return counted;
     }
 

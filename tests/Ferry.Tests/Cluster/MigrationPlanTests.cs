@@ -71,6 +71,10 @@ public class MigrationPlanTests
         var state = Running().Apply(Begin());
         var done = state.Apply(new CompleteMigration("m1", Id, TimeSpan.FromMilliseconds(30), TimeSpan.FromMilliseconds(80)) { At = T0.AddSeconds(2) });
         Assert.Equal(("b", "b", 2UL), (done.Vm("m1")!.Host, done.Volume("v1")!.Primary, done.Volume("v1")!.Epoch));
+
+        // The target may still be outdating a copy at the epoch it shared with the source; the source is stale.
+        Assert.Equal("b", done.Apply(new OutdateCopy("v1", "a", "b", 1) { At = T0 }).Volume("v1")!.Outdated["a"].ByHost);
+        Assert.Contains("stale", done.Refused(new OutdateCopy("v1", "b", "a", 1) { At = T0 }).Message);
         Assert.Null(done.Vm("m1")!.Migration);
         Assert.Equal((true, TimeSpan.FromSeconds(2)), (done.Vm("m1")!.LastMigration!.Succeeded, done.Vm("m1")!.LastMigration!.Duration));
 
