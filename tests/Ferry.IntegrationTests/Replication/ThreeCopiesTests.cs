@@ -137,9 +137,7 @@ public sealed class ThreeCopiesTests
         await using var hosts = await ThreeHosts.StartAsync();
         var (a, b, c) = (hosts.A, hosts.B, hosts.C);
         const string Volume = ReplicatedPair.Volume;
-        await a.FerryJsonAsync("volume", "replicate", Volume, "--peer", hosts.Peer(1), "--peer", hosts.Peer(2), "--allow-two-primaries");
-        await b.FerryJsonAsync("volume", "replicate", Volume, "--peer", hosts.Peer(0), "--peer", hosts.Peer(2), "--allow-two-primaries");
-        await WaitAllConnectedAsync(a);
+        await AllowTwoPrimariesAsync(hosts);
 
         var joined = (await b.FerryJsonAsync("volume", "promote", Volume, "--dual")).GetProperty("message").GetString();
         Assert.Contains("primary beside host-a", joined, StringComparison.Ordinal);
@@ -174,9 +172,7 @@ public sealed class ThreeCopiesTests
         await using var hosts = await ThreeHosts.StartAsync();
         var (a, b, c) = (hosts.A, hosts.B, hosts.C);
         const string Volume = ReplicatedPair.Volume;
-        await a.FerryJsonAsync("volume", "replicate", Volume, "--peer", hosts.Peer(1), "--peer", hosts.Peer(2), "--allow-two-primaries");
-        await b.FerryJsonAsync("volume", "replicate", Volume, "--peer", hosts.Peer(0), "--peer", hosts.Peer(2), "--allow-two-primaries");
-        await WaitAllConnectedAsync(a);
+        await AllowTwoPrimariesAsync(hosts);
         await c.KillAsync();
         await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(a), "write -P 0x11 0 64k");
 
@@ -202,6 +198,14 @@ public sealed class ThreeCopiesTests
 
     private static Dictionary<string, System.Text.Json.JsonElement> Peers(System.Text.Json.JsonElement shown) =>
         shown.GetProperty("copy").GetProperty("peers").EnumerateArray().ToDictionary(p => p.GetProperty("host").GetString()!);
+
+    /// <summary>a (the primary) and b open to two primaries, each with the other two copies as peers.</summary>
+    private static async Task AllowTwoPrimariesAsync(ThreeHosts hosts)
+    {
+        await hosts.A.FerryJsonAsync("volume", "replicate", ReplicatedPair.Volume, "--peer", hosts.Peer(1), "--peer", hosts.Peer(2), "--allow-two-primaries");
+        await hosts.B.FerryJsonAsync("volume", "replicate", ReplicatedPair.Volume, "--peer", hosts.Peer(0), "--peer", hosts.Peer(2), "--allow-two-primaries");
+        await WaitAllConnectedAsync(hosts.A);
+    }
 
     private static async Task WaitAllConnectedAsync(AgentProcess primary) =>
         await Wait.UntilAsync(

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.IO.Pipelines;
 using Ferry.Storage.Replication;
 using Ferry.Storage.Replication.Wire;
 using Ferry.Storage.Volumes;
@@ -13,12 +12,10 @@ public sealed class ReplicaSessionTests : IAsyncLifetime, IDisposable
     private const long Size = 1 << 20;
 
     private readonly TempDirectory _dir = new();
-    private readonly Pipe _toReplica = new();
-    private readonly Pipe _fromReplica = new();
     private VolumeStore _store = null!;
     private Volume _volume = null!;
     private ReplicatedVolume _copy = null!;
-    private Task<ReplicaSessionEnd> _session = null!;
+    private ReplicaLink _link = null!;
 
     public async Task InitializeAsync()
     {
@@ -28,8 +25,7 @@ public sealed class ReplicaSessionTests : IAsyncLifetime, IDisposable
         _volume = volume!;
         _volume.Metadata.Update(s => s with { HighestEpoch = 5 });
         _copy = ReplicatedVolume.Open(_volume, new ReplicationSettings { Role = CopyRole.Secondary }, TestReplication.Context());
-        var session = new ReplicaSession(id => id == _copy.VolumeId ? _copy : null, _toReplica.Reader, _fromReplica.Writer, "test", NullLogger.Instance);
-        _session = session.RunAsync(CancellationToken.None);
+        _link = new ReplicaLink(_copy);
     }
 
     public async Task DisposeAsync()
@@ -43,39 +39,11 @@ public sealed class ReplicaSessionTests : IAsyncLifetime, IDisposable
     private HelloFrame PrimaryHello(ulong epoch = 5, long size = Size, Guid? id = null, string host = "primary") =>
         new(id ?? _volume.Metadata.Current.VolumeId, size, _volume.Metadata.Current.Generations, epoch, 0, DiskState.UpToDate, CopyRole.Primary, ReplicationProtocol.C, false, host);
 
-    private async Task SendAsync(Action<IBufferWriter<byte>> write)
-    {
-        write(_toReplica.Writer);
-        await _toReplica.Writer.FlushAsync();
-    }
+    private Task SendAsync(Action<IBufferWriter<byte>> write) => _link.SendAsync(write);
 
-    private async Task SendWriteAsync(ulong sequence, ulong epoch, long offset, byte value, int length = 4096)
-    {
-        LinkFrameWriter.WriteWrite(_toReplica.Writer, new WriteFrame(sequence, epoch, offset, length, Fua: false));
-        var data = _toReplica.Writer.GetSpan(length)[..length];
-        data.Fill(value);
-        _toReplica.Writer.Advance(length);
-        await _toReplica.Writer.FlushAsync();
-    }
+    private Task SendWriteAsync(ulong sequence, ulong epoch, long offset, byte value, int length = 4096) => _link.WriteAsync(sequence, epoch, offset, value, length);
 
-    private async Task<LinkFrame> ReceiveAsync()
-    {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        while (true)
-        {
-            var result = await _fromReplica.Reader.ReadAsync(timeout.Token);
-            var reader = new SequenceReader<byte>(result.Buffer);
-            if (LinkFrameParser.TryParse(ref reader, out var frame, out var error) == OperationStatus.Done)
-            {
-                _fromReplica.Reader.AdvanceTo(reader.Position);
-                return frame;
-            }
-
-            Assert.Equal(LinkWireError.None, error);
-            Assert.False(result.IsCompleted, "the replica closed the link without a frame");
-            _fromReplica.Reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
-        }
-    }
+    private Task<LinkFrame> ReceiveAsync() => _link.ReceiveAsync();
 
     private async Task<byte[]> ReadVolumeAsync(long offset, int length)
     {
@@ -84,7 +52,7 @@ public sealed class ReplicaSessionTests : IAsyncLifetime, IDisposable
         return data;
     }
 
-    private async Task<ReplicaSessionEnd> EndedAsync() => await _session.WaitAsync(TimeSpan.FromSeconds(10));
+    private Task<ReplicaSessionEnd> EndedAsync() => _link.EndedAsync();
 
     [Fact]
     public async Task Writes_zeroes_and_flushes_are_applied_in_order_and_acknowledged()
@@ -105,7 +73,7 @@ public sealed class ReplicaSessionTests : IAsyncLifetime, IDisposable
         Assert.All(data[..1024], b => Assert.Equal(0, b));
         Assert.All(data[1024..], b => Assert.Equal(0xAB, b));
 
-        _toReplica.Writer.Complete();
+        _link.Output.Complete();
         Assert.Null((await EndedAsync()).Error);
     }
 
@@ -119,7 +87,7 @@ public sealed class ReplicaSessionTests : IAsyncLifetime, IDisposable
         Assert.Equal(7UL, _volume.Metadata.Current.HighestEpoch);
 
         // On disk too: a reopened store reads the new epoch.
-        _toReplica.Writer.Complete();
+        _link.Output.Complete();
         await EndedAsync();
         await _copy.DisposeAsync();
         _store.Dispose();
@@ -200,8 +168,8 @@ public sealed class ReplicaSessionTests : IAsyncLifetime, IDisposable
         await SendAsync(w => LinkFrameWriter.WriteHello(w, PrimaryHello()));
         await ReceiveAsync();
         const int Length = 100 * 1024;
-        LinkFrameWriter.WriteWrite(_toReplica.Writer, new WriteFrame(1, 5, 4096, Length, Fua: true));
-        await _toReplica.Writer.FlushAsync();
+        LinkFrameWriter.WriteWrite(_link.Output, new WriteFrame(1, 5, 4096, Length, Fua: true));
+        await _link.Output.FlushAsync();
         for (var piece = 0; piece < 4; piece++)
         {
             await SendAsync(w => { w.GetSpan(Length / 4)[..(Length / 4)].Fill((byte)(0x10 + piece)); w.Advance(Length / 4); });
@@ -228,9 +196,9 @@ public sealed class ReplicaSessionTests : IAsyncLifetime, IDisposable
         var answer = await ReceiveAsync();
         Assert.Equal(LinkFrameType.Checksums, answer.Header.Type);
         Assert.Equal(new ChecksumsFrame(2, 3 * 8), answer.Checksums);
-        var result = await _fromReplica.Reader.ReadAtLeastAsync(24);
+        var result = await _link.Input.ReadAtLeastAsync(24);
         var checksums = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ulong>(result.Buffer.Slice(0, 24).ToArray()).ToArray();
-        _fromReplica.Reader.AdvanceTo(result.Buffer.GetPosition(24));
+        _link.Input.AdvanceTo(result.Buffer.GetPosition(24));
         var zeros = System.IO.Hashing.XxHash3.HashToUInt64(new byte[4096]);
         var written = System.IO.Hashing.XxHash3.HashToUInt64(Enumerable.Repeat((byte)0x77, 4096).ToArray());
         Assert.Equal([zeros, written, zeros], checksums);

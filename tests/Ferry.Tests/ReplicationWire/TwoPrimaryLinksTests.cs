@@ -1,5 +1,3 @@
-using System.Buffers;
-using System.IO.Pipelines;
 using Ferry.Storage.Replication;
 using Ferry.Storage.Replication.Wire;
 using Ferry.Storage.Volumes;
@@ -16,7 +14,7 @@ public sealed class TwoPrimaryLinksTests : IAsyncLifetime, IDisposable
     private const long Size = 1 << 20;
 
     private readonly TempDirectory _dir = new();
-    private readonly List<Link> _links = [];
+    private readonly List<ReplicaLink> _links = [];
     private VolumeStore _store = null!;
     private Volume _volume = null!;
     private ReplicatedVolume _copy = null!;
@@ -130,9 +128,9 @@ public sealed class TwoPrimaryLinksTests : IAsyncLifetime, IDisposable
         Assert.NotNull(_copy.CopyState().SecondIncoming);
     }
 
-    private async Task<Link> ConnectAsync(string host, ulong epoch)
+    private async Task<ReplicaLink> ConnectAsync(string host, ulong epoch)
     {
-        var link = new Link(_copy);
+        var link = new ReplicaLink(_copy);
         _links.Add(link);
         var ids = _volume.Metadata.Current.Generations;
         await link.SendAsync(w => LinkFrameWriter.WriteHello(w, new HelloFrame(
@@ -141,7 +139,7 @@ public sealed class TwoPrimaryLinksTests : IAsyncLifetime, IDisposable
     }
 
     /// <summary>A link the copy took: it answered the Hello with its own.</summary>
-    private async Task<Link> ConnectedAsync(string host, ulong epoch)
+    private async Task<ReplicaLink> ConnectedAsync(string host, ulong epoch)
     {
         var link = await ConnectAsync(host, epoch);
         Assert.Equal(LinkFrameType.Hello, (await link.ReceiveAsync()).Header.Type);
@@ -153,56 +151,5 @@ public sealed class TwoPrimaryLinksTests : IAsyncLifetime, IDisposable
         var data = new byte[length];
         await _volume.ReadAsync(offset, data, default);
         return data;
-    }
-
-    /// <summary>One primary's link to the copy, over in-memory pipes.</summary>
-    private sealed class Link
-    {
-        private readonly Pipe _toReplica = new();
-        private readonly Pipe _fromReplica = new();
-        private readonly Task<ReplicaSessionEnd> _session;
-
-        public Link(ReplicatedVolume copy)
-        {
-            var session = new ReplicaSession(id => id == copy.VolumeId ? copy : null, _toReplica.Reader, _fromReplica.Writer, "test", NullLogger.Instance);
-            _session = session.RunAsync(CancellationToken.None);
-        }
-
-        public async Task SendAsync(Action<IBufferWriter<byte>> write)
-        {
-            write(_toReplica.Writer);
-            await _toReplica.Writer.FlushAsync();
-        }
-
-        public async Task WriteAsync(ulong sequence, ulong epoch, long offset, byte value)
-        {
-            LinkFrameWriter.WriteWrite(_toReplica.Writer, new WriteFrame(sequence, epoch, offset, 4096, Fua: false));
-            _toReplica.Writer.GetSpan(4096)[..4096].Fill(value);
-            _toReplica.Writer.Advance(4096);
-            await _toReplica.Writer.FlushAsync();
-        }
-
-        public async Task<LinkFrame> ReceiveAsync()
-        {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            while (true)
-            {
-                var result = await _fromReplica.Reader.ReadAsync(timeout.Token);
-                var reader = new SequenceReader<byte>(result.Buffer);
-                if (LinkFrameParser.TryParse(ref reader, out var frame, out var error) == OperationStatus.Done)
-                {
-                    _fromReplica.Reader.AdvanceTo(reader.Position);
-                    return frame;
-                }
-
-                Assert.Equal(LinkWireError.None, error);
-                Assert.False(result.IsCompleted, "the replica closed the link without a frame");
-                _fromReplica.Reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
-            }
-        }
-
-        public async Task<ReplicaSessionEnd> EndedAsync() => await _session.WaitAsync(TimeSpan.FromSeconds(10));
-
-        public void Close() => _toReplica.Writer.Complete();
     }
 }
