@@ -19,12 +19,7 @@ public sealed class ReplicaSessionTests : IAsyncLifetime, IDisposable
 
     public async Task InitializeAsync()
     {
-        _store = VolumeStore.Open(_dir.Path, TimeProvider.System, NullLogger.Instance);
-        await _store.CreateAsync("vol", Size, default);
-        _store.TryGet("vol", out var volume);
-        _volume = volume!;
-        _volume.Metadata.Update(s => s with { HighestEpoch = 5 });
-        _copy = ReplicatedVolume.Open(_volume, new ReplicationSettings { Role = CopyRole.Secondary }, TestReplication.Context());
+        (_store, _volume, _copy) = await TestReplication.OpenSecondaryAsync(_dir.Path, Size);
         _link = new ReplicaLink(_copy);
     }
 

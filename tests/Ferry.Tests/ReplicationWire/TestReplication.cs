@@ -1,4 +1,6 @@
 using Ferry.Storage.Replication;
+using Ferry.Storage.Replication.Wire;
+using Ferry.Storage.Volumes;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Ferry.Tests.ReplicationWire;
@@ -6,6 +8,16 @@ namespace Ferry.Tests.ReplicationWire;
 /// <summary>A replication context for copies that never dial out (secondaries driven through pipes).</summary>
 internal static class TestReplication
 {
+    /// <summary>A store in <paramref name="directory"/> with volume "vol" of <paramref name="size"/> bytes, opened as a secondary copy that has seen epoch 5.</summary>
+    public static async Task<(VolumeStore Store, Volume Volume, ReplicatedVolume Copy)> OpenSecondaryAsync(string directory, long size)
+    {
+        var store = VolumeStore.Open(directory, TimeProvider.System, NullLogger.Instance);
+        await store.CreateAsync("vol", size, default);
+        store.TryGet("vol", out var volume);
+        volume!.Metadata.Update(s => s with { HighestEpoch = 5 });
+        return (store, volume, ReplicatedVolume.Open(volume, new ReplicationSettings { Role = CopyRole.Secondary }, Context()));
+    }
+
     public static ReplicationContext Context() => new(
         "test-host",
         new NoAuthority(),

@@ -1,7 +1,6 @@
 using Ferry.Storage.Replication;
 using Ferry.Storage.Replication.Wire;
 using Ferry.Storage.Volumes;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Ferry.Tests.ReplicationWire;
 
@@ -21,12 +20,7 @@ public sealed class TwoPrimaryLinksTests : IAsyncLifetime, IDisposable
 
     public async Task InitializeAsync()
     {
-        _store = VolumeStore.Open(_dir.Path, TimeProvider.System, NullLogger.Instance);
-        await _store.CreateAsync("vol", Size, default);
-        _store.TryGet("vol", out var volume);
-        _volume = volume!;
-        _volume.Metadata.Update(s => s with { HighestEpoch = 5 });
-        _copy = ReplicatedVolume.Open(_volume, new ReplicationSettings { Role = CopyRole.Secondary }, TestReplication.Context());
+        (_store, _volume, _copy) = await TestReplication.OpenSecondaryAsync(_dir.Path, Size);
     }
 
     public async Task DisposeAsync()
