@@ -6,6 +6,8 @@
 # Usage: bench/replication/run.sh [SECONDS_PER_JOB] [ROUNDS]   (defaults 10 and 3). Prints a table with
 # ratios of medians: each job runs ROUNDS times on each volume, the volumes taking turns.
 # FERRY_BENCH_DIR=/dev/shm puts both agents' data in memory, to measure Ferry rather than the disk.
+# FERRY_BENCH_JOBS=1M (or 4k, QD1, ...) runs only the jobs whose name contains it; FERRY_BENCH_RESYNC=0
+# leaves out the resync.
 # FERRY_BENCH_SPLIT=1 gives each host a core of its own, as two machines would have: agent A and
 # every client of its exports (fio, nbdcopy) on CPU 0, agent B (and the resync's peer, qemu-nbd) on
 # CPU 1. Every job, plain or replicated, then has the primary's one core; replication adds the
@@ -103,6 +105,7 @@ median() { for r in $(seq "$rounds"); do metric "$1" <"$work/$2.$r.json"; done |
 each() { for r in $(seq "$rounds"); do metric "$1" <"$work/$2.$r.json"; done | awk '{ printf "%s%.0f", (NR > 1 ? " " : ""), $1 }'; }
 for job in "${jobs[@]}"; do
   IFS='|' read -r name rw bs qd <<<"$job"
+  [[ "$name" == *"${FERRY_BENCH_JOBS:-}"* ]] || continue
   key=iops; unit="IOPS"
   [ "$bs" = 1M ] && { key=bw; unit="MiB/s"; }
   # Each job starts with nothing dirty in the page cache: writeback of an earlier job's data would throttle it.
@@ -122,6 +125,8 @@ echo "(ratios >= 1.00 mean the replicated volume is as fast as the plain one; fo
 for v in protc prota; do
   [ "$(peer "$v" | jq -r .connection)" = connected ] || echo "WARNING: $v's peer is not connected after the jobs: $(peer "$v")"
 done
+
+[ "${FERRY_BENCH_RESYNC:-1}" = 0 ] && exit 0
 
 # Resync: a full copy of a filled GiB from A to a new copy on B, timed from A's replicate to wait-sync returning.
 on_a volume create sync --size "${sync_mib}M" -o json >/dev/null

@@ -116,6 +116,17 @@ public sealed class FileBlockDevice : IBlockDevice, IDisposable
         }
     }
 
+    /// <summary>Writes <paramref name="count"/> bytes a splice pipe holds (page cache, like <see cref="Write"/>); on failure the pipe keeps the rest.</summary>
+    public void WriteFrom(SplicePipe pipe, long offset, int count)
+    {
+        ThrowIfReadOnly();
+        var errno = pipe.WriteTo(_handle, offset, count);
+        if (errno != 0)
+        {
+            throw Failure(errno, "write");
+        }
+    }
+
     public ValueTask FlushAsync(CancellationToken ct)
     {
         try

@@ -147,7 +147,8 @@ internal sealed partial class VolumeReplication(VolumeStore store, ClusterServic
     {
         var from = socket.RemoteEndPoint?.ToString() ?? "?";
         Stream stream = new NetworkStream(socket, ownsSocket: true);
-        if (Tls() is { } tls)
+        var tls = Tls();
+        if (tls is not null)
         {
             try
             {
@@ -161,7 +162,8 @@ internal sealed partial class VolumeReplication(VolumeStore store, ClusterServic
         }
 
         await using var owned = stream;
-        using var session = new ReplicaSession(Resolve, PipeReader.Create(stream, LinkPipes.Reader), PipeWriter.Create(stream, LinkPipes.Writer), from, _logger);
+        var splice = tls is null ? LinkSplice.TryCreate(socket) : null;
+        using var session = new ReplicaSession(Resolve, PipeReader.Create(stream, LinkPipes.Reader), PipeWriter.Create(stream, LinkPipes.Writer), from, _logger, splice);
         try
         {
             var end = await session.RunAsync(ct).ConfigureAwait(false);

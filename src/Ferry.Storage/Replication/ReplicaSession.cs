@@ -26,6 +26,7 @@ public sealed partial class ReplicaSession : IDisposable
     private readonly Func<Guid, ReplicatedVolume?> _resolve;
     private readonly PipeReader _input;
     private readonly PipeWriter _output;
+    private readonly LinkSplice? _splice;
     private readonly string _from;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stop = new();
@@ -37,11 +38,13 @@ public sealed partial class ReplicaSession : IDisposable
     private long _resyncBytes;
     private volatile string? _lastError;
 
-    public ReplicaSession(Func<Guid, ReplicatedVolume?> resolve, PipeReader input, PipeWriter output, string from, ILogger logger)
+    /// <param name="splice">Takes the data of large writes straight from a plain TCP link's socket (owned by the session); null for other streams.</param>
+    public ReplicaSession(Func<Guid, ReplicatedVolume?> resolve, PipeReader input, PipeWriter output, string from, ILogger logger, LinkSplice? splice = null)
     {
         _resolve = resolve;
         _input = input;
         _output = output;
+        _splice = splice;
         _from = from;
         _logger = logger;
     }
@@ -114,7 +117,11 @@ public sealed partial class ReplicaSession : IDisposable
         await _ended.Task.ConfigureAwait(false);
     }
 
-    public void Dispose() => _stop.Dispose();
+    public void Dispose()
+    {
+        _stop.Dispose();
+        _splice?.Dispose();
+    }
 
     private async Task<ReplicaSessionEnd> ServeAsync(CancellationTokenSource idle)
     {
@@ -382,7 +389,23 @@ public sealed partial class ReplicaSession : IDisposable
         long left = write.Length;
         while (left > 0)
         {
-            var result = await _input.ReadAsync(ct).ConfigureAwait(false);
+            if (!_input.TryRead(out var result))
+            {
+                // Nothing of it buffered yet: a large rest goes from the socket to the file without passing through here.
+                if (_splice is not null && left >= LinkSplice.AtLeast)
+                {
+                    if (await SpliceRestAsync(volume, at, left, status, ct).ConfigureAwait(false) is not { } spliced)
+                    {
+                        return null;
+                    }
+
+                    status = spliced;
+                    break;
+                }
+
+                result = await _input.ReadAsync(ct).ConfigureAwait(false);
+            }
+
             var piece = result.Buffer.Slice(0, Math.Min(left, result.Buffer.Length));
             foreach (var segment in piece)
             {
@@ -403,6 +426,38 @@ public sealed partial class ReplicaSession : IDisposable
         }
 
         return write.Fua && status == AckStatus.Ok ? await RunAsync(volume.FlushAsync(ct)).ConfigureAwait(false) : status;
+    }
+
+    /// <summary>The rest of a write's data, spliced from the socket into the file; after a failed piece the rest is dropped. Null when the link ends inside it.</summary>
+    private async ValueTask<AckStatus?> SpliceRestAsync(Volume volume, long at, long left, AckStatus status, CancellationToken ct)
+    {
+        var splice = _splice!;
+        while (left > 0)
+        {
+            var moved = await splice.FillAsync((int)Math.Min(left, SplicePipe.Capacity), ct).ConfigureAwait(false);
+            if (moved == 0)
+            {
+                return null;
+            }
+
+            if (status == AckStatus.Ok)
+            {
+                try
+                {
+                    volume.WriteFrom(splice.Pipe, at, moved);
+                }
+                catch (BlockDeviceException e)
+                {
+                    status = Status(e);
+                }
+            }
+
+            splice.Pipe.Drop();
+            at += moved;
+            left -= moved;
+        }
+
+        return status;
     }
 
     /// <summary>Protocol B: the whole write is read into memory and acknowledged as received before it is written.</summary>

@@ -55,6 +55,12 @@ public sealed class Volume : IBlockDevice, IDisposable
         _data.Write(offset, source, fua);
     }
 
+    public void WriteFrom(SplicePipe pipe, long offset, int count)
+    {
+        ThrowIfClosed();
+        _data.WriteFrom(pipe, offset, count);
+    }
+
     public void WriteZeroes(long offset, long length, WriteZeroesFlags flags)
     {
         ThrowIfClosed();

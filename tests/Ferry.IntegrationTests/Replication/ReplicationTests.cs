@@ -76,6 +76,28 @@ public sealed partial class ReplicationTests
     }
 
     [Fact]
+    public async Task Large_writes_reach_the_connected_copy_whole_and_in_order()
+    {
+        await using var pair = await ReplicatedPair.StartAsync("32M");
+        await ReplicatedPair.WaitInSyncAsync(pair.A);
+
+        // Random data in requests of up to 32 MiB, several in flight (the copy takes large ones straight from the socket into its file)...
+        var source = Path.Combine(pair.A.DataDirectory, "random.raw");
+        var random = new byte[32 << 20];
+        Random.Shared.NextBytes(random);
+        await File.WriteAllBytesAsync(source, random);
+        await NbdTools.RunAsync("nbdcopy", "--request-size=4194304", "--requests=4", source, ReplicatedPair.NbdUri(pair.A));
+        // ...then overwrites across those requests' edges, with FUA, and one that ends just past a spliced size.
+        await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(pair.A), "write -f -P 0x5a 4095k 3M", "write -P 0xa5 7M 68k", "write -P 0x3c 12345k 1028k");
+
+        var onA = await File.ReadAllBytesAsync(ReplicatedPair.DataFile(pair.A));
+        Assert.Equal(onA, await File.ReadAllBytesAsync(ReplicatedPair.DataFile(pair.B)));
+        Assert.Equal(random.AsSpan(0, 4095 << 10).ToArray(), onA.AsSpan(0, 4095 << 10).ToArray());
+        Assert.All(onA.AsSpan(7 << 20, 68 << 10).ToArray(), b => Assert.Equal(0xa5, b));
+        Assert.Equal("connected", (await ReplicatedPair.PeerAsync(pair.A)).GetProperty("connection").GetString());
+    }
+
+    [Fact]
     public async Task An_interrupted_resync_resumes_with_the_blocks_it_had_not_finished()
     {
         await using var pair = await ReplicatedPair.StartAsync();

@@ -1,0 +1,100 @@
+using System.Net;
+using System.Net.Sockets;
+using Ferry.Storage;
+using Ferry.Storage.Replication.Wire;
+
+namespace Ferry.Tests.Storage;
+
+/// <summary>Data spliced from a real TCP socket into a real file, and what a failed write leaves behind.</summary>
+public sealed class SplicePipeTests : IDisposable
+{
+    private readonly TempDirectory _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    [Fact]
+    public async Task Data_spliced_from_a_socket_lands_in_the_file_at_its_offset()
+    {
+        var data = new byte[(3 << 20) + 12345];
+        Random.Shared.NextBytes(data);
+        var path = Path.Combine(_dir.Path, "disk.img");
+        await using (var file = File.Create(path))
+        {
+            file.SetLength(8 << 20);
+        }
+
+        using var device = FileBlockDevice.Open(path, readOnly: false);
+        var (sender, receiver) = await ConnectedPairAsync();
+        using (sender)
+        using (receiver)
+        using (var splice = LinkSplice.TryCreate(receiver))
+        {
+            Assert.NotNull(splice);
+            var sending = sender.SendAsync(data, SocketFlags.None);
+            long at = 4096;
+            var left = data.Length;
+            while (left > 0)
+            {
+                var moved = await splice.FillAsync(Math.Min(left, SplicePipe.Capacity), CancellationToken.None);
+                Assert.True(moved > 0);
+                device.WriteFrom(splice.Pipe, at, moved);
+                Assert.Equal(0, splice.Pipe.Held);
+                at += moved;
+                left -= moved;
+            }
+
+            await sending;
+            sender.Shutdown(SocketShutdown.Send);
+            Assert.Equal(0, await splice.FillAsync(SplicePipe.Capacity, CancellationToken.None)); // the end of the stream
+        }
+
+        var written = new byte[data.Length];
+        device.Read(4096, written);
+        Assert.Equal(data, written);
+        var before = new byte[4096];
+        device.Read(0, before);
+        Assert.All(before, b => Assert.Equal(0, b));
+    }
+
+    [Fact]
+    public async Task A_failed_write_reports_no_space_and_the_rest_can_be_dropped()
+    {
+        using var full = FileBlockDevice.Open("/dev/full", readOnly: false);
+        var (sender, receiver) = await ConnectedPairAsync();
+        using (sender)
+        using (receiver)
+        using (var splice = LinkSplice.TryCreate(receiver))
+        {
+            Assert.NotNull(splice);
+            await sender.SendAsync(new byte[1 << 20], SocketFlags.None);
+            var moved = 0;
+            while (moved < 1 << 20)
+            {
+                moved += await splice.FillAsync(SplicePipe.Capacity, CancellationToken.None);
+            }
+
+            var e = Assert.Throws<BlockDeviceException>(() => full.WriteFrom(splice.Pipe, 0, moved));
+            Assert.Equal(BlockError.NoSpace, e.Error);
+            Assert.True(splice.Pipe.Held > 0);
+
+            splice.Pipe.Drop();
+            Assert.Equal(0, splice.Pipe.Held);
+
+            // The link is still in step: what comes next is read as it was sent.
+            await sender.SendAsync(new byte[] { 1, 2, 3 }, SocketFlags.None);
+            var next = new byte[3];
+            Assert.Equal(3, await receiver.ReceiveAsync(next, SocketFlags.None));
+            Assert.Equal(new byte[] { 1, 2, 3 }, next);
+        }
+    }
+
+    private static async Task<(Socket Sender, Socket Receiver)> ConnectedPairAsync()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var sender = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        var accepting = listener.AcceptSocketAsync();
+        await sender.ConnectAsync((IPEndPoint)listener.LocalEndpoint);
+        return (sender, await accepting);
+    }
+}
