@@ -99,6 +99,17 @@ jobs=(
 
 echo
 printf '%-26s %10s %10s %10s %9s %9s\n' "job" "plain" "C" "A" "C/plain" "A/plain"
+# CPU time used so far by agent A and agent B, in clock ticks (utime + stime of every thread).
+cpu_ticks() { for p in "${pids[0]}" "${pids[1]}"; do awk '{ printf "%d ", $14 + $15 }' "/proc/$p/stat"; done; }
+# What a job cost the CPU: milliseconds of agent A, agent B and fio per GiB written, one line per volume, for round R.
+cpu_per_gib() {
+  local v=$1 r=$2 hz
+  hz=$(getconf CLK_TCK)
+  read -r a0 b0 a1 b1 <"$work/$v.$r.cpu"
+  jq -r --argjson a "$(((a1 - a0) * 1000 / hz))" --argjson b "$(((b1 - b0) * 1000 / hz))" \
+    '.jobs[0] | (.write.io_bytes / 1073741824) as $g | (.job_runtime * (.usr_cpu + .sys_cpu) / 100) as $f
+     | "\($a / $g | floor) \($b / $g | floor) \($f / $g | floor)"' "$work/$v.$r.json"
+}
 # The median of a job's rounds on one volume: median KEY VOLUME
 median() { for r in $(seq "$rounds"); do metric "$1" <"$work/$2.$r.json"; done | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # Every round of a job on one volume, for the record: each KEY VOLUME
@@ -110,11 +121,22 @@ for job in "${jobs[@]}"; do
   [ "$bs" = 1M ] && { key=bw; unit="MiB/s"; }
   # Each job starts with nothing dirty in the page cache: writeback of an earlier job's data would throttle it.
   for r in $(seq "$rounds"); do
-    for v in plain protc prota; do sync; fio_nbd "$(uri "$v")" "$rw" "$bs" "$qd" >"$work/$v.$r.json"; done
+    for v in plain protc prota; do
+      sync
+      before=$(cpu_ticks)
+      fio_nbd "$(uri "$v")" "$rw" "$bs" "$qd" >"$work/$v.$r.json"
+      echo "$before $(cpu_ticks)" >"$work/$v.$r.cpu"
+    done
   done
   p=$(median $key plain); c=$(median $key protc); a=$(median $key prota)
   awk -v n="$name ($unit)" -v p="$p" -v c="$c" -v a="$a" 'BEGIN { printf "%-26s %10.0f %10.0f %10.0f %9.2f %9.2f\n", n, p, c, a, c / p, a / p }'
   echo "    rounds: plain $(each $key plain); C $(each $key protc); A $(each $key prota)"
+  # CPU ms per GiB written (agent A + agent B + fio), the median over rounds of each part: steadier than speed on a busy machine.
+  for v in plain protc prota; do
+    for r in $(seq "$rounds"); do cpu_per_gib "$v" "$r"; done >"$work/$v.cpu-per-gib"
+    col() { cut -d' ' -f"$1" "$work/$v.cpu-per-gib" | sort -n | awk '{ x[NR] = $1 } END { print x[int((NR + 1) / 2)] }'; }
+    echo "    cpu ms/GiB $v: A $(col 1) + B $(col 2) + fio $(col 3) = $(($(col 1) + $(col 2) + $(col 3)))"
+  done
   if [ "$qd" = 1 ]; then
     p=$(median lat plain); c=$(median lat protc); a=$(median lat prota)
     awk -v p="$p" -v c="$c" -v a="$a" 'BEGIN { printf "%-26s %10.1f %10.1f %10.1f %9.2f %9.2f\n", "  mean latency (us)", p, c, a, p / c, p / a }'

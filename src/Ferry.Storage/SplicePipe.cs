@@ -16,6 +16,8 @@ public sealed partial class SplicePipe : IDisposable
 
     private const int OCloexec = 0x80000;
     private const int ONonblock = 0x800;
+    private const int FGetFlags = 3;
+    private const int FSetFlags = 4;
     private const int FSetPipeSize = 1031;
     private const uint SpliceMove = 1;
     private const uint SpliceNonblock = 2;
@@ -86,6 +88,29 @@ public sealed partial class SplicePipe : IDisposable
                     return -errno;
                 }
             }
+        }
+        finally
+        {
+            if (addRef)
+            {
+                socket.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Puts a socket in non-blocking mode, as .NET does once it has been read asynchronously: a fill must
+    /// never block its thread. False when that failed.
+    /// </summary>
+    public static bool MakeNonBlocking(SafeHandle socket)
+    {
+        var addRef = false;
+        try
+        {
+            socket.DangerousAddRef(ref addRef);
+            var fd = (int)socket.DangerousGetHandle();
+            var flags = Fcntl(fd, FGetFlags, 0);
+            return flags >= 0 && ((flags & ONonblock) != 0 || Fcntl(fd, FSetFlags, flags | ONonblock) == 0);
         }
         finally
         {

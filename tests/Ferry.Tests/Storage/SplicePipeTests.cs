@@ -30,7 +30,8 @@ public sealed class SplicePipeTests : IDisposable
         using (var splice = LinkSplice.TryCreate(receiver))
         {
             Assert.NotNull(splice);
-            var sending = sender.SendAsync(data, SocketFlags.None);
+            // The first fill waits: nothing has been sent yet.
+            var sending = Task.Delay(100).ContinueWith(_ => sender.SendAsync(data, SocketFlags.None), TaskScheduler.Default).Unwrap();
             long at = 4096;
             var left = data.Length;
             while (left > 0)
@@ -44,6 +45,12 @@ public sealed class SplicePipeTests : IDisposable
             }
 
             await sending;
+
+            // A waiting splice raises the socket's low-water mark; a small message after it must still be read.
+            await Task.Delay(50);
+            var reading = receiver.ReceiveAsync(new byte[8], SocketFlags.None);
+            await sender.SendAsync(new byte[] { 7 }, SocketFlags.None);
+            Assert.Equal(1, await reading.WaitAsync(TimeSpan.FromSeconds(10)));
             sender.Shutdown(SocketShutdown.Send);
             Assert.Equal(0, await splice.FillAsync(SplicePipe.Capacity, CancellationToken.None)); // the end of the stream
         }

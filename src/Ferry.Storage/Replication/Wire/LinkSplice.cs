@@ -11,6 +11,9 @@ public sealed class LinkSplice : IDisposable
     /// <summary>Writes with at least this much still on the wire are spliced; smaller ones cost fewer system calls through the link's buffers.</summary>
     public const int AtLeast = 64 << 10;
 
+    /// <summary>How much of a write's rest must have arrived before a waiting splice wakes: fewer, larger moves (each wake is a thread switch).</summary>
+    private const int WakeAfter = 256 << 10;
+
     private readonly Socket _socket;
     private readonly byte[] _peek = new byte[1];
 
@@ -23,11 +26,33 @@ public sealed class LinkSplice : IDisposable
     public SplicePipe Pipe { get; }
 
     /// <summary>A splice for the link's socket, or null where the system has no pipe to give.</summary>
-    public static LinkSplice? TryCreate(Socket socket) =>
-        SplicePipe.TryCreate() is { } pipe ? new LinkSplice(socket, pipe) : null;
+    public static LinkSplice? TryCreate(Socket socket)
+    {
+        if (!SplicePipe.MakeNonBlocking(socket.SafeHandle) || SplicePipe.TryCreate() is not { } pipe)
+        {
+            return null;
+        }
 
-    /// <summary>Moves up to <paramref name="max"/> bytes of the link into the pipe, waiting for the first; 0 when the link ended.</summary>
+        return new LinkSplice(socket, pipe);
+    }
+
+    /// <summary>
+    /// Moves up to <paramref name="max"/> bytes of the link into the pipe, waiting for the first; 0 when the
+    /// link ended. A broken link throws <see cref="IOException"/>, as the link's stream does.
+    /// </summary>
     public async ValueTask<int> FillAsync(int max, CancellationToken ct)
+    {
+        try
+        {
+            return await MoveAsync(max, ct).ConfigureAwait(false);
+        }
+        catch (SocketException e)
+        {
+            throw new IOException($"the link broke: {e.Message}", e);
+        }
+    }
+
+    private async ValueTask<int> MoveAsync(int max, CancellationToken ct)
     {
         while (true)
         {
@@ -42,10 +67,19 @@ public sealed class LinkSplice : IDisposable
                 throw new IOException($"splice from the link failed: errno {-moved}");
             }
 
-            // A peek waits for data without taking it, the way the socket's other reads wait.
-            if (await _socket.ReceiveAsync(_peek, SocketFlags.Peek, ct).ConfigureAwait(false) == 0)
+            // A peek waits for data without taking it, the way the socket's other reads wait. The low-water mark
+            // makes it wait for a good part of the rest, not wake for each packet of it; the link's frames need it back at 1.
+            _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReceiveLowWater, Math.Min(max, WakeAfter));
+            try
             {
-                return 0;
+                if (await _socket.ReceiveAsync(_peek, SocketFlags.Peek, ct).ConfigureAwait(false) == 0)
+                {
+                    return 0;
+                }
+            }
+            finally
+            {
+                _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReceiveLowWater, 1);
             }
         }
     }
