@@ -162,16 +162,43 @@ internal sealed partial class VolumeReplication(VolumeStore store, ClusterServic
         }
 
         await using var owned = stream;
-        var splice = tls is null ? LinkSplice.TryCreate(socket) : null;
-        using var session = new ReplicaSession(Resolve, PipeReader.Create(stream, LinkPipes.Reader), PipeWriter.Create(stream, LinkPipes.Writer), from, _logger, splice);
         try
         {
-            var end = await session.RunAsync(ct).ConfigureAwait(false);
+            var end = tls is null ? await ServePlainAsync(socket, from, ct).ConfigureAwait(false) : await ServeStreamAsync(stream, from, ct).ConfigureAwait(false);
             LogSessionEnded(_logger, from, end.Reason);
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException)
         {
             LogSessionEnded(_logger, from, e.Message);
+        }
+    }
+
+    private async Task<ReplicaSessionEnd> ServeStreamAsync(Stream stream, string from, CancellationToken ct)
+    {
+        using var session = new ReplicaSession(Resolve, PipeReader.Create(stream, LinkPipes.Reader), PipeWriter.Create(stream, LinkPipes.Writer), from, _logger);
+        return await session.RunAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>A plain TCP link: read on a thread of its own with blocking calls, large writes spliced into the copy's file.</summary>
+    private async Task<ReplicaSessionEnd> ServePlainAsync(Socket socket, string from, CancellationToken ct)
+    {
+        var io = new BlockingLinkStream(socket);
+        using var session = new ReplicaSession(
+            Resolve, PipeReader.Create(io, LinkPipes.Reader), PipeWriter.Create(io, LinkPipes.Writer), from, _logger,
+            LinkSplice.TryCreate(socket, blocking: true), () => ShutDownReceiving(socket));
+        socket.SendTimeout = (int)session.IdleTimeout.TotalMilliseconds; // a primary that reads nothing for as long is gone
+        return await LinkReceiver.RunAsync($"replica {from}", () => session.RunAsync(ct)).ConfigureAwait(false);
+    }
+
+    private static void ShutDownReceiving(Socket socket)
+    {
+        try
+        {
+            socket.Shutdown(SocketShutdown.Receive);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // Closed already: nothing is blocked on it.
         }
     }
 

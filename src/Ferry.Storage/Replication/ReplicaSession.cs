@@ -27,6 +27,7 @@ public sealed partial class ReplicaSession : IDisposable
     private readonly PipeReader _input;
     private readonly PipeWriter _output;
     private readonly LinkSplice? _splice;
+    private readonly Action? _interrupt;
     private readonly string _from;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stop = new();
@@ -39,8 +40,10 @@ public sealed partial class ReplicaSession : IDisposable
     private volatile string? _lastError;
 
     /// <param name="splice">Takes the data of large writes straight from a plain TCP link's socket (owned by the session); null for other streams.</param>
-    public ReplicaSession(Func<Guid, ReplicatedVolume?> resolve, PipeReader input, PipeWriter output, string from, ILogger logger, LinkSplice? splice = null)
+    /// <param name="interrupt">Wakes a read blocked on the link (shuts its receiving side down) when the session must end: for blocking streams.</param>
+    public ReplicaSession(Func<Guid, ReplicatedVolume?> resolve, PipeReader input, PipeWriter output, string from, ILogger logger, LinkSplice? splice = null, Action? interrupt = null)
     {
+        _interrupt = interrupt;
         _resolve = resolve;
         _input = input;
         _output = output;
@@ -68,6 +71,7 @@ public sealed partial class ReplicaSession : IDisposable
     public async Task<ReplicaSessionEnd> RunAsync(CancellationToken ct)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, _stop.Token);
+        using var interrupt = _interrupt is { } wake ? linked.Token.Register(wake) : default;
         ReplicaSessionEnd end;
         try
         {
@@ -75,12 +79,17 @@ public sealed partial class ReplicaSession : IDisposable
         }
         catch (OperationCanceledException)
         {
-            end = new(_stop.IsCancellationRequested ? LinkErrorCode.ShuttingDown : null,
-                _stop.IsCancellationRequested ? "this copy took another link or changed role" : $"the primary sent nothing for {IdleTimeout.TotalSeconds:0.#} s");
+            end = Stopped();
         }
         catch (IOException e)
         {
             end = new(null, e.Message);
+        }
+
+        // A blocked read that the interrupt woke sees the link end: the session ends for the reason it was stopped.
+        if (end.Error is null && linked.IsCancellationRequested)
+        {
+            end = Stopped();
         }
 
         try
@@ -105,6 +114,10 @@ public sealed partial class ReplicaSession : IDisposable
         _ended.TrySetResult();
         return end;
     }
+
+    private ReplicaSessionEnd Stopped() =>
+        new(_stop.IsCancellationRequested ? LinkErrorCode.ShuttingDown : null,
+            _stop.IsCancellationRequested ? "this copy took another link or changed role" : $"the primary sent nothing for {IdleTimeout.TotalSeconds:0.#} s");
 
     /// <summary>Ends the session (a newer link took over, or this copy is being promoted) and waits until it has.</summary>
     public async Task StopAsync()
@@ -146,7 +159,8 @@ public sealed partial class ReplicaSession : IDisposable
         _peerHost = helloFrame.Hello.Host;
         _protocol = helloFrame.Hello.Protocol;
         _primaryEpoch = helloFrame.Hello.Epoch;
-        if (await copy.AttachIncomingAsync(this, helloFrame.Hello).ConfigureAwait(false) is { } conflict)
+        // Resumed in the caller's context: a link read with blocking calls goes on on its own thread (LinkReceiver).
+        if (await copy.AttachIncomingAsync(this, helloFrame.Hello).ConfigureAwait(true) is { } conflict)
         {
             _copy = null;
             return new(LinkErrorCode.RoleConflict, conflict);

@@ -95,6 +95,74 @@ public sealed class SplicePipeTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task A_blocking_splice_waits_in_the_kernel_for_data_and_a_shut_down_socket_wakes_it()
+    {
+        var (sender, receiver) = await ConnectedPairAsync();
+        using (sender)
+        using (receiver)
+        using (var splice = LinkSplice.TryCreate(receiver, blocking: true))
+        {
+            Assert.NotNull(splice);
+            var filling = Task.Run(async () => await splice.FillAsync(64 << 10, CancellationToken.None));
+            await Task.Delay(100);
+            Assert.False(filling.IsCompleted);
+            await sender.SendAsync(new byte[64 << 10], SocketFlags.None);
+            var moved = await filling.WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.InRange(moved, 1, 64 << 10);
+            splice.Pipe.Drop();
+
+            var waiting = Task.Run(async () => await splice.FillAsync(1 << 20, CancellationToken.None));
+            await Task.Delay(100);
+            receiver.Shutdown(SocketShutdown.Receive);
+            Assert.Equal(0, await waiting.WaitAsync(TimeSpan.FromSeconds(10)));
+        }
+    }
+
+    [Fact]
+    public async Task A_blocking_link_stream_reads_and_writes_a_socket_and_reports_a_broken_one_as_an_IOException()
+    {
+        var (sender, receiver) = await ConnectedPairAsync();
+        using (sender)
+        using (receiver)
+        {
+            using var stream = new BlockingLinkStream(receiver);
+            await sender.SendAsync(new byte[] { 1, 2, 3 }, SocketFlags.None);
+            var read = new byte[3];
+            var got = stream.ReadAsync(read);
+            Assert.True(got.IsCompleted); // a blocking read is done when it returns
+            Assert.Equal(3, await got);
+            await stream.WriteAsync(new byte[] { 4 });
+            var back = new byte[1];
+            Assert.Equal(1, await sender.ReceiveAsync(back, SocketFlags.None));
+            Assert.Equal(4, back[0]);
+
+            sender.LingerState = new LingerOption(true, 0); // a reset, not an orderly close
+            sender.Close();
+            await Task.Delay(100);
+            Assert.Throws<IOException>(() => stream.Write(new byte[1 << 20]));
+        }
+    }
+
+    [Fact]
+    public async Task The_receiver_thread_runs_a_session_and_its_continuations_on_one_thread()
+    {
+        var threads = new List<int>();
+        var result = await LinkReceiver.RunAsync("test receiver", async () =>
+        {
+            threads.Add(Environment.CurrentManagedThreadId);
+            await Task.Delay(20).ConfigureAwait(true);
+            threads.Add(Environment.CurrentManagedThreadId);
+            await Task.Yield();
+            threads.Add(Environment.CurrentManagedThreadId);
+            return 42;
+        });
+
+        Assert.Equal(42, result);
+        Assert.Single(threads.Distinct());
+        Assert.NotEqual(Environment.CurrentManagedThreadId, threads[0]);
+    }
+
     private static async Task<(Socket Sender, Socket Receiver)> ConnectedPairAsync()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);

@@ -17,23 +17,31 @@ public sealed class LinkSplice : IDisposable
     private readonly Socket _socket;
     private readonly byte[] _peek = new byte[1];
 
-    private LinkSplice(Socket socket, SplicePipe pipe)
+    private readonly bool _blocking;
+
+    private LinkSplice(Socket socket, SplicePipe pipe, bool blocking)
     {
         _socket = socket;
         Pipe = pipe;
+        _blocking = blocking;
     }
 
     public SplicePipe Pipe { get; }
 
-    /// <summary>A splice for the link's socket, or null where the system has no pipe to give.</summary>
-    public static LinkSplice? TryCreate(Socket socket)
+    /// <summary>
+    /// A splice for the link's socket, or null where the system has no pipe to give. A
+    /// <paramref name="blocking"/> one is for a socket read with blocking calls on a thread of its own
+    /// (<see cref="LinkReceiver"/>): its fills wait in the kernel. Otherwise the socket is made
+    /// non-blocking, and a fill waits for data the way the socket's asynchronous reads do.
+    /// </summary>
+    public static LinkSplice? TryCreate(Socket socket, bool blocking = false)
     {
-        if (!SplicePipe.MakeNonBlocking(socket.SafeHandle) || SplicePipe.TryCreate() is not { } pipe)
+        if ((!blocking && !SplicePipe.MakeNonBlocking(socket.SafeHandle)) || SplicePipe.TryCreate() is not { } pipe)
         {
             return null;
         }
 
-        return new LinkSplice(socket, pipe);
+        return new LinkSplice(socket, pipe, blocking);
     }
 
     /// <summary>
@@ -56,7 +64,7 @@ public sealed class LinkSplice : IDisposable
     {
         while (true)
         {
-            var moved = Pipe.Fill(_socket.SafeHandle, max);
+            var moved = _blocking ? FillWaiting(max) : Pipe.Fill(_socket.SafeHandle, max);
             if (moved >= 0)
             {
                 return (int)moved;
@@ -67,9 +75,8 @@ public sealed class LinkSplice : IDisposable
                 throw new IOException($"splice from the link failed: errno {-moved}");
             }
 
-            // A peek waits for data without taking it, the way the socket's other reads wait. The low-water mark
-            // makes it wait for a good part of the rest, not wake for each packet of it; the link's frames need it back at 1.
-            _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReceiveLowWater, Math.Min(max, WakeAfter));
+            // A peek waits for data without taking it, the way the socket's other reads wait.
+            SetLowWater(Math.Min(max, WakeAfter));
             try
             {
                 if (await _socket.ReceiveAsync(_peek, SocketFlags.Peek, ct).ConfigureAwait(false) == 0)
@@ -79,10 +86,29 @@ public sealed class LinkSplice : IDisposable
             }
             finally
             {
-                _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReceiveLowWater, 1);
+                SetLowWater(1);
             }
         }
     }
+
+    /// <summary>A fill that waits in the kernel (the socket blocks); 0 once the receiving side was shut down.</summary>
+    private long FillWaiting(int max)
+    {
+        SetLowWater(Math.Min(max, WakeAfter));
+        try
+        {
+            return Pipe.Fill(_socket.SafeHandle, max);
+        }
+        finally
+        {
+            SetLowWater(1);
+        }
+    }
+
+    // The low-water mark makes a wait last until a good part of the rest has arrived, instead of waking for each
+    // packet of it; the link's frames need it back at 1 (a small frame must wake its reader).
+    private void SetLowWater(int bytes) =>
+        _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReceiveLowWater, bytes);
 
     public void Dispose() => Pipe.Dispose();
 }
