@@ -16,8 +16,6 @@ public sealed partial class SplicePipe : IDisposable
 
     private const int OCloexec = 0x80000;
     private const int ONonblock = 0x800;
-    private const int FGetFlags = 3;
-    private const int FSetFlags = 4;
     private const int FSetPipeSize = 1031;
     private const uint SpliceMove = 1;
     private const uint SpliceNonblock = 2;
@@ -63,8 +61,8 @@ public sealed partial class SplicePipe : IDisposable
     }
 
     /// <summary>
-    /// Moves up to <paramref name="max"/> bytes the socket has already received into the pipe without
-    /// waiting: the count moved, 0 at the end of the stream, or -errno (-EAGAIN when nothing has arrived).
+    /// Moves up to <paramref name="max"/> bytes from the socket into the pipe, waiting for some if the socket
+    /// blocks: the count moved, 0 at the end of the stream, or -errno.
     /// </summary>
     public unsafe long Fill(SafeHandle socket, int max)
     {
@@ -97,32 +95,6 @@ public sealed partial class SplicePipe : IDisposable
             }
         }
     }
-
-    /// <summary>
-    /// Puts a socket in non-blocking mode, as .NET does once it has been read asynchronously: a fill must
-    /// never block its thread. False when that failed.
-    /// </summary>
-    public static bool MakeNonBlocking(SafeHandle socket)
-    {
-        var addRef = false;
-        try
-        {
-            socket.DangerousAddRef(ref addRef);
-            var fd = (int)socket.DangerousGetHandle();
-            var flags = Fcntl(fd, FGetFlags, 0);
-            return flags >= 0 && ((flags & ONonblock) != 0 || Fcntl(fd, FSetFlags, flags | ONonblock) == 0);
-        }
-        finally
-        {
-            if (addRef)
-            {
-                socket.DangerousRelease();
-            }
-        }
-    }
-
-    /// <summary>Whether nothing arrived (the -errno <see cref="Fill"/> gives then).</summary>
-    public static bool NothingYet(long filled) => filled == -EAgain;
 
     /// <summary>
     /// Writes <paramref name="count"/> bytes from the pipe into the file at <paramref name="offset"/>

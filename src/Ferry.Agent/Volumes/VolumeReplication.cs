@@ -185,7 +185,7 @@ internal sealed partial class VolumeReplication(VolumeStore store, ClusterServic
         var io = new BlockingLinkStream(socket);
         using var session = new ReplicaSession(
             Resolve, PipeReader.Create(io, LinkPipes.Reader), PipeWriter.Create(io, LinkPipes.Writer), from, _logger,
-            LinkSplice.TryCreate(socket, blocking: true), () => ShutDownReceiving(socket));
+            LinkSplice.TryCreate(socket), () => ShutDownReceiving(socket));
         socket.SendTimeout = (int)session.IdleTimeout.TotalMilliseconds; // a primary that reads nothing for as long is gone
         return await LinkReceiver.RunAsync($"replica {from}", () => session.RunAsync(ct)).ConfigureAwait(false);
     }

@@ -408,7 +408,7 @@ public sealed partial class ReplicaSession : IDisposable
                 // Nothing of it buffered yet: a large rest goes from the socket to the file without passing through here.
                 if (_splice is not null && left >= LinkSplice.AtLeast)
                 {
-                    if (await SpliceRestAsync(volume, at, left, status, ct).ConfigureAwait(false) is not { } spliced)
+                    if (SpliceRest(volume, at, left, status) is not { } spliced)
                     {
                         return null;
                     }
@@ -443,12 +443,12 @@ public sealed partial class ReplicaSession : IDisposable
     }
 
     /// <summary>The rest of a write's data, spliced from the socket into the file; after a failed piece the rest is dropped. Null when the link ends inside it.</summary>
-    private async ValueTask<AckStatus?> SpliceRestAsync(Volume volume, long at, long left, AckStatus status, CancellationToken ct)
+    private AckStatus? SpliceRest(Volume volume, long at, long left, AckStatus status)
     {
         var splice = _splice!;
         while (left > 0)
         {
-            var moved = await splice.FillAsync((int)Math.Min(left, SplicePipe.Capacity), ct).ConfigureAwait(false);
+            var moved = splice.Fill((int)Math.Min(left, SplicePipe.Capacity));
             if (moved == 0)
             {
                 return null;

@@ -36,7 +36,7 @@ public sealed class SplicePipeTests : IDisposable
             var left = data.Length;
             while (left > 0)
             {
-                var moved = await splice.FillAsync(Math.Min(left, SplicePipe.Capacity), CancellationToken.None);
+                var moved = splice.Fill(Math.Min(left, SplicePipe.Capacity));
                 Assert.True(moved > 0);
                 device.WriteFrom(splice.Pipe, at, moved);
                 Assert.Equal(0, splice.Pipe.Held);
@@ -46,13 +46,13 @@ public sealed class SplicePipeTests : IDisposable
 
             await sending;
 
-            // A waiting splice raises the socket's low-water mark; a small message after it must still be read.
+            // A waiting fill raises the socket's low-water mark; a small message after it must still be read.
             await Task.Delay(50);
             var reading = receiver.ReceiveAsync(new byte[8], SocketFlags.None);
             await sender.SendAsync(new byte[] { 7 }, SocketFlags.None);
             Assert.Equal(1, await reading.WaitAsync(TimeSpan.FromSeconds(10)));
             sender.Shutdown(SocketShutdown.Send);
-            Assert.Equal(0, await splice.FillAsync(SplicePipe.Capacity, CancellationToken.None)); // the end of the stream
+            Assert.Equal(0, splice.Fill(SplicePipe.Capacity)); // the end of the stream
         }
 
         var written = new byte[data.Length];
@@ -77,7 +77,7 @@ public sealed class SplicePipeTests : IDisposable
             var moved = 0;
             while (moved < 1 << 20)
             {
-                moved += await splice.FillAsync(SplicePipe.Capacity, CancellationToken.None);
+                moved += splice.Fill(SplicePipe.Capacity);
             }
 
             var e = Assert.Throws<BlockDeviceException>(() => full.WriteFrom(splice.Pipe, 0, moved));
@@ -101,10 +101,10 @@ public sealed class SplicePipeTests : IDisposable
         var (sender, receiver) = await ConnectedPairAsync();
         using (sender)
         using (receiver)
-        using (var splice = LinkSplice.TryCreate(receiver, blocking: true))
+        using (var splice = LinkSplice.TryCreate(receiver))
         {
             Assert.NotNull(splice);
-            var filling = Task.Run(async () => await splice.FillAsync(64 << 10, CancellationToken.None));
+            var filling = Task.Run(() => splice.Fill(64 << 10));
             await Task.Delay(100);
             Assert.False(filling.IsCompleted);
             await sender.SendAsync(new byte[64 << 10], SocketFlags.None);
@@ -112,7 +112,7 @@ public sealed class SplicePipeTests : IDisposable
             Assert.InRange(moved, 1, 64 << 10);
             splice.Pipe.Drop();
 
-            var waiting = Task.Run(async () => await splice.FillAsync(1 << 20, CancellationToken.None));
+            var waiting = Task.Run(() => splice.Fill(1 << 20));
             await Task.Delay(100);
             receiver.Shutdown(SocketShutdown.Receive);
             Assert.Equal(0, await waiting.WaitAsync(TimeSpan.FromSeconds(10)));
