@@ -43,11 +43,11 @@ public sealed partial class ReplicaSession : IDisposable
     /// <param name="interrupt">Wakes a read blocked on the link (shuts its receiving side down) when the session must end: for blocking streams.</param>
     public ReplicaSession(Func<Guid, ReplicatedVolume?> resolve, PipeReader input, PipeWriter output, string from, ILogger logger, LinkSplice? splice = null, Action? interrupt = null)
     {
-        _interrupt = interrupt;
         _resolve = resolve;
         _input = input;
         _output = output;
         _splice = splice;
+        _interrupt = interrupt;
         _from = from;
         _logger = logger;
     }
