@@ -45,7 +45,18 @@ public static class LinkReceiver
     {
         private readonly BlockingCollection<(SendOrPostCallback Callback, object? State)> _posted = [];
 
-        public override void Post(SendOrPostCallback d, object? state) => _posted.Add((d, state));
+        public override void Post(SendOrPostCallback d, object? state)
+        {
+            try
+            {
+                _posted.Add((d, state));
+            }
+            catch (InvalidOperationException)
+            {
+                // The session has ended and its thread with it: whatever still comes runs on the pool.
+                ThreadPool.QueueUserWorkItem(callback => d(callback), state);
+            }
+        }
 
         public override void Send(SendOrPostCallback d, object? state) => throw new NotSupportedException("the receiver's thread takes posted work only");
 

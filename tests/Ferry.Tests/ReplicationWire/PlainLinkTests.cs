@@ -3,10 +3,10 @@ using System.Net.Sockets;
 using Ferry.Storage;
 using Ferry.Storage.Replication.Wire;
 
-namespace Ferry.Tests.Storage;
+namespace Ferry.Tests.ReplicationWire;
 
-/// <summary>Data spliced from a real TCP socket into a real file, and what a failed write leaves behind.</summary>
-public sealed class SplicePipeTests : IDisposable
+/// <summary>How a copy reads a plain TCP link, on real sockets and files: data spliced into the file, a failed write, the blocking stream, the receiver thread.</summary>
+public sealed class PlainLinkTests : IDisposable
 {
     private readonly TempDirectory _dir = new();
 
