@@ -145,22 +145,15 @@ public sealed partial class SplicePipe : IDisposable
         {
             while (count > 0)
             {
-                var read = Read((int)_read.DangerousGetHandle(), ref buffer[0], (nuint)Math.Min(count, buffer.Length));
-                if (read <= 0)
+                var read = ReadHeld(buffer.AsSpan(0, Math.Min(count, buffer.Length)));
+                if (read < 0)
                 {
-                    var errno = read == 0 ? EAgain : Marshal.GetLastPInvokeError();
-                    if (errno == EIntr)
-                    {
-                        continue;
-                    }
-
-                    return errno;
+                    return -read;
                 }
 
-                _held -= (int)read;
                 try
                 {
-                    RandomAccess.Write(file, buffer.AsSpan(0, (int)read), offset);
+                    RandomAccess.Write(file, buffer.AsSpan(0, read), offset);
                 }
                 catch (IOException e)
                 {
@@ -168,7 +161,7 @@ public sealed partial class SplicePipe : IDisposable
                     return e.HResult;
                 }
 
-                count -= (int)read;
+                count -= read;
                 offset += read;
             }
 
@@ -184,27 +177,33 @@ public sealed partial class SplicePipe : IDisposable
     public void Drop()
     {
         Span<byte> scratch = stackalloc byte[16 << 10];
-        var addRef = false;
-        try
+        while (_held > 0)
         {
-            _read.DangerousAddRef(ref addRef);
-            while (_held > 0)
+            if (ReadHeld(scratch) < 0)
             {
-                var read = Read((int)_read.DangerousGetHandle(), ref MemoryMarshal.GetReference(scratch), (nuint)Math.Min(_held, scratch.Length));
-                if (read <= 0 && Marshal.GetLastPInvokeError() != EIntr)
-                {
-                    // Nothing more can come out of this pipe; it is not used again (Held stays non-zero).
-                    return;
-                }
-
-                _held -= (int)Math.Max(read, 0);
+                // Nothing more can come out of this pipe; it is not used again (Held stays non-zero).
+                return;
             }
         }
-        finally
+    }
+
+    /// <summary>Reads up to what the pipe holds into <paramref name="into"/>: the count read (at least 1), or -errno.</summary>
+    private int ReadHeld(Span<byte> into)
+    {
+        while (true)
         {
-            if (addRef)
+            var read = Read((int)_read.DangerousGetHandle(), ref MemoryMarshal.GetReference(into), (nuint)Math.Min(_held, into.Length));
+            if (read > 0)
             {
-                _read.DangerousRelease();
+                _held -= (int)read;
+                return (int)read;
+            }
+
+            // The pipe's write end is ours and open, so 0 (its end) cannot come while it holds bytes; take it as "nothing".
+            var errno = read == 0 ? EAgain : Marshal.GetLastPInvokeError();
+            if (errno != EIntr)
+            {
+                return -errno;
             }
         }
     }

@@ -466,7 +466,11 @@ public sealed partial class ReplicaSession : IDisposable
                 }
             }
 
-            splice.Pipe.Drop();
+            if (status != AckStatus.Ok)
+            {
+                splice.Pipe.Drop(); // what a failed write left in the pipe, and every piece after it
+            }
+
             at += moved;
             left -= moved;
         }
