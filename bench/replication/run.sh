@@ -110,6 +110,8 @@ cpu_per_gib() {
     '.jobs[0] | (.write.io_bytes / 1073741824) as $g | (.job_runtime * (.usr_cpu + .sys_cpu) / 100) as $f
      | "\($a / $g | floor) \($b / $g | floor) \($f / $g | floor)"' "$work/$v.$r.json"
 }
+# The (upper) median of column N of a file of numbers: median_col FILE N
+median_col() { cut -d' ' -f"$2" "$1" | sort -n | awk '{ x[NR] = $1 } END { print x[int((NR + 1) / 2)] }'; }
 # The median of a job's rounds on one volume: median KEY VOLUME
 median() { for r in $(seq "$rounds"); do metric "$1" <"$work/$2.$r.json"; done | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # Every round of a job on one volume, for the record: each KEY VOLUME
@@ -134,8 +136,8 @@ for job in "${jobs[@]}"; do
   # CPU ms per GiB written (agent A + agent B + fio), the median over rounds of each part: steadier than speed on a busy machine.
   for v in plain protc prota; do
     for r in $(seq "$rounds"); do cpu_per_gib "$v" "$r"; done >"$work/$v.cpu-per-gib"
-    col() { cut -d' ' -f"$1" "$work/$v.cpu-per-gib" | sort -n | awk '{ x[NR] = $1 } END { print x[int((NR + 1) / 2)] }'; }
-    echo "    cpu ms/GiB $v: A $(col 1) + B $(col 2) + fio $(col 3) = $(($(col 1) + $(col 2) + $(col 3)))"
+    read -r ca cb cf < <(for n in 1 2 3; do median_col "$work/$v.cpu-per-gib" "$n"; done | xargs)
+    echo "    cpu ms/GiB $v: A $ca + B $cb + fio $cf = $((ca + cb + cf))"
   done
   if [ "$qd" = 1 ]; then
     p=$(median lat plain); c=$(median lat protc); a=$(median lat prota)
