@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
 namespace Ferry.Storage;
@@ -126,6 +127,13 @@ public sealed class FileBlockDevice : IBlockDevice, IDisposable
             throw Failure(errno, "write");
         }
     }
+
+    /// <summary>
+    /// Sends up to <paramref name="count"/> bytes at <paramref name="offset"/> from the page cache to a
+    /// socket with sendfile(2), the socket taking the pages by reference instead of a copy: the count
+    /// sent, or -errno (EAGAIN when a non-blocking socket's buffer is full).
+    /// </summary>
+    public long SendTo(SafeHandle socket, long offset, int count) => LinuxFile.Sendfile(socket, _handle, offset, count);
 
     public ValueTask FlushAsync(CancellationToken ct)
     {

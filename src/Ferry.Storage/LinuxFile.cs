@@ -22,6 +22,8 @@ internal static partial class LinuxFile
     public const int ENoSpc = 28;
     public const int ERofs = 30;
     public const int ENxio = 6;
+    public const int EIntr = 4;
+    public const int EAgain = 11;
     public const int EInval = 22;
     public const int EOpNotSupp = 95;
     public const int EDQuot = 122;
@@ -34,6 +36,9 @@ internal static partial class LinuxFile
 
     [LibraryImport("libc", EntryPoint = "lseek", SetLastError = true)]
     private static partial long LseekCore(int fd, long offset, int whence);
+
+    [LibraryImport("libc", EntryPoint = "sendfile", SetLastError = true)]
+    private static partial nint SendfileCore(int outFd, int inFd, ref long offset, nuint count);
 
     /// <summary>fdatasync(2); returns 0 or the errno.</summary>
     public static int Fdatasync(SafeFileHandle handle)
@@ -86,6 +91,48 @@ internal static partial class LinuxFile
             if (addRef)
             {
                 handle.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>
+    /// sendfile(2) from a file to a socket, retried when interrupted: the count sent (on a non-blocking
+    /// socket, what its buffer took; 0 only for a range at or past the file's end), or -errno.
+    /// </summary>
+    public static long Sendfile(SafeHandle socket, SafeFileHandle file, long offset, int count)
+    {
+        var socketRef = false;
+        var fileRef = false;
+        try
+        {
+            socket.DangerousAddRef(ref socketRef);
+            file.DangerousAddRef(ref fileRef);
+            while (true)
+            {
+                var at = offset;
+                var sent = SendfileCore((int)socket.DangerousGetHandle(), (int)file.DangerousGetHandle(), ref at, (nuint)count);
+                if (sent >= 0)
+                {
+                    return sent;
+                }
+
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno != EIntr)
+                {
+                    return -errno;
+                }
+            }
+        }
+        finally
+        {
+            if (fileRef)
+            {
+                file.DangerousRelease();
+            }
+
+            if (socketRef)
+            {
+                socket.DangerousRelease();
             }
         }
     }

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Net.Sockets;
 using System.Threading.Channels;
 using Ferry.Storage.Replication.Wire;
 using Ferry.Storage.Volumes;
@@ -19,6 +20,9 @@ internal sealed partial class PeerLink : IDisposable
 {
     /// <summary>Frames sent but not acknowledged; beyond it writes wait (protocol A would otherwise queue without bound).</summary>
     private const int Window = 4096;
+
+    /// <summary>What a write sent from the file sends through the stream when the socket's buffer is full: one page.</summary>
+    private const int PageSize = 4096;
 
     private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
@@ -40,8 +44,9 @@ internal sealed partial class PeerLink : IDisposable
 
     private Pipe? _pipe;
     private long _pipeBytes;
-    private readonly Queue<(long At, ReadOnlyMemory<byte> Data)> _lent = new();
+    private readonly Queue<Lent> _lent = new();
     private volatile bool _replicating;
+    private volatile bool _sendsFromFile;
     private TaskCompletionSource<bool>? _outdating;
     private bool _outdated;
     private ResyncRun? _resync;
@@ -69,6 +74,12 @@ internal sealed partial class PeerLink : IDisposable
 
     /// <summary>Application writes are sent to this peer (it is Connected or a resync target).</summary>
     public bool IsReplicating => _replicating;
+
+    /// <summary>
+    /// The link is a plain TCP socket: a large write already in the local file goes out with sendfile(2),
+    /// which saves the copy into the socket's buffer (with TLS the data is encrypted from the buffer anyway).
+    /// </summary>
+    public bool SendsFromFile => _sendsFromFile;
 
     /// <summary>Replicating and not a resync target: the peer has every block but those in flight.</summary>
     public bool InStep
@@ -193,16 +204,17 @@ internal sealed partial class PeerLink : IDisposable
     /// Queues an application write whose data is sent from the caller's buffer, not copied into the send
     /// queue. Only for a write that completes after <paramref name="waiter"/> has this peer's answer: the
     /// peer answers once it has read every byte, and a lost link answers only after its send loop ended,
-    /// so the buffer outlives every use of it here.
+    /// so the buffer outlives every use of it here. <paramref name="inFile"/>: the local copy's file
+    /// already holds the data, so a plain link sends it from the page cache (<see cref="SendsFromFile"/>).
     /// </summary>
-    public void SendWriteFromBuffer(ulong sequence, ulong epoch, long offset, ReadOnlyMemory<byte> data, bool fua, AckWaiter waiter, bool holdsCredit)
+    public void SendWriteFromBuffer(ulong sequence, ulong epoch, long offset, ReadOnlyMemory<byte> data, bool fua, AckWaiter waiter, bool holdsCredit, bool inFile)
     {
         var writer = _pipe!.Writer;
         LinkFrameWriter.WriteWrite(writer, new WriteFrame(sequence, epoch, offset, data.Length, fua));
         lock (_lent)
         {
             // The data goes right after the header: at that position of the send queue's bytes.
-            _lent.Enqueue((_pipeBytes + writer.UnflushedBytes, data));
+            _lent.Enqueue(new Lent(_pipeBytes + writer.UnflushedBytes, data, inFile ? offset : -1));
         }
 
         Enqueue(new PendingFrame(sequence, PendingKind.Change, offset, data.Length, waiter, WaitsForWrite(fua), holdsCredit, null));
@@ -508,6 +520,7 @@ internal sealed partial class PeerLink : IDisposable
             _pipe = pipe;
             _pipeBytes = 0;
             _replicating = true;
+            _sendsFromFile = stream is NetworkStream && OperatingSystem.IsLinux();
             if (resync is not null)
             {
                 var ids = _owner.Volume.Metadata.Current.Generations;
@@ -594,9 +607,10 @@ internal sealed partial class PeerLink : IDisposable
         await _owner.Authority.ClearOutdatedAsync(_owner.VolumeId, Peer.Host, ct).ConfigureAwait(false);
     }
 
-    /// <summary>Sends the send queue's bytes, and each write's data lent from its buffer where it belongs among them.</summary>
+    /// <summary>Sends the send queue's bytes, and each write's data lent from its buffer (or the file) where it belongs among them.</summary>
     private async Task SendLoopAsync(Stream stream, PipeReader frames, CancellationToken ct)
     {
+        var socket = (stream as NetworkStream)?.Socket;
         long sent = 0;
         while (true)
         {
@@ -604,7 +618,7 @@ internal sealed partial class PeerLink : IDisposable
             var buffer = result.Buffer;
             while (true)
             {
-                (long At, ReadOnlyMemory<byte> Data)? lent;
+                Lent? lent;
                 lock (_lent)
                 {
                     lent = _lent.Count > 0 ? _lent.Peek() : null;
@@ -623,7 +637,15 @@ internal sealed partial class PeerLink : IDisposable
                     break;
                 }
 
-                await stream.WriteAsync(data.Data, ct).ConfigureAwait(false);
+                if (socket is not null && data.FileOffset >= 0)
+                {
+                    await SendFromFileAsync(stream, socket, data, ct).ConfigureAwait(false);
+                }
+                else
+                {
+                    await stream.WriteAsync(data.Data, ct).ConfigureAwait(false);
+                }
+
                 lock (_lent)
                 {
                     _lent.Dequeue();
@@ -639,6 +661,34 @@ internal sealed partial class PeerLink : IDisposable
         }
     }
 
+    /// <summary>
+    /// Sends a write's data from the local file with sendfile(2) as far as the socket's buffer takes it;
+    /// when the buffer is full, one page goes from the caller's buffer (which holds the same bytes) through
+    /// the stream, whose write waits until the peer has read enough, and sendfile goes on with the rest.
+    /// A later write to the same range may already be in the file: then this frame carries some of its
+    /// bytes, which its own frame brings again right after; the two were in flight together, so neither
+    /// result is wrong (and a lost link marks both ranges anyway).
+    /// </summary>
+    private async ValueTask SendFromFileAsync(Stream stream, Socket socket, Lent data, CancellationToken ct)
+    {
+        var done = 0;
+        while (done < data.Data.Length)
+        {
+            var count = data.Data.Length - done;
+            var moved = _owner.Volume.SendTo(socket.SafeHandle, data.FileOffset + done, count);
+            if (moved > 0)
+            {
+                done += (int)moved;
+                continue;
+            }
+
+            // A full buffer sends a page the ordinary way; anything else (a file that takes no sendfile,
+            // or one shorter than the write, 0) sends all the rest that way.
+            var piece = moved == -LinuxFile.EAgain ? Math.Min(PageSize, count) : count;
+            await stream.WriteAsync(data.Data.Slice(done, piece), ct).ConfigureAwait(false);
+            done += piece;
+        }
+    }
     private async Task ReceiveLoopAsync(PipeReader input, LastHeard lastHeard, CancellationToken ct)
     {
         while (true)
@@ -917,6 +967,7 @@ internal sealed partial class PeerLink : IDisposable
             }
 
             _replicating = false;
+            _sendsFromFile = false;
             _pipe.Writer.Complete();
             _pipe = null;
             lock (_lent)
@@ -1075,6 +1126,9 @@ internal sealed partial class PeerLink : IDisposable
 
     private readonly record struct PendingFrame(
         ulong Sequence, PendingKind Kind, long Offset, long Length, AckWaiter? Waiter, bool WaitForWrite, bool HoldsCredit, ChecksumCompare? Compare);
+
+    /// <summary>A write's data lent to the send loop: it goes at position <see cref="At"/> of the send queue's bytes; <see cref="FileOffset"/> is where the local file holds it, or -1.</summary>
+    private readonly record struct Lent(long At, ReadOnlyMemory<byte> Data, long FileOffset);
 
     private sealed class LastHeard(TimeProvider time)
     {

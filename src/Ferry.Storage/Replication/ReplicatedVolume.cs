@@ -422,7 +422,8 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
     /// <summary>
     /// A write or a zeroing: recorded in the activity log, queued to every replicating peer under the
     /// ordering lock, applied locally outside it (after any earlier overlapping change), then made
-    /// durable (FUA) and acknowledged by the protocol.
+    /// durable (FUA) and acknowledged by the protocol. A large write a plain link can send from the file
+    /// is applied first and queued after: the link then sends it from the page cache, not from memory.
     /// </summary>
     private async ValueTask ChangeAsync(Change change, CancellationToken ct)
     {
@@ -431,8 +432,10 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         try
         {
             var credits = await TakeCreditsAsync(ct).ConfigureAwait(false);
+            var applyFirst = Settings.Protocol != ReplicationProtocol.A && change.IsLendable && AnyPeerSendsFromFile();
             long range = 0;
             var queued = false;
+            var applying = false;
             AckWaiter? waiter = null;
             try
             {
@@ -449,8 +452,12 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
                         earlier = _inFlight.Blocker(range);
                         if (earlier is null)
                         {
-                            waiter = Queue(change, credits);
-                            queued = true;
+                            if (!applyFirst)
+                            {
+                                waiter = Queue(change, credits, inFile: false);
+                                queued = true;
+                            }
+
                             break;
                         }
                     }
@@ -458,24 +465,30 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
                     await earlier.WaitAsync(ct).ConfigureAwait(false);
                 }
 
+                applying = true;
                 change.ApplyTo(Volume);
+                if (!queued)
+                {
+                    lock (_order)
+                    {
+                        waiter = Queue(change, credits, inFile: true);
+                        queued = true;
+                    }
+                }
             }
             catch when (!queued)
             {
+                if (applying)
+                {
+                    MarkUnsure(change); // this copy's range is partly written, the peers' is not
+                }
+
                 ReturnCredits(credits);
                 throw;
             }
             catch
             {
-                // The peers may now hold what this copy failed to write: the range differs until a resync.
-                lock (_order)
-                {
-                    Bitmap.Mark(change.Offset, change.Length);
-                    foreach (var lacks in _lacks.Values)
-                    {
-                        lacks.Marks.Mark(change.Offset, change.Length);
-                    }
-                }
+                MarkUnsure(change); // the peers may now hold what this copy failed to write
                 if (waiter is not null)
                 {
                     await waiter.WaitAsync().ConfigureAwait(false); // every peer answers once; the waiter goes back to its pool
@@ -516,8 +529,34 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         }
     }
 
+    /// <summary>After a failed local change: the range differs between the copies until a resync.</summary>
+    private void MarkUnsure(in Change change)
+    {
+        lock (_order)
+        {
+            Bitmap.Mark(change.Offset, change.Length);
+            foreach (var lacks in _lacks.Values)
+            {
+                lacks.Marks.Mark(change.Offset, change.Length);
+            }
+        }
+    }
+
+    private bool AnyPeerSendsFromFile()
+    {
+        foreach (var peer in _peers)
+        {
+            if (peer.SendsFromFile)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>Under the ordering lock: the change gets its sequence number and goes to every replicating peer.</summary>
-    private AckWaiter? Queue(in Change change, int credits)
+    private AckWaiter? Queue(in Change change, int credits, bool inFile)
     {
         BeginChange(change.Offset, change.Length, credits);
         var waiter = RentWaiter();
@@ -526,7 +565,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         {
             if (_peers[i].IsReplicating)
             {
-                change.SendTo(_peers[i], sequence, Epoch, waiter, HoldsCredit(credits, i));
+                change.SendTo(_peers[i], sequence, Epoch, waiter, HoldsCredit(credits, i), inFile);
             }
         }
 
@@ -581,6 +620,8 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         /// </summary>
         private const int LendAtLeast = 64 * 1024;
 
+        public bool IsLendable => ZeroFlags is null && Data.Length >= LendAtLeast;
+
         public void ApplyTo(Volume volume)
         {
             if (ZeroFlags is { } flags)
@@ -593,15 +634,15 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
             }
         }
 
-        public void SendTo(PeerLink peer, ulong sequence, ulong epoch, AckWaiter? waiter, bool holdsCredit)
+        public void SendTo(PeerLink peer, ulong sequence, ulong epoch, AckWaiter? waiter, bool holdsCredit, bool inFile)
         {
             if (ZeroFlags is { } flags)
             {
                 peer.SendZero(sequence, epoch, Offset, Length, Fua, (flags & WriteZeroesFlags.NoHole) == 0, waiter, holdsCredit);
             }
-            else if (waiter is not null && Data.Length >= LendAtLeast)
+            else if (waiter is not null && IsLendable)
             {
-                peer.SendWriteFromBuffer(sequence, epoch, Offset, Data, Fua, waiter, holdsCredit);
+                peer.SendWriteFromBuffer(sequence, epoch, Offset, Data, Fua, waiter, holdsCredit, inFile);
             }
             else
             {

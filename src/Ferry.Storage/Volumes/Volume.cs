@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace Ferry.Storage.Volumes;
 
 /// <summary>
@@ -59,6 +61,13 @@ public sealed class Volume : IBlockDevice, IDisposable
     {
         ThrowIfClosed();
         _data.WriteFrom(pipe, offset, count);
+    }
+
+    /// <inheritdoc cref="FileBlockDevice.SendTo"/>
+    public long SendTo(SafeHandle socket, long offset, int count)
+    {
+        ThrowIfClosed();
+        return _data.SendTo(socket, offset, count);
     }
 
     public void WriteZeroes(long offset, long length, WriteZeroesFlags flags)

@@ -1,11 +1,15 @@
+using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
 using Ferry.Storage;
+using Ferry.Storage.Replication;
 using Ferry.Storage.Replication.Wire;
+using Ferry.Storage.Volumes;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Ferry.Tests.ReplicationWire;
 
-/// <summary>How a copy reads a plain TCP link, on real sockets and files: data spliced into the file, a failed write, the blocking stream, the receiver thread.</summary>
+/// <summary>A plain TCP link on real sockets and files: data spliced into the copy's file, a failed write, the blocking stream, the receiver thread, the primary sending from its file.</summary>
 public sealed class PlainLinkTests : IDisposable
 {
     private readonly TempDirectory _dir = new();
@@ -161,6 +165,68 @@ public sealed class PlainLinkTests : IDisposable
         Assert.Equal(42, result);
         Assert.Single(threads.Distinct());
         Assert.NotEqual(Environment.CurrentManagedThreadId, threads[0]);
+    }
+
+    [Fact]
+    public async Task Large_writes_a_primary_sends_from_its_file_reach_the_copy_whole_when_the_link_is_full()
+    {
+        const long Size = 16 << 20;
+        using var storeA = VolumeStore.Open(Path.Combine(_dir.Path, "a"), TimeProvider.System, NullLogger.Instance);
+        await storeA.CreateAsync("vol", Size, default);
+        storeA.TryGet("vol", out var volumeA);
+        using var storeB = VolumeStore.Open(Path.Combine(_dir.Path, "b"), TimeProvider.System, NullLogger.Instance);
+        await storeB.CreateAsync("vol", Size, default, copyOf: volumeA!.Metadata.Current.VolumeId);
+        storeB.TryGet("vol", out var volumeB);
+        await using var copyB = ReplicatedVolume.Open(volumeB!, new ReplicationSettings { Role = CopyRole.Secondary }, TestReplication.Context());
+
+        // Socket buffers of a few KiB on both ends: sendfile keeps finding the link full.
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        using var stop = new CancellationTokenSource();
+        var serving = ServeOnePlainLinkAsync(listener, copyB, stop.Token);
+        var context = TestReplication.Context(async (_, ct) =>
+        {
+            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, SendBufferSize = 8 << 10 };
+            await socket.ConnectAsync((IPEndPoint)listener.LocalEndpoint, ct);
+            return new NetworkStream(socket, ownsSocket: true);
+        });
+        var settings = new ReplicationSettings { Role = CopyRole.Primary, Peers = [new PeerAddress("b", listener.LocalEndpoint.ToString()!)] };
+        var data = new byte[12 << 20];
+        Random.Shared.NextBytes(data);
+        await using (var copyA = ReplicatedVolume.Open(volumeA, settings, context))
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (copyA.CopyState().Connection != ConnectionState.Connected)
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"the copy is not in sync: {copyA.CopyState().Connection}");
+                await Task.Delay(20);
+            }
+
+            // Writes of 4 MiB and 100 KiB at odd offsets, several in flight, then one over their ranges.
+            await Task.WhenAll(
+                copyA.WriteAsync(4096, data.AsMemory(0, 4 << 20), fua: false, default).AsTask(),
+                copyA.WriteAsync((4 << 20) + 8192, data.AsMemory(4 << 20, 4 << 20), fua: true, default).AsTask(),
+                copyA.WriteAsync(9 << 20, data.AsMemory(8 << 20, 100 << 10), fua: false, default).AsTask());
+            await copyA.WriteAsync(12345 * 512, data.AsMemory(9 << 20, 3 << 20), fua: false, default);
+            Assert.True(copyA.CopyState().Connection == ConnectionState.Connected, $"{copyA.CopyState().Peers[0]}; the copy: {(serving.IsCompleted ? (await serving).Reason : "serving")}");
+        }
+
+        await stop.CancelAsync();
+        await serving;
+        var onA = await File.ReadAllBytesAsync(volumeA.DataPath);
+        Assert.Equal(onA, await File.ReadAllBytesAsync(volumeB!.DataPath));
+        Assert.Equal(data.AsSpan(9 << 20, 3 << 20).ToArray(), onA.AsSpan(12345 * 512, 3 << 20).ToArray());
+    }
+
+    /// <summary>The copy's side of one plain link, as the agent serves it: read on a thread of its own, large writes spliced.</summary>
+    private static async Task<ReplicaSessionEnd> ServeOnePlainLinkAsync(TcpListener listener, ReplicatedVolume copy, CancellationToken ct)
+    {
+        using var socket = await listener.AcceptSocketAsync(ct);
+        var io = new BlockingLinkStream(socket);
+        using var session = new ReplicaSession(
+            id => id == copy.VolumeId ? copy : null, PipeReader.Create(io, LinkPipes.Reader), PipeWriter.Create(io, LinkPipes.Writer), "a",
+            NullLogger.Instance, LinkSplice.TryCreate(socket), () => socket.Shutdown(SocketShutdown.Receive));
+        return await LinkReceiver.RunAsync("replica a", () => session.RunAsync(ct));
     }
 
     private static async Task<(Socket Sender, Socket Receiver)> ConnectedPairAsync()

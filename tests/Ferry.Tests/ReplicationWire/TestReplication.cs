@@ -5,7 +5,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Ferry.Tests.ReplicationWire;
 
-/// <summary>A replication context for copies that never dial out (secondaries driven through pipes).</summary>
+/// <summary>Replication contexts for tests: copies that never dial out (secondaries driven through pipes), or dial as told.</summary>
 internal static class TestReplication
 {
     /// <summary>A store in <paramref name="directory"/> with volume "vol" of <paramref name="size"/> bytes, opened as a secondary copy that has seen epoch 5.</summary>
@@ -18,12 +18,11 @@ internal static class TestReplication
         return (store, volume, ReplicatedVolume.Open(volume, new ReplicationSettings { Role = CopyRole.Secondary }, Context()));
     }
 
-    public static ReplicationContext Context() => new(
-        "test-host",
-        new NoAuthority(),
-        (_, _) => Task.FromException<Stream>(new IOException("tests do not dial peers")),
-        TimeProvider.System,
-        NullLogger.Instance);
+    public static ReplicationContext Context() => Context((_, _) => Task.FromException<Stream>(new IOException("tests do not dial peers")));
+
+    /// <summary>A context whose links are made by <paramref name="connect"/>; the authority grants every promotion and outdating.</summary>
+    public static ReplicationContext Context(Func<PeerAddress, CancellationToken, Task<Stream>> connect) =>
+        new("test-host", new NoAuthority(), connect, TimeProvider.System, NullLogger.Instance);
 
     private sealed class NoAuthority : IReplicationAuthority
     {
