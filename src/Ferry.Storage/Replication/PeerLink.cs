@@ -24,6 +24,9 @@ internal sealed partial class PeerLink : IDisposable
     /// <summary>What a write sent from the file sends through the stream when the socket's buffer is full: one page.</summary>
     private const int PageSize = 4096;
 
+    /// <summary>A large write's data goes to the stream in pieces of this size, each one the peer takes a sign of life.</summary>
+    private const int SendPiece = 1 << 20;
+
     private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan PingInterval = TimeSpan.FromMilliseconds(500);
@@ -556,9 +559,9 @@ internal sealed partial class PeerLink : IDisposable
         var lastHeard = new LastHeard(_owner.Time);
         var tasks = new List<Task>
         {
-            SendLoopAsync(stream, pipe.Reader, link),
+            SendLoopAsync(stream, pipe.Reader, lastHeard, link),
             ReceiveLoopAsync(input, lastHeard, link),
-            PingLoopAsync(lastHeard, link),
+            PingLoopAsync(lastHeard, (stream as NetworkStream)?.Socket, link),
         };
         tasks.Add(WorkLoopAsync(resync, link));
 
@@ -608,7 +611,7 @@ internal sealed partial class PeerLink : IDisposable
     }
 
     /// <summary>Sends the send queue's bytes, and each write's data lent from its buffer (or the file) where it belongs among them.</summary>
-    private async Task SendLoopAsync(Stream stream, PipeReader frames, CancellationToken ct)
+    private async Task SendLoopAsync(Stream stream, PipeReader frames, LastHeard lastHeard, CancellationToken ct)
     {
         var socket = (stream as NetworkStream)?.Socket;
         long sent = 0;
@@ -628,6 +631,7 @@ internal sealed partial class PeerLink : IDisposable
                 foreach (var segment in buffer.Slice(0, upTo))
                 {
                     await stream.WriteAsync(segment, ct).ConfigureAwait(false);
+                    lastHeard.Now();
                 }
 
                 sent += upTo;
@@ -639,11 +643,15 @@ internal sealed partial class PeerLink : IDisposable
 
                 if (socket is not null && data.FileOffset >= 0)
                 {
-                    await SendFromFileAsync(stream, socket, data, ct).ConfigureAwait(false);
+                    await SendFromFileAsync(stream, socket, data, lastHeard, ct).ConfigureAwait(false);
                 }
                 else
                 {
-                    await stream.WriteAsync(data.Data, ct).ConfigureAwait(false);
+                    for (var at = 0; at < data.Data.Length; at += SendPiece)
+                    {
+                        await stream.WriteAsync(data.Data.Slice(at, Math.Min(SendPiece, data.Data.Length - at)), ct).ConfigureAwait(false);
+                        lastHeard.Now();
+                    }
                 }
 
                 lock (_lent)
@@ -669,7 +677,7 @@ internal sealed partial class PeerLink : IDisposable
     /// bytes, which its own frame brings again right after; the two were in flight together, so neither
     /// result is wrong (and a lost link marks both ranges anyway).
     /// </summary>
-    private async ValueTask SendFromFileAsync(Stream stream, Socket socket, Lent data, CancellationToken ct)
+    private async ValueTask SendFromFileAsync(Stream stream, Socket socket, Lent data, LastHeard lastHeard, CancellationToken ct)
     {
         var done = 0;
         while (done < data.Data.Length)
@@ -679,6 +687,7 @@ internal sealed partial class PeerLink : IDisposable
             if (moved > 0)
             {
                 done += (int)moved;
+                lastHeard.Now();
                 continue;
             }
 
@@ -687,6 +696,7 @@ internal sealed partial class PeerLink : IDisposable
             var piece = moved == -LinuxFile.EAgain ? Math.Min(PageSize, count) : count;
             await stream.WriteAsync(data.Data.Slice(done, piece), ct).ConfigureAwait(false);
             done += piece;
+            lastHeard.Now();
         }
     }
     private async Task ReceiveLoopAsync(PipeReader input, LastHeard lastHeard, CancellationToken ct)
@@ -723,12 +733,28 @@ internal sealed partial class PeerLink : IDisposable
         }
     }
 
-    private async Task PingLoopAsync(LastHeard lastHeard, CancellationToken ct)
+    /// <summary>
+    /// Pings the peer and judges it gone when it gave no sign of life for <see cref="DeadAfter"/>. On a plain
+    /// link the kernel also tells how much of what was sent the peer has not acknowledged: when that went
+    /// down, the peer is taking data (its answers are queued behind it on a slow link).
+    /// </summary>
+    private async Task PingLoopAsync(LastHeard lastHeard, Socket? socket, CancellationToken ct)
     {
         ulong nonce = 0;
+        var unacknowledged = long.MaxValue;
         while (true)
         {
             await Task.Delay(PingInterval, _owner.Time, ct).ConfigureAwait(false);
+            if (socket is not null && LinuxSocket.Unacknowledged(socket) is var left and >= 0)
+            {
+                if (left < unacknowledged)
+                {
+                    lastHeard.Now();
+                }
+
+                unacknowledged = left;
+            }
+
             if (lastHeard.Silence > DeadAfter)
             {
                 throw new IOException($"the peer sent nothing for {DeadAfter.TotalSeconds:0.#} s");
@@ -1130,6 +1156,12 @@ internal sealed partial class PeerLink : IDisposable
     /// <summary>A write's data lent to the send loop: it goes at position <see cref="At"/> of the send queue's bytes; <see cref="FileOffset"/> is where the local file holds it, or -1.</summary>
     private readonly record struct Lent(long At, ReadOnlyMemory<byte> Data, long FileOffset);
 
+    /// <summary>
+    /// When the peer last gave a sign of life: a frame from it, data it took from the link (a send that
+    /// completed, or fewer bytes unacknowledged than at the last ping). A large write, or a long queue of
+    /// them, over a slow link takes longer than <see cref="DeadAfter"/> to arrive, with the peer's answers
+    /// behind it; a peer that stopped reading blocks the sends and acknowledges nothing once the buffers are full.
+    /// </summary>
     private sealed class LastHeard(TimeProvider time)
     {
         private long _at = time.GetTimestamp();

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.IO.Pipelines;
 using Ferry.Storage.Replication.Wire;
 using Ferry.Storage.Volumes;
@@ -31,6 +32,9 @@ public sealed partial class ReplicaSession : IDisposable
     private readonly string _from;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stop = new();
+    private readonly Action _heard;
+    private long _heardAt = Stopwatch.GetTimestamp();
+    private volatile bool _working;
     private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private ReplicatedVolume? _copy;
     private ReplicationProtocol _protocol;
@@ -48,11 +52,15 @@ public sealed partial class ReplicaSession : IDisposable
         _output = output;
         _splice = splice;
         _interrupt = interrupt;
+        _heard = Heard;
         _from = from;
         _logger = logger;
     }
 
-    /// <summary>How long the session waits for any frame (the primary pings every second) before it gives up on the primary.</summary>
+    /// <summary>
+    /// How long the session waits for the primary (a frame, more of a write's data, room to answer) before it
+    /// gives up on it; the primary pings twice a second. Time spent on this copy's disk does not count.
+    /// </summary>
     public TimeSpan IdleTimeout { get; init; } = PeerLink.DeadAfter;
 
     public ConnectionState Connection { get; private set; } = ConnectionState.Connecting;
@@ -72,10 +80,12 @@ public sealed partial class ReplicaSession : IDisposable
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, _stop.Token);
         using var interrupt = _interrupt is { } wake ? linked.Token.Register(wake) : default;
+        using var served = new CancellationTokenSource();
+        var watching = WatchAsync(linked, served.Token);
         ReplicaSessionEnd end;
         try
         {
-            end = await ServeAsync(linked).ConfigureAwait(false);
+            end = await ServeAsync(linked.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
@@ -85,6 +95,9 @@ public sealed partial class ReplicaSession : IDisposable
         {
             end = new(null, e.Message);
         }
+
+        await served.CancelAsync().ConfigureAwait(false);
+        await watching.ConfigureAwait(false);
 
         // A blocked read that the interrupt woke sees the link end: the session ends for the reason it was stopped.
         if (end.Error is null && linked.IsCancellationRequested)
@@ -136,10 +149,42 @@ public sealed partial class ReplicaSession : IDisposable
         _splice?.Dispose();
     }
 
-    private async Task<ReplicaSessionEnd> ServeAsync(CancellationTokenSource idle)
+    /// <summary>Ends the session (through <paramref name="idle"/>) once it has waited for the primary longer than <see cref="IdleTimeout"/>.</summary>
+    private async Task WatchAsync(CancellationTokenSource idle, CancellationToken ct)
     {
-        var ct = idle.Token;
-        idle.CancelAfter(IdleTimeout);
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(IdleTimeout / 4, ct).ConfigureAwait(false);
+                if (!_working && Stopwatch.GetElapsedTime(Volatile.Read(ref _heardAt)) > IdleTimeout)
+                {
+                    await idle.CancelAsync().ConfigureAwait(false);
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The session ended first.
+        }
+    }
+
+    /// <summary>Something came from the primary (a frame, part of a write's data): it is there, however slow the link.</summary>
+    private void Heard() => Volatile.Write(ref _heardAt, Stopwatch.GetTimestamp());
+
+    /// <summary>This copy works on a frame (its disk may take long): the primary is not waited for meanwhile.</summary>
+    private void BeginWork() => _working = true;
+
+    /// <summary>The work is done (or waits for more of the primary's data): waiting for the primary starts again now.</summary>
+    private void EndWork()
+    {
+        Heard();
+        _working = false;
+    }
+
+    private async Task<ReplicaSessionEnd> ServeAsync(CancellationToken ct)
+    {
         if (await LinkReader.ReadFrameAsync(_input, ct).ConfigureAwait(false) is not { } first)
         {
             return new(null, "the peer left before saying hello");
@@ -175,13 +220,14 @@ public sealed partial class ReplicaSession : IDisposable
         LogAttached(_logger, copy.Name, _from, helloFrame.Hello.Epoch);
         while (await LinkReader.ReadFrameAsync(_input, ct).ConfigureAwait(false) is { } next)
         {
-            idle.CancelAfter(IdleTimeout);
             if (next.Frame is not { } frame)
             {
                 return new(LinkErrorCode.ProtocolViolation, next.Error!);
             }
 
+            BeginWork();
             var outcome = await ApplyAsync(copy, frame, ct).ConfigureAwait(false);
+            EndWork();
             if (outcome is { } stop)
             {
                 return stop;
@@ -417,7 +463,9 @@ public sealed partial class ReplicaSession : IDisposable
                     break;
                 }
 
+                EndWork();
                 result = await _input.ReadAsync(ct).ConfigureAwait(false);
+                BeginWork();
             }
 
             var piece = result.Buffer.Slice(0, Math.Min(left, result.Buffer.Length));
@@ -448,7 +496,9 @@ public sealed partial class ReplicaSession : IDisposable
         var splice = _splice!;
         while (left > 0)
         {
+            EndWork();
             var moved = splice.Fill((int)Math.Min(left, SplicePipe.Capacity));
+            BeginWork();
             if (moved == 0)
             {
                 return null;
@@ -484,7 +534,10 @@ public sealed partial class ReplicaSession : IDisposable
         var buffer = ArrayPool<byte>.Shared.Rent(write.Length);
         try
         {
-            if (!await LinkReader.ReadDataAsync(_input, buffer.AsMemory(0, write.Length), ct).ConfigureAwait(false))
+            EndWork();
+            var whole = await LinkReader.ReadDataAsync(_input, buffer.AsMemory(0, write.Length), ct, _heard).ConfigureAwait(false);
+            BeginWork();
+            if (!whole)
             {
                 return null;
             }

@@ -170,52 +170,168 @@ public sealed class PlainLinkTests : IDisposable
     [Fact]
     public async Task Large_writes_a_primary_sends_from_its_file_reach_the_copy_whole_when_the_link_is_full()
     {
-        const long Size = 16 << 20;
-        using var storeA = VolumeStore.Open(Path.Combine(_dir.Path, "a"), TimeProvider.System, NullLogger.Instance);
-        await storeA.CreateAsync("vol", Size, default);
-        storeA.TryGet("vol", out var volumeA);
-        using var storeB = VolumeStore.Open(Path.Combine(_dir.Path, "b"), TimeProvider.System, NullLogger.Instance);
-        await storeB.CreateAsync("vol", Size, default, copyOf: volumeA!.Metadata.Current.VolumeId);
-        storeB.TryGet("vol", out var volumeB);
-        await using var copyB = ReplicatedVolume.Open(volumeB!, new ReplicationSettings { Role = CopyRole.Secondary }, TestReplication.Context());
-
-        // Socket buffers of a few KiB on both ends: sendfile keeps finding the link full.
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        using var stop = new CancellationTokenSource();
-        var serving = ServeOnePlainLinkAsync(listener, copyB, stop.Token);
-        var context = TestReplication.Context(async (_, ct) =>
-        {
-            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, SendBufferSize = 8 << 10 };
-            await socket.ConnectAsync((IPEndPoint)listener.LocalEndpoint, ct);
-            return new NetworkStream(socket, ownsSocket: true);
-        });
-        var settings = new ReplicationSettings { Role = CopyRole.Primary, Peers = [new PeerAddress("b", listener.LocalEndpoint.ToString()!)] };
+        // A send buffer of a few KiB: sendfile keeps finding the link full.
+        await using var copies = await LinkedCopies.StartAsync(_dir.Path, sendBuffer: 8 << 10, bytesPerSecond: 0);
         var data = new byte[12 << 20];
         Random.Shared.NextBytes(data);
-        await using (var copyA = ReplicatedVolume.Open(volumeA, settings, context))
+
+        // Writes of 4 MiB and 100 KiB at odd offsets, several in flight, then one over their ranges.
+        var primary = copies.Primary;
+        await Task.WhenAll(
+            primary.WriteAsync(4096, data.AsMemory(0, 4 << 20), fua: false, default).AsTask(),
+            primary.WriteAsync((4 << 20) + 8192, data.AsMemory(4 << 20, 4 << 20), fua: true, default).AsTask(),
+            primary.WriteAsync(9 << 20, data.AsMemory(8 << 20, 100 << 10), fua: false, default).AsTask());
+        await primary.WriteAsync(12345 * 512, data.AsMemory(9 << 20, 3 << 20), fua: false, default);
+
+        var onA = await copies.AssertInStepAsync();
+        Assert.Equal(data.AsSpan(9 << 20, 3 << 20).ToArray(), onA.AsSpan(12345 * 512, 3 << 20).ToArray());
+    }
+
+    [Fact]
+    public async Task A_write_that_takes_a_slow_link_longer_than_the_dead_peer_time_keeps_the_link()
+    {
+        // 6 MiB at 2 MiB/s: 3 s without a frame either way, where 2 s of silence ends a link.
+        await using var copies = await LinkedCopies.StartAsync(_dir.Path, sendBuffer: 0, bytesPerSecond: 2 << 20);
+        var data = new byte[6 << 20];
+        Random.Shared.NextBytes(data);
+        var started = DateTime.UtcNow;
+        await copies.Primary.WriteAsync(1 << 20, data, fua: true, default);
+
+        Assert.True(DateTime.UtcNow - started > PeerLink.DeadAfter, $"the write took only {DateTime.UtcNow - started}: the link was not slow");
+        var onA = await copies.AssertInStepAsync();
+        Assert.Equal(data, onA.AsSpan(1 << 20, 6 << 20).ToArray());
+    }
+
+    /// <summary>
+    /// A primary and its copy in this process, joined by a plain TCP link as the agent makes it (the copy's
+    /// side read on a thread of its own, large writes spliced), optionally through a relay that passes the
+    /// primary's bytes on at a given rate.
+    /// </summary>
+    private sealed class LinkedCopies : IAsyncDisposable
+    {
+        private const long Size = 16 << 20;
+        private readonly List<IDisposable> _owned = [];
+        private readonly CancellationTokenSource _stop = new();
+        private readonly List<Task> _running = [];
+        private Volume _volumeA = null!;
+        private Volume _volumeB = null!;
+        private ReplicatedVolume _copy = null!;
+        private Task<ReplicaSessionEnd> _serving = null!;
+
+        public ReplicatedVolume Primary { get; private set; } = null!;
+
+        public static async Task<LinkedCopies> StartAsync(string directory, int sendBuffer, int bytesPerSecond)
         {
-            var deadline = DateTime.UtcNow.AddSeconds(30);
-            while (copyA.CopyState().Connection != ConnectionState.Connected)
+            var copies = new LinkedCopies();
+            var storeA = VolumeStore.Open(Path.Combine(directory, "a"), TimeProvider.System, NullLogger.Instance);
+            var storeB = VolumeStore.Open(Path.Combine(directory, "b"), TimeProvider.System, NullLogger.Instance);
+            copies._owned.AddRange([storeA, storeB]);
+            await storeA.CreateAsync("vol", Size, default);
+            storeA.TryGet("vol", out var volumeA);
+            await storeB.CreateAsync("vol", Size, default, copyOf: volumeA!.Metadata.Current.VolumeId);
+            storeB.TryGet("vol", out var volumeB);
+            (copies._volumeA, copies._volumeB) = (volumeA, volumeB!);
+            copies._copy = ReplicatedVolume.Open(volumeB!, new ReplicationSettings { Role = CopyRole.Secondary }, TestReplication.Context());
+
+            var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            copies._owned.Add(listener);
+            copies._serving = ServeOnePlainLinkAsync(listener, copies._copy, copies._stop.Token);
+            var target = (IPEndPoint)listener.LocalEndpoint;
+            if (bytesPerSecond > 0)
             {
-                Assert.True(DateTime.UtcNow < deadline, $"the copy is not in sync: {copyA.CopyState().Connection}");
+                var relay = new TcpListener(IPAddress.Loopback, 0);
+                relay.Start();
+                copies._owned.Add(relay);
+                copies._running.Add(RelayAsync(relay, target, bytesPerSecond, copies._stop.Token));
+                target = (IPEndPoint)relay.LocalEndpoint;
+            }
+
+            var context = TestReplication.Context(async (_, ct) =>
+            {
+                var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                if (sendBuffer > 0)
+                {
+                    socket.SendBufferSize = sendBuffer;
+                }
+
+                await socket.ConnectAsync(target, ct);
+                return new NetworkStream(socket, ownsSocket: true);
+            });
+            var settings = new ReplicationSettings { Role = CopyRole.Primary, Peers = [new PeerAddress("b", target.ToString())] };
+            copies.Primary = ReplicatedVolume.Open(volumeA, settings, context);
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (copies.Primary.CopyState().Connection != ConnectionState.Connected)
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"the copy is not in sync: {copies.Primary.CopyState().Connection}");
                 await Task.Delay(20);
             }
 
-            // Writes of 4 MiB and 100 KiB at odd offsets, several in flight, then one over their ranges.
-            await Task.WhenAll(
-                copyA.WriteAsync(4096, data.AsMemory(0, 4 << 20), fua: false, default).AsTask(),
-                copyA.WriteAsync((4 << 20) + 8192, data.AsMemory(4 << 20, 4 << 20), fua: true, default).AsTask(),
-                copyA.WriteAsync(9 << 20, data.AsMemory(8 << 20, 100 << 10), fua: false, default).AsTask());
-            await copyA.WriteAsync(12345 * 512, data.AsMemory(9 << 20, 3 << 20), fua: false, default);
-            Assert.True(copyA.CopyState().Connection == ConnectionState.Connected, $"{copyA.CopyState().Peers[0]}; the copy: {(serving.IsCompleted ? (await serving).Reason : "serving")}");
+            return copies;
         }
 
-        await stop.CancelAsync();
-        await serving;
-        var onA = await File.ReadAllBytesAsync(volumeA.DataPath);
-        Assert.Equal(onA, await File.ReadAllBytesAsync(volumeB!.DataPath));
-        Assert.Equal(data.AsSpan(9 << 20, 3 << 20).ToArray(), onA.AsSpan(12345 * 512, 3 << 20).ToArray());
+        /// <summary>Asserts the link is still up, closes both copies and compares their files; the primary's bytes.</summary>
+        public async Task<byte[]> AssertInStepAsync()
+        {
+            var peer = Primary.CopyState().Peers[0];
+            Assert.True(peer.Connection == ConnectionState.Connected, $"{peer}; the copy: {(_serving.IsCompleted ? (await _serving).Reason : "serving")}");
+            await DisposeAsync();
+            var onA = await File.ReadAllBytesAsync(_volumeA.DataPath);
+            Assert.Equal(onA, await File.ReadAllBytesAsync(_volumeB.DataPath));
+            return onA;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (_stop.IsCancellationRequested)
+            {
+                return;
+            }
+
+            await Primary.DisposeAsync();
+            await _stop.CancelAsync();
+            await _serving;
+            await _copy.DisposeAsync();
+            await Task.WhenAll(_running);
+            _owned.ForEach(o => o.Dispose());
+        }
+
+        /// <summary>One connection passed on to <paramref name="target"/>, the primary's bytes at most <paramref name="bytesPerSecond"/>.</summary>
+        private static async Task RelayAsync(TcpListener relay, IPEndPoint target, int bytesPerSecond, CancellationToken ct)
+        {
+            try
+            {
+                using var front = await relay.AcceptSocketAsync(ct);
+                front.ReceiveBufferSize = 64 << 10; // what a slow link holds in flight, not a loopback's megabytes
+                using var back = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                await back.ConnectAsync(target, ct);
+                await Task.WhenAny(PumpAsync(front, back, bytesPerSecond, ct), PumpAsync(back, front, 0, ct));
+            }
+            catch (Exception e) when (e is OperationCanceledException or SocketException)
+            {
+                // The test is over.
+            }
+        }
+
+        private static async Task PumpAsync(Socket from, Socket to, int bytesPerSecond, CancellationToken ct)
+        {
+            var buffer = new byte[16 << 10];
+            try
+            {
+                while (await from.ReceiveAsync(buffer, ct) is var read and > 0)
+                {
+                    await to.SendAsync(buffer.AsMemory(0, read), ct);
+                    if (bytesPerSecond > 0)
+                    {
+                        await Task.Delay(TimeSpan.FromSeconds((double)read / bytesPerSecond), ct);
+                    }
+                }
+            }
+            catch (Exception e) when (e is OperationCanceledException or SocketException)
+            {
+                // One side closed or the test is over.
+            }
+        }
     }
 
     /// <summary>The copy's side of one plain link, as the agent serves it: read on a thread of its own, large writes spliced.</summary>

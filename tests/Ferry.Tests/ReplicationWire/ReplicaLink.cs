@@ -13,9 +13,12 @@ internal sealed class ReplicaLink
     private readonly Pipe _fromReplica = new();
     private readonly Task<ReplicaSessionEnd> _session;
 
-    public ReplicaLink(ReplicatedVolume copy)
+    public ReplicaLink(ReplicatedVolume copy, TimeSpan? idleTimeout = null)
     {
-        var session = new ReplicaSession(id => id == copy.VolumeId ? copy : null, _toReplica.Reader, _fromReplica.Writer, "test", NullLogger.Instance);
+        var session = new ReplicaSession(id => id == copy.VolumeId ? copy : null, _toReplica.Reader, _fromReplica.Writer, "test", NullLogger.Instance)
+        {
+            IdleTimeout = idleTimeout ?? PeerLink.DeadAfter,
+        };
         _session = session.RunAsync(CancellationToken.None);
     }
 

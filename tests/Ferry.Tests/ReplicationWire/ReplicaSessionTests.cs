@@ -180,6 +180,29 @@ public sealed class ReplicaSessionTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task A_write_arriving_more_slowly_than_the_idle_timeout_keeps_the_link()
+    {
+        var link = new ReplicaLink(_copy, idleTimeout: TimeSpan.FromSeconds(1.5));
+        await link.SendAsync(w => LinkFrameWriter.WriteHello(w, PrimaryHello()));
+        await link.ReceiveAsync();
+        const int Pieces = 8;
+        const int Length = Pieces * 64 * 1024;
+        LinkFrameWriter.WriteWrite(link.Output, new WriteFrame(1, 5, 0, Length, Fua: false));
+        await link.Output.FlushAsync();
+        for (var piece = 0; piece < Pieces; piece++)
+        {
+            await Task.Delay(300); // 2.4 s for the whole write, no frame in between
+            await link.SendAsync(w => { w.GetSpan(Length / Pieces)[..(Length / Pieces)].Fill(0x42); w.Advance(Length / Pieces); });
+        }
+
+        Assert.Equal(new AckFrame(1, AckKind.Written, AckStatus.Ok), (await link.ReceiveAsync()).Ack);
+        Assert.All(await ReadVolumeAsync(0, Length), b => Assert.Equal(0x42, b));
+
+        // Silence, on the other hand, ends the link.
+        Assert.Equal("the primary sent nothing for 1.5 s", (await link.EndedAsync()).Reason);
+    }
+
+    [Fact]
     public async Task Checksums_are_answered_per_4_KiB_block_and_a_range_past_the_end_ends_the_link()
     {
         await SendAsync(w => LinkFrameWriter.WriteHello(w, PrimaryHello()));

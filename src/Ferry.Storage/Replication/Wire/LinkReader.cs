@@ -36,8 +36,8 @@ internal static class LinkReader
         }
     }
 
-    /// <summary>Reads the data that follows a frame; false when the stream ends first.</summary>
-    public static async ValueTask<bool> ReadDataAsync(PipeReader input, Memory<byte> destination, CancellationToken ct)
+    /// <summary>Reads the data that follows a frame; false when the stream ends first. <paramref name="arriving"/> is told of each part that leaves more to come.</summary>
+    public static async ValueTask<bool> ReadDataAsync(PipeReader input, Memory<byte> destination, CancellationToken ct, Action? arriving = null)
     {
         while (!destination.IsEmpty)
         {
@@ -46,9 +46,14 @@ internal static class LinkReader
             result.Buffer.Slice(0, take).CopyTo(destination.Span);
             destination = destination[take..];
             input.AdvanceTo(result.Buffer.GetPosition(take));
-            if (!destination.IsEmpty && result.IsCompleted)
+            if (!destination.IsEmpty)
             {
-                return false;
+                if (result.IsCompleted)
+                {
+                    return false;
+                }
+
+                arriving?.Invoke();
             }
         }
 
