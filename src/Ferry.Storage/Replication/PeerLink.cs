@@ -18,8 +18,13 @@ namespace Ferry.Storage.Replication;
 /// </summary>
 internal sealed partial class PeerLink : IDisposable
 {
-    /// <summary>Frames sent but not acknowledged; beyond it writes wait (protocol A would otherwise queue without bound).</summary>
-    private const int Window = 4096;
+    /// <summary>Changes sent but not acknowledged, and their data; beyond either, writes wait (protocol A would otherwise queue without bound).</summary>
+    private const int WindowFrames = 4096;
+
+    private const long WindowBytes = 64 << 20;
+
+    /// <summary>A frame that holds nothing of the send window (resync blocks, syncs, checksums have their own pacing).</summary>
+    private const long NoCredit = -1;
 
     /// <summary>What a write sent from the file sends through the stream when the socket's buffer is full: one page.</summary>
     private const int PageSize = 4096;
@@ -42,7 +47,7 @@ internal sealed partial class PeerLink : IDisposable
     private readonly ILogger _logger;
     private readonly Queue<PendingFrame> _pending = new();
     private readonly Lock _pendingLock = new();
-    private readonly SemaphoreSlim _credits = new(Window, Window);
+    private readonly SendWindow _window = new(WindowFrames, WindowBytes);
     private readonly SemaphoreSlim _wake = new(0, 1);
 
     private Pipe? _pipe;
@@ -188,9 +193,10 @@ internal sealed partial class PeerLink : IDisposable
         return null;
     }
 
-    public ValueTask TakeCreditAsync(CancellationToken ct) => new(_credits.WaitAsync(ct));
+    /// <summary>Room in the send window for one change with <paramref name="size"/> bytes of data.</summary>
+    public ValueTask TakeCreditAsync(long size, CancellationToken ct) => _window.TakeAsync(size, ct);
 
-    public void ReturnCredit() => _credits.Release();
+    public void ReturnCredit(long size) => _window.Return(size);
 
     // --- Sending, under the owner's ordering lock ---------------------------------------------------
 
@@ -200,7 +206,7 @@ internal sealed partial class PeerLink : IDisposable
         var writer = _pipe!.Writer;
         LinkFrameWriter.WriteWrite(writer, new WriteFrame(sequence, epoch, offset, data.Length, fua), resync);
         writer.Write(data);
-        Enqueue(new PendingFrame(sequence, resync ? PendingKind.Resync : PendingKind.Change, offset, data.Length, waiter, WaitsForWrite(fua), holdsCredit, null));
+        Enqueue(new PendingFrame(sequence, resync ? PendingKind.Resync : PendingKind.Change, offset, data.Length, waiter, WaitsForWrite(fua), Credit(holdsCredit, data.Length), null));
     }
 
     /// <summary>
@@ -220,19 +226,19 @@ internal sealed partial class PeerLink : IDisposable
             _lent.Enqueue(new Lent(_pipeBytes + writer.UnflushedBytes, data, inFile ? offset : -1));
         }
 
-        Enqueue(new PendingFrame(sequence, PendingKind.Change, offset, data.Length, waiter, WaitsForWrite(fua), holdsCredit, null));
+        Enqueue(new PendingFrame(sequence, PendingKind.Change, offset, data.Length, waiter, WaitsForWrite(fua), Credit(holdsCredit, data.Length), null));
     }
 
     public void SendZero(ulong sequence, ulong epoch, long offset, long length, bool fua, bool mayTrim, AckWaiter? waiter, bool holdsCredit, bool resync = false)
     {
         LinkFrameWriter.WriteZero(_pipe!.Writer, new ZeroFrame(sequence, epoch, offset, length, fua, mayTrim));
-        Enqueue(new PendingFrame(sequence, resync ? PendingKind.Resync : PendingKind.Change, offset, length, waiter, WaitsForWrite(fua), holdsCredit, null));
+        Enqueue(new PendingFrame(sequence, resync ? PendingKind.Resync : PendingKind.Change, offset, length, waiter, WaitsForWrite(fua), Credit(holdsCredit, 0), null));
     }
 
     public void SendFlush(ulong sequence, ulong epoch, AckWaiter? waiter, bool holdsCredit)
     {
         LinkFrameWriter.WriteFlush(_pipe!.Writer, new FlushFrame(sequence, epoch));
-        Enqueue(new PendingFrame(sequence, PendingKind.Flush, 0, 0, waiter, WaitForWrite: true, holdsCredit, null));
+        Enqueue(new PendingFrame(sequence, PendingKind.Flush, 0, 0, waiter, WaitForWrite: true, Credit(holdsCredit, 0), null));
     }
 
     /// <summary>
@@ -252,7 +258,7 @@ internal sealed partial class PeerLink : IDisposable
             BlockChecksums.Compute(buffer.AsSpan(0, length), compare.Local);
             var sequence = _owner.NextSequence();
             LinkFrameWriter.WriteChecksumRequest(_pipe!.Writer, new ChecksumRequestFrame(sequence, _owner.Epoch, offset, length));
-            Enqueue(new PendingFrame(sequence, PendingKind.Checksums, offset, length, null, WaitForWrite: true, HoldsCredit: false, compare));
+            Enqueue(new PendingFrame(sequence, PendingKind.Checksums, offset, length, null, WaitForWrite: true, Credit: NoCredit, compare));
             return compare;
         }, ct);
 
@@ -265,8 +271,11 @@ internal sealed partial class PeerLink : IDisposable
     private void SendSync(ulong sequence, ulong epoch, GenerationIds ids, bool full, bool end, AckWaiter? waiter)
     {
         LinkFrameWriter.WriteSync(_pipe!.Writer, new SyncFrame(sequence, epoch, ids, full), end);
-        Enqueue(new PendingFrame(sequence, PendingKind.Sync, 0, 0, waiter, WaitForWrite: true, HoldsCredit: false, null));
+        Enqueue(new PendingFrame(sequence, PendingKind.Sync, 0, 0, waiter, WaitForWrite: true, Credit: NoCredit, null));
     }
+
+    /// <summary>What a frame holds of the send window: its data's size, or <see cref="NoCredit"/>.</summary>
+    private static long Credit(bool holdsCredit, long size) => holdsCredit ? size : NoCredit;
 
     // Protocol B acknowledges on receipt, except what must be durable (FUA and flushes).
     private bool WaitsForWrite(bool fua) => fua || _owner.Settings.Protocol != ReplicationProtocol.B;
@@ -807,9 +816,9 @@ internal sealed partial class PeerLink : IDisposable
             head.Waiter?.Signal(AckStatus.Ok);
         }
 
-        if (head.HoldsCredit)
+        if (head.Credit != NoCredit)
         {
-            _credits.Release();
+            _window.Return(head.Credit);
         }
 
         if (head.Kind == PendingKind.Resync)
@@ -959,7 +968,7 @@ internal sealed partial class PeerLink : IDisposable
         var sequence = _owner.NextSequence();
         _peerCurrent = ids.Current;
         LinkFrameWriter.WriteGeneration(_pipe!.Writer, new SyncFrame(sequence, _owner.Epoch, ids, Full: false));
-        Enqueue(new PendingFrame(sequence, PendingKind.Sync, 0, 0, null, WaitForWrite: true, HoldsCredit: false, null));
+        Enqueue(new PendingFrame(sequence, PendingKind.Sync, 0, 0, null, WaitForWrite: true, Credit: NoCredit, null));
     }
 
     internal void SendSyncEnd(GenerationIds ids, AckWaiter waiter)
@@ -1048,9 +1057,9 @@ internal sealed partial class PeerLink : IDisposable
                         frame.Waiter?.Signal(status);
                     }
 
-                    if (frame.HoldsCredit)
+                    if (frame.Credit != NoCredit)
                     {
-                        _credits.Release();
+                        _window.Return(frame.Credit);
                     }
                 }
             },
@@ -1137,7 +1146,6 @@ internal sealed partial class PeerLink : IDisposable
 
     public void Dispose()
     {
-        _credits.Dispose();
         _wake.Dispose();
     }
 
@@ -1151,7 +1159,7 @@ internal sealed partial class PeerLink : IDisposable
     }
 
     private readonly record struct PendingFrame(
-        ulong Sequence, PendingKind Kind, long Offset, long Length, AckWaiter? Waiter, bool WaitForWrite, bool HoldsCredit, ChecksumCompare? Compare);
+        ulong Sequence, PendingKind Kind, long Offset, long Length, AckWaiter? Waiter, bool WaitForWrite, long Credit, ChecksumCompare? Compare);
 
     /// <summary>A write's data lent to the send loop: it goes at position <see cref="At"/> of the send queue's bytes; <see cref="FileOffset"/> is where the local file holds it, or -1.</summary>
     private readonly record struct Lent(long At, ReadOnlyMemory<byte> Data, long FileOffset);

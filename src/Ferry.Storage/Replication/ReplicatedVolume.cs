@@ -431,7 +431,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         await _activityLog.BeginAsync(change.Offset, change.Length, ct).ConfigureAwait(false);
         try
         {
-            var credits = await TakeCreditsAsync(ct).ConfigureAwait(false);
+            var credits = await TakeCreditsAsync(change.DataBytes, ct).ConfigureAwait(false);
             var applyFirst = Settings.Protocol != ReplicationProtocol.A && change.IsLendable && AnyPeerSendsFromFile();
             long range = 0;
             var queued = false;
@@ -483,7 +483,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
                     MarkUnsure(change); // this copy's range is partly written, the peers' is not
                 }
 
-                ReturnCredits(credits);
+                ReturnCredits(credits, change.DataBytes);
                 throw;
             }
             catch
@@ -558,7 +558,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
     /// <summary>Under the ordering lock: the change gets its sequence number and goes to every replicating peer.</summary>
     private AckWaiter? Queue(in Change change, int credits, bool inFile)
     {
-        BeginChange(change.Offset, change.Length, credits);
+        BeginChange(change.Offset, change.Length, credits, change.DataBytes);
         var waiter = RentWaiter();
         var sequence = ++_sequence;
         for (var i = 0; i < _peers.Length; i++)
@@ -622,6 +622,9 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
 
         public bool IsLendable => ZeroFlags is null && Data.Length >= LendAtLeast;
 
+        /// <summary>The data the change sends: a write's bytes (a zeroing sends only its range).</summary>
+        public long DataBytes => ZeroFlags is null ? Data.Length : 0;
+
         public void ApplyTo(Volume volume)
         {
             if (ZeroFlags is { } flags)
@@ -654,7 +657,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
     public async ValueTask FlushAsync(CancellationToken ct)
     {
         ThrowUnlessWritable();
-        var credits = await TakeCreditsAsync(ct).ConfigureAwait(false);
+        var credits = await TakeCreditsAsync(0, ct).ConfigureAwait(false);
         AckWaiter? waiter;
         lock (_order)
         {
@@ -668,7 +671,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
                 }
                 else if (HoldsCredit(credits, i))
                 {
-                    _peers[i].ReturnCredit();
+                    _peers[i].ReturnCredit(0);
                 }
             }
         }
@@ -694,7 +697,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
     }
 
     /// <summary>One credit per replicating peer (bit i: peer i), so no link queues without bound.</summary>
-    private async ValueTask<int> TakeCreditsAsync(CancellationToken ct)
+    private async ValueTask<int> TakeCreditsAsync(long size, CancellationToken ct)
     {
         var credits = 0;
         var peers = _peers;
@@ -702,7 +705,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         {
             if (peers[i].IsReplicating)
             {
-                await peers[i].TakeCreditAsync(ct).ConfigureAwait(false);
+                await peers[i].TakeCreditAsync(size, ct).ConfigureAwait(false);
                 credits |= 1 << i;
             }
         }
@@ -716,7 +719,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
     /// Under the ordering lock, before a change is applied: peers that will not receive it get its blocks
     /// marked (and are outdated), and a new generation starts if the peers may know the current one.
     /// </summary>
-    private void BeginChange(long offset, long length, int credits)
+    private void BeginChange(long offset, long length, int credits, long size)
     {
         ThrowUnlessWritable();
         Volatile.Write(ref _lastApplicationWrite, Time.GetTimestamp());
@@ -730,7 +733,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
 
             if (HoldsCredit(credits, i))
             {
-                peer.ReturnCredit();
+                peer.ReturnCredit(size);
             }
 
             var s = Volume.Metadata.Current;
@@ -774,13 +777,13 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
     }
 
     /// <summary>After a local change failed: nothing was queued, so the credits it took go back.</summary>
-    private void ReturnCredits(int credits)
+    private void ReturnCredits(int credits, long size)
     {
         for (var i = 0; i < _peers.Length; i++)
         {
             if (_peers[i].IsReplicating && HoldsCredit(credits, i))
             {
-                _peers[i].ReturnCredit();
+                _peers[i].ReturnCredit(size);
             }
         }
     }
