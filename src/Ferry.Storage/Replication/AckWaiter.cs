@@ -24,6 +24,7 @@ internal sealed class AckWaiter : IValueTaskSource<AckStatus>
             waiter = new AckWaiter();
         }
 
+        waiter._core.RunContinuationsAsynchronously = true;
         waiter._remaining = peers;
         waiter._worst = (int)AckStatus.Ok;
         return waiter;
@@ -31,7 +32,11 @@ internal sealed class AckWaiter : IValueTaskSource<AckStatus>
 
     public ValueTask<AckStatus> WaitAsync() => new(this, _core.Version);
 
-    public void Signal(AckStatus status)
+    /// <summary>
+    /// One peer's answer. <paramref name="inline"/>: the caller holds no lock and may run the write's
+    /// continuation itself (queueing the write's reply), which saves a hand-off to the thread pool per write.
+    /// </summary>
+    public void Signal(AckStatus status, bool inline = false)
     {
         if (status != AckStatus.Ok)
         {
@@ -40,6 +45,7 @@ internal sealed class AckWaiter : IValueTaskSource<AckStatus>
 
         if (Interlocked.Decrement(ref _remaining) == 0)
         {
+            _core.RunContinuationsAsynchronously = !inline;
             _core.SetResult((AckStatus)Volatile.Read(ref _worst));
         }
     }

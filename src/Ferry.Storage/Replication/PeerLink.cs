@@ -813,7 +813,7 @@ internal sealed partial class PeerLink : IDisposable
 
         if (!IsSignalled(head))
         {
-            head.Waiter?.Signal(AckStatus.Ok);
+            head.Waiter?.Signal(AckStatus.Ok, inline: true);
         }
 
         if (head.Credit != NoCredit)
