@@ -1,6 +1,8 @@
 using System.Net.Security;
+using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
+using Ferry.Storage.Replication.Wire;
 
 namespace Ferry.Agent.Volumes;
 
@@ -101,7 +103,7 @@ internal sealed class ReplicationTls : IDisposable
     /// <summary>Runs one end's handshake within <see cref="HandshakeTimeout"/>; a refused or stalled peer becomes an IOException.</summary>
     private static async Task<Stream> AuthenticateAsync(Stream inner, Func<SslStream, CancellationToken, Task> handshake, string failure, CancellationToken ct)
     {
-        var tls = new SslStream(inner, leaveInnerStreamOpen: false);
+        var tls = new LinkTlsStream(inner);
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -150,4 +152,10 @@ internal sealed class ReplicationTls : IDisposable
             certificate.Dispose();
         }
     }
+}
+
+/// <summary>A link's TLS stream that tells which TCP socket it runs on (the primary watches what the peer acknowledged there).</summary>
+internal sealed class LinkTlsStream(Stream inner) : SslStream(inner, leaveInnerStreamOpen: false), ISocketLink
+{
+    public Socket? Socket => (InnerStream as NetworkStream)?.Socket;
 }

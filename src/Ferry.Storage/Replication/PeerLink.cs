@@ -570,7 +570,7 @@ internal sealed partial class PeerLink : IDisposable
         {
             SendLoopAsync(stream, pipe.Reader, lastHeard, link),
             ReceiveLoopAsync(input, lastHeard, link),
-            PingLoopAsync(lastHeard, (stream as NetworkStream)?.Socket, link),
+            PingLoopAsync(lastHeard, SocketUnder(stream), link),
         };
         tasks.Add(WorkLoopAsync(resync, link));
 
@@ -742,9 +742,17 @@ internal sealed partial class PeerLink : IDisposable
         }
     }
 
+    /// <summary>The TCP socket a link's stream runs on, plain or under TLS; null for other streams (tests' pipes).</summary>
+    private static Socket? SocketUnder(Stream stream) => stream switch
+    {
+        NetworkStream plain => plain.Socket,
+        ISocketLink tls => tls.Socket,
+        _ => null,
+    };
+
     /// <summary>
     /// Pings the peer and judges it gone when it gave no sign of life for <see cref="DeadAfter"/>. On a plain
-    /// link the kernel also tells how much of what was sent the peer has not acknowledged: when that went
+    /// TCP link the kernel also tells how much of what was sent the peer has not acknowledged: when that went
     /// down, the peer is taking data (its answers are queued behind it on a slow link).
     /// </summary>
     private async Task PingLoopAsync(LastHeard lastHeard, Socket? socket, CancellationToken ct)
