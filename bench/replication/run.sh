@@ -8,6 +8,8 @@
 # FERRY_BENCH_DIR=/dev/shm puts both agents' data in memory, to measure Ferry rather than the disk.
 # FERRY_BENCH_JOBS=1M (or 4k, QD1, ...) runs only the jobs whose name contains it; FERRY_BENCH_RESYNC=0
 # leaves out the resync.
+# FERRY_BENCH_TLS=1 runs the replication links over TLS 1.3 with host certificates, as in a cluster
+# (plain TCP otherwise, as between hosts in no cluster).
 # FERRY_BENCH_SPLIT=1 gives each host a core of its own, as two machines would have: agent A and
 # every client of its exports (fio, nbdcopy) on CPU 0, agent B (and the resync's peer, qemu-nbd) on
 # CPU 1. Every job, plain or replicated, then has the primary's one core; replication adds the
@@ -39,6 +41,22 @@ trap cleanup EXIT
 echo "fio (nbd engine, ${runtime} s per job, median of $rounds rounds, $size volumes) on agent A: plain vs replicated to agent B with protocol C and A; then a ${sync_mib} MiB resync vs nbdcopy"
 [ ${#on_cpu_a[@]} -gt 0 ] && echo "hosts split: agent A and its clients on CPU 0, agent B on CPU 1"
 
+tls=0
+if [ "${FERRY_BENCH_TLS:-0}" = 1 ]; then
+  tls=1
+  echo "replication links over TLS"
+  # A certificate authority and a certificate per host naming it, as a cluster hands them out.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ca \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+    -keyout "$work/ca-key.pem" -out "$work/ca.pem" 2>/dev/null
+  for h in host-a host-b; do
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$h" -keyout "$work/$h-key.pem" -out "$work/$h.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:%s\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n' "$h" >"$work/$h.ext"
+    openssl x509 -req -in "$work/$h.csr" -CA "$work/ca.pem" -CAkey "$work/ca-key.pem" -CAcreateserial -days 2 \
+      -extfile "$work/$h.ext" -out "$work/$h.pem" 2>/dev/null
+  done
+fi
+
 # Consecutive ports: A's API, B's API, A's and B's replication listeners, A's and B's peer APIs and consensus endpoints.
 base=$(shuf -i 20000-29990 -n 1)
 a_url=http://127.0.0.1:$base b_url=http://127.0.0.1:$((base + 1))
@@ -48,7 +66,9 @@ start_agent() {
   local cpu=$1
   shift
   if [ "$cpu" = a ]; then cpu=("${on_cpu_a[@]}"); else cpu=("${on_cpu_b[@]}"); fi
-  "${cpu[@]}" "${ferry[@]}" agent --data "$work/$1" --listen "$2" --host-name "$3" --replication-listen "$4" \
+  local certs=()
+  [ "$tls" = 1 ] && certs=(--replication-tls-cert "$work/$3.pem" --replication-tls-key "$work/$3-key.pem" --replication-tls-ca "$work/ca.pem")
+  "${cpu[@]}" "${ferry[@]}" agent --data "$work/$1" --listen "$2" --host-name "$3" --replication-listen "$4" "${certs[@]}" \
     --replication-authority "$work/authority.json" --peer-listen "127.0.0.1:$5" --consensus-listen "127.0.0.1:$6" >"$work/$1.log" 2>&1 &
   local pid=$!
   pids+=("$pid")
