@@ -14,7 +14,7 @@ namespace Ferry.Agent.Volumes;
 /// </summary>
 internal sealed class ReplicationTls : IDisposable
 {
-    private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
+    public static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
 
     private readonly X509Certificate2 _certificate;
     private readonly X509Certificate2Collection _authority;
@@ -157,5 +157,5 @@ internal sealed class ReplicationTls : IDisposable
 /// <summary>A link's TLS stream that tells which TCP socket it runs on (the primary watches what the peer acknowledged there).</summary>
 internal sealed class LinkTlsStream(Stream inner) : SslStream(inner, leaveInnerStreamOpen: false), ISocketLink
 {
-    public Socket? Socket => (InnerStream as NetworkStream)?.Socket;
+    public Socket? Socket => InnerStream is ISocketLink link ? link.Socket : (InnerStream as NetworkStream)?.Socket;
 }

@@ -107,7 +107,15 @@ internal sealed partial class VolumeReplication(VolumeStore store, ClusterServic
             timeout.CancelAfter(TimeSpan.FromSeconds(3));
             await socket.ConnectAsync(host, port, timeout.Token).ConfigureAwait(false);
             var stream = new NetworkStream(socket, ownsSocket: true);
-            return Tls() is { } tls ? await tls.ClientAsync(stream, peer.Host, ct).ConfigureAwait(false) : stream;
+            if (Tls() is not { } tls)
+            {
+                return stream;
+            }
+
+            var under = new CoalescingLinkStream(stream, socket);
+            var secure = await tls.ClientAsync(under, peer.Host, ct).ConfigureAwait(false);
+            under.Coalesce = true;
+            return secure;
         }
         catch
         {
@@ -146,25 +154,11 @@ internal sealed partial class VolumeReplication(VolumeStore store, ClusterServic
     private async Task ServeAsync(Socket socket, CancellationToken ct)
     {
         var from = socket.RemoteEndPoint?.ToString() ?? "?";
-        Stream stream = new NetworkStream(socket, ownsSocket: true);
         var tls = Tls();
-        if (tls is not null)
-        {
-            try
-            {
-                stream = await tls.ServerAsync(stream, ct).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is IOException or OperationCanceledException)
-            {
-                LogSessionEnded(_logger, from, $"refused: {e.Message}");
-                return;
-            }
-        }
-
-        await using var owned = stream;
+        await using var owned = new NetworkStream(socket, ownsSocket: true); // owns the socket; the link reads it with blocking calls
         try
         {
-            var end = tls is null ? await ServePlainAsync(socket, from, ct).ConfigureAwait(false) : await ServeStreamAsync(stream, from, ct).ConfigureAwait(false);
+            var end = tls is null ? await ServePlainAsync(socket, from, ct).ConfigureAwait(false) : await ServeTlsAsync(socket, tls, from, ct).ConfigureAwait(false);
             LogSessionEnded(_logger, from, end.Reason);
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or OperationCanceledException)
@@ -173,11 +167,37 @@ internal sealed partial class VolumeReplication(VolumeStore store, ClusterServic
         }
     }
 
-    private async Task<ReplicaSessionEnd> ServeStreamAsync(Stream stream, string from, CancellationToken ct)
-    {
-        using var session = new ReplicaSession(Resolve, PipeReader.Create(stream, LinkPipes.Reader), PipeWriter.Create(stream, LinkPipes.Writer), from, _logger);
-        return await session.RunAsync(ct).ConfigureAwait(false);
-    }
+    /// <summary>
+    /// A TLS link: the handshake and the session on a thread of their own with blocking reads, as a plain
+    /// link is read (the bytes are decrypted in user space, so nothing is spliced), and TLS's records sent
+    /// together. A silent peer ends the handshake by the socket's receive timeout.
+    /// </summary>
+    private Task<ReplicaSessionEnd> ServeTlsAsync(Socket socket, ReplicationTls tls, string from, CancellationToken ct) =>
+        LinkReceiver.RunAsync($"replica {from}", async () =>
+        {
+            var under = new CoalescingLinkStream(new BlockingLinkStream(socket), socket);
+            socket.ReceiveTimeout = (int)ReplicationTls.HandshakeTimeout.TotalMilliseconds;
+            Stream secure;
+            try
+            {
+                secure = await tls.ServerAsync(under, ct).ConfigureAwait(true);
+            }
+            catch (Exception e) when (e is IOException or OperationCanceledException)
+            {
+                return new ReplicaSessionEnd(null, $"refused: {e.Message}");
+            }
+
+            socket.ReceiveTimeout = 0;
+            under.Coalesce = true;
+            await using (secure.ConfigureAwait(true))
+            {
+                using var session = new ReplicaSession(
+                    Resolve, PipeReader.Create(secure, LinkPipes.Reader), PipeWriter.Create(secure, LinkPipes.Writer), from, _logger,
+                    splice: null, () => ShutDownReceiving(socket));
+                socket.SendTimeout = (int)session.IdleTimeout.TotalMilliseconds;
+                return await session.RunAsync(ct).ConfigureAwait(true);
+            }
+        });
 
     /// <summary>A plain TCP link: read on a thread of its own with blocking calls, large writes spliced into the copy's file.</summary>
     private async Task<ReplicaSessionEnd> ServePlainAsync(Socket socket, string from, CancellationToken ct)

@@ -29,8 +29,11 @@ internal sealed partial class PeerLink : IDisposable
     /// <summary>What a write sent from the file sends through the stream when the socket's buffer is full: one page.</summary>
     private const int PageSize = 4096;
 
-    /// <summary>A large write's data goes to the stream in pieces of this size, each one the peer takes a sign of life.</summary>
-    private const int SendPiece = 1 << 20;
+    /// <summary>
+    /// What the peer's TCP must acknowledge between two pings to count as a sign of life: more than the
+    /// pings themselves, which the kernel of a paused (or wedged) peer still acknowledges.
+    /// </summary>
+    private const long AcknowledgedAtLeast = 64 << 10;
 
     private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(10);
@@ -568,7 +571,7 @@ internal sealed partial class PeerLink : IDisposable
         var lastHeard = new LastHeard(_owner.Time);
         var tasks = new List<Task>
         {
-            SendLoopAsync(stream, pipe.Reader, lastHeard, link),
+            SendLoopAsync(stream, pipe.Reader, link),
             ReceiveLoopAsync(input, lastHeard, link),
             PingLoopAsync(lastHeard, SocketUnder(stream), link),
         };
@@ -620,7 +623,7 @@ internal sealed partial class PeerLink : IDisposable
     }
 
     /// <summary>Sends the send queue's bytes, and each write's data lent from its buffer (or the file) where it belongs among them.</summary>
-    private async Task SendLoopAsync(Stream stream, PipeReader frames, LastHeard lastHeard, CancellationToken ct)
+    private async Task SendLoopAsync(Stream stream, PipeReader frames, CancellationToken ct)
     {
         var socket = (stream as NetworkStream)?.Socket;
         long sent = 0;
@@ -640,7 +643,6 @@ internal sealed partial class PeerLink : IDisposable
                 foreach (var segment in buffer.Slice(0, upTo))
                 {
                     await stream.WriteAsync(segment, ct).ConfigureAwait(false);
-                    lastHeard.Now();
                 }
 
                 sent += upTo;
@@ -652,15 +654,11 @@ internal sealed partial class PeerLink : IDisposable
 
                 if (socket is not null && data.FileOffset >= 0)
                 {
-                    await SendFromFileAsync(stream, socket, data, lastHeard, ct).ConfigureAwait(false);
+                    await SendFromFileAsync(stream, socket, data, ct).ConfigureAwait(false);
                 }
                 else
                 {
-                    for (var at = 0; at < data.Data.Length; at += SendPiece)
-                    {
-                        await stream.WriteAsync(data.Data.Slice(at, Math.Min(SendPiece, data.Data.Length - at)), ct).ConfigureAwait(false);
-                        lastHeard.Now();
-                    }
+                    await stream.WriteAsync(data.Data, ct).ConfigureAwait(false);
                 }
 
                 lock (_lent)
@@ -686,7 +684,7 @@ internal sealed partial class PeerLink : IDisposable
     /// bytes, which its own frame brings again right after; the two were in flight together, so neither
     /// result is wrong (and a lost link marks both ranges anyway).
     /// </summary>
-    private async ValueTask SendFromFileAsync(Stream stream, Socket socket, Lent data, LastHeard lastHeard, CancellationToken ct)
+    private async ValueTask SendFromFileAsync(Stream stream, Socket socket, Lent data, CancellationToken ct)
     {
         var done = 0;
         while (done < data.Data.Length)
@@ -696,7 +694,6 @@ internal sealed partial class PeerLink : IDisposable
             if (moved > 0)
             {
                 done += (int)moved;
-                lastHeard.Now();
                 continue;
             }
 
@@ -705,7 +702,6 @@ internal sealed partial class PeerLink : IDisposable
             var piece = moved == -LinuxFile.EAgain ? Math.Min(PageSize, count) : count;
             await stream.WriteAsync(data.Data.Slice(done, piece), ct).ConfigureAwait(false);
             done += piece;
-            lastHeard.Now();
         }
     }
     private async Task ReceiveLoopAsync(PipeReader input, LastHeard lastHeard, CancellationToken ct)
@@ -751,25 +747,26 @@ internal sealed partial class PeerLink : IDisposable
     };
 
     /// <summary>
-    /// Pings the peer and judges it gone when it gave no sign of life for <see cref="DeadAfter"/>. On a plain
-    /// TCP link the kernel also tells how much of what was sent the peer has not acknowledged: when that went
-    /// down, the peer is taking data (its answers are queued behind it on a slow link).
+    /// Pings the peer and judges it gone when it gave no sign of life for <see cref="DeadAfter"/>. On a TCP
+    /// link (plain or TLS) the kernel also tells how many bytes the peer's TCP acknowledged: when that grew
+    /// by more than pings since the last look, the peer is taking data (its answers are queued behind it
+    /// on a slow link).
     /// </summary>
     private async Task PingLoopAsync(LastHeard lastHeard, Socket? socket, CancellationToken ct)
     {
         ulong nonce = 0;
-        var unacknowledged = long.MaxValue;
+        var acknowledged = long.MaxValue;
         while (true)
         {
             await Task.Delay(PingInterval, _owner.Time, ct).ConfigureAwait(false);
-            if (socket is not null && LinuxSocket.Unacknowledged(socket) is var left and >= 0)
+            if (socket is not null && LinuxSocket.BytesAcknowledged(socket) is var now and >= 0)
             {
-                if (left < unacknowledged)
+                if (now - acknowledged >= AcknowledgedAtLeast)
                 {
                     lastHeard.Now();
                 }
 
-                unacknowledged = left;
+                acknowledged = now;
             }
 
             if (lastHeard.Silence > DeadAfter)
@@ -1173,10 +1170,11 @@ internal sealed partial class PeerLink : IDisposable
     private readonly record struct Lent(long At, ReadOnlyMemory<byte> Data, long FileOffset);
 
     /// <summary>
-    /// When the peer last gave a sign of life: a frame from it, data it took from the link (a send that
-    /// completed, or fewer bytes unacknowledged than at the last ping). A large write, or a long queue of
-    /// them, over a slow link takes longer than <see cref="DeadAfter"/> to arrive, with the peer's answers
-    /// behind it; a peer that stopped reading blocks the sends and acknowledges nothing once the buffers are full.
+    /// When the peer last gave a sign of life: a frame from it, or data its TCP acknowledged (see
+    /// <see cref="PingLoopAsync"/>). A large write, or a long queue of them, over a slow link takes longer
+    /// than <see cref="DeadAfter"/> to arrive, with the peer's answers behind it. Completed sends are no
+    /// sign: the kernel takes them into the socket's buffer from a cut-off peer too. A peer that stopped
+    /// reading acknowledges nothing once its buffer is full (and its pings are too few bytes to count).
     /// </summary>
     private sealed class LastHeard(TimeProvider time)
     {

@@ -202,6 +202,24 @@ public sealed class PlainLinkTests : IDisposable
         Assert.Equal(data, onA.AsSpan(1 << 20, 6 << 20).ToArray());
     }
 
+    [Fact]
+    public async Task A_copy_that_stops_reading_is_judged_gone_though_its_kernel_still_acknowledges_pings()
+    {
+        await using var copies = await LinkedCopies.StartAsync(_dir.Path, sendBuffer: 0, bytesPerSecond: 64 << 20);
+        await Task.Delay(1500); // pings only: a second and a half of them, acknowledged
+        copies.Paused = true;
+
+        // The write's 4 MiB fill what the relay holds, and then nothing more is acknowledged: the copy is
+        // outdated (this test's authority grants it) and the write completes without it.
+        var data = new byte[4 << 20];
+        var started = DateTime.UtcNow;
+        await copies.Primary.WriteAsync(0, data, fua: false, default).AsTask().WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.True(DateTime.UtcNow - started >= PeerLink.DeadAfter, "the write did not wait for the copy");
+        var peer = copies.Primary.CopyState().Peers[0];
+        Assert.NotEqual(ConnectionState.Connected, peer.Connection);
+        Assert.True(peer.Outdated, peer.ToString());
+    }
+
     /// <summary>
     /// A primary and its copy in this process, joined by a plain TCP link as the agent makes it (the copy's
     /// side read on a thread of its own, large writes spliced), optionally through a relay that passes the
@@ -219,6 +237,9 @@ public sealed class PlainLinkTests : IDisposable
         private Task<ReplicaSessionEnd> _serving = null!;
 
         public ReplicatedVolume Primary { get; private set; } = null!;
+
+        /// <summary>The relay stops passing the primary's bytes on (a copy that stopped reading, its kernel still there).</summary>
+        public bool Paused { get; set; }
 
         public static async Task<LinkedCopies> StartAsync(string directory, int sendBuffer, int bytesPerSecond)
         {
@@ -243,7 +264,7 @@ public sealed class PlainLinkTests : IDisposable
                 var relay = new TcpListener(IPAddress.Loopback, 0);
                 relay.Start();
                 copies._owned.Add(relay);
-                copies._running.Add(RelayAsync(relay, target, bytesPerSecond, copies._stop.Token));
+                copies._running.Add(copies.RelayAsync(relay, target, bytesPerSecond, copies._stop.Token));
                 target = (IPEndPoint)relay.LocalEndpoint;
             }
 
@@ -297,7 +318,7 @@ public sealed class PlainLinkTests : IDisposable
         }
 
         /// <summary>One connection passed on to <paramref name="target"/>, the primary's bytes at most <paramref name="bytesPerSecond"/>.</summary>
-        private static async Task RelayAsync(TcpListener relay, IPEndPoint target, int bytesPerSecond, CancellationToken ct)
+        private async Task RelayAsync(TcpListener relay, IPEndPoint target, int bytesPerSecond, CancellationToken ct)
         {
             try
             {
@@ -313,12 +334,12 @@ public sealed class PlainLinkTests : IDisposable
             }
         }
 
-        private static async Task PumpAsync(Socket from, Socket to, int bytesPerSecond, CancellationToken ct)
+        private async Task PumpAsync(Socket from, Socket to, int bytesPerSecond, CancellationToken ct)
         {
             var buffer = new byte[16 << 10];
             try
             {
-                while (await from.ReceiveAsync(buffer, ct) is var read and > 0)
+                while (await ReceiveUnlessPausedAsync(from, buffer, pausable: bytesPerSecond > 0, ct) is var read and > 0)
                 {
                     await to.SendAsync(buffer.AsMemory(0, read), ct);
                     if (bytesPerSecond > 0)
@@ -331,6 +352,16 @@ public sealed class PlainLinkTests : IDisposable
             {
                 // One side closed or the test is over.
             }
+        }
+
+        private async ValueTask<int> ReceiveUnlessPausedAsync(Socket from, byte[] buffer, bool pausable, CancellationToken ct)
+        {
+            while (pausable && Paused)
+            {
+                await Task.Delay(50, ct);
+            }
+
+            return await from.ReceiveAsync(buffer, ct);
         }
     }
 

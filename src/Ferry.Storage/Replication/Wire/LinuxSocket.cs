@@ -6,14 +6,18 @@ namespace Ferry.Storage.Replication.Wire;
 /// <summary>What the kernel knows about a TCP socket that .NET does not expose.</summary>
 internal static partial class LinuxSocket
 {
-    // SIOCOUTQ (TIOCOUTQ): bytes written to a TCP socket that its peer has not acknowledged yet.
-    private const nuint SiocOutq = 0x5411;
+    private const int IpProtoTcp = 6;
+    private const int TcpInfo = 11;
 
-    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
-    private static partial int Ioctl(int fd, nuint request, out int value);
+    // struct tcp_info (linux/tcp.h): tcpi_bytes_acked, a 64-bit count, since Linux 4.2.
+    private const int BytesAckedOffset = 120;
+    private const int TcpInfoSize = 256;
 
-    /// <summary>Bytes sent on the socket (or waiting to be) that the peer's TCP has not acknowledged; -1 where unknown.</summary>
-    public static long Unacknowledged(Socket socket)
+    [LibraryImport("libc", EntryPoint = "getsockopt", SetLastError = true)]
+    private static unsafe partial int GetSockOpt(int fd, int level, int name, byte* value, ref int length);
+
+    /// <summary>Bytes the peer's TCP has acknowledged on this socket since it connected; -1 where unknown.</summary>
+    public static unsafe long BytesAcknowledged(Socket socket)
     {
         if (!OperatingSystem.IsLinux())
         {
@@ -25,7 +29,11 @@ internal static partial class LinuxSocket
         try
         {
             handle.DangerousAddRef(ref addRef);
-            return Ioctl((int)handle.DangerousGetHandle(), SiocOutq, out var value) == 0 ? value : -1;
+            var info = stackalloc byte[TcpInfoSize];
+            var length = TcpInfoSize;
+            return GetSockOpt((int)handle.DangerousGetHandle(), IpProtoTcp, TcpInfo, info, ref length) == 0 && length >= BytesAckedOffset + sizeof(long)
+                ? *(long*)(info + BytesAckedOffset)
+                : -1;
         }
         catch (ObjectDisposedException)
         {
