@@ -494,6 +494,7 @@ internal sealed partial class PeerLink : IDisposable
         var buffer = new ArrayBufferWriter<byte>(LinkWire.HeaderSize);
         LinkFrameWriter.WriteBitmapRequest(buffer);
         await stream.WriteAsync(buffer.WrittenMemory, ct).ConfigureAwait(false);
+        await stream.FlushAsync(ct).ConfigureAwait(false); // a TLS link gathers what it writes until flushed
         while (true)
         {
             var frame = await LinkReader.ReadFrameAsync(input, ct).ConfigureAwait(false);
@@ -704,6 +705,7 @@ internal sealed partial class PeerLink : IDisposable
             done += piece;
         }
     }
+
     private async Task ReceiveLoopAsync(PipeReader input, LastHeard lastHeard, CancellationToken ct)
     {
         while (true)
@@ -816,11 +818,6 @@ internal sealed partial class PeerLink : IDisposable
             _pending.Dequeue();
         }
 
-        if (!IsSignalled(head))
-        {
-            head.Waiter?.Signal(AckStatus.Ok, inline: true);
-        }
-
         if (head.Credit != NoCredit)
         {
             _window.Return(head.Credit);
@@ -830,6 +827,12 @@ internal sealed partial class PeerLink : IDisposable
         {
             _resync?.Acknowledged(head.Length);
             _owner.ResyncBlockDone(this, head.Offset, head.Length);
+        }
+
+        // Last: the write's completion may run right here.
+        if (!IsSignalled(head))
+        {
+            head.Waiter?.Signal(AckStatus.Ok, inline: true);
         }
     }
 
