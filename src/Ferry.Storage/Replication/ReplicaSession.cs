@@ -31,6 +31,13 @@ public sealed partial class ReplicaSession : IDisposable
     private readonly Action? _interrupt;
     private readonly string _from;
     private readonly ILogger _logger;
+    /// <summary>
+    /// A write's data is written in pieces of at least this much (or its rest): TLS hands over at most 16 KiB
+    /// a read, and each write to the file has a cost of its own. Small enough to arrive well within the idle
+    /// timeout on any link the primary still counts as alive (64 KiB per half second).
+    /// </summary>
+    private const int GatherAtLeast = 128 << 10;
+
     private readonly CancellationTokenSource _stop = new();
     private readonly Action _heard;
     private long _heardAt = Stopwatch.GetTimestamp();
@@ -464,7 +471,7 @@ public sealed partial class ReplicaSession : IDisposable
                 }
 
                 EndWork();
-                result = await _input.ReadAsync(ct).ConfigureAwait(false);
+                result = await _input.ReadAtLeastAsync((int)Math.Min(left, GatherAtLeast), ct).ConfigureAwait(false);
                 BeginWork();
             }
 
