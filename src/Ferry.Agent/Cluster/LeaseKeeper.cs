@@ -53,18 +53,24 @@ internal sealed partial class LeaseKeeper(
 
             await watchdog.EnsureRunningAsync(stoppingToken).ConfigureAwait(false);
             var sent = Now();
+            if (SelfFence.Due(timings, _lastAcknowledgedSend, _since, sent))
+            {
+                // Lost already: fenced before asking again, which may take the ask's whole wait.
+                await LoseAsync("renewals went unanswered", stoppingToken).ConfigureAwait(false);
+            }
+
             var request = new LeaseRequest(options.HostName, cluster.State?.Host(options.HostName)?.Fenced?.At, timings.SelfFenceAfter);
-            // An answer may take two periods on a busy host (it still renews from when it was sent), but not past
-            // the lease: a host that must fence itself does so on time, not when a slow answer gives up.
-            var left = (_lastAcknowledgedSend ?? _since) + timings.SelfFenceAfter - sent;
-            var wait = left > TimeSpan.Zero && left < timings.Renewal * 2 ? left : timings.Renewal * 2;
             var renewed = await cluster.AskLeaderOnceAsync(
-                "peer/lease", PeerClient.Body(request), ct => leases.RenewAsync(request, ct), wait, stoppingToken)
+                "peer/lease", PeerClient.Body(request), ct => leases.RenewAsync(request, ct), SelfFence.AnswerWait(timings, _lastAcknowledgedSend, _since, sent), stoppingToken)
                 .ConfigureAwait(false);
             if (renewed.IsOk)
             {
                 _lastAcknowledgedSend = sent;
                 await new LeaseRecord(sent, sent + timings.SelfFenceAfter).WriteAsync(RecordPath, stoppingToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await UntilLeaseEndsAsync(timings, stoppingToken).ConfigureAwait(false);
             }
 
             // Held only from an acknowledged renewal (this agent's, or, after a restart, its predecessor's, for
@@ -89,17 +95,40 @@ internal sealed partial class LeaseKeeper(
             else
             {
                 // Again on every beat while the lease is lost: whatever started in a race with the first time goes too.
-                _holds = false;
-                if (!_fenced)
-                {
-                    LogLost(_log, options.HostName, renewed.Error?.Message ?? "renewals went unanswered");
-                    _fenced = true;
-                }
-
-                await FenceAsync(stoppingToken).ConfigureAwait(false);
+                await LoseAsync(renewed.Error?.Message ?? "renewals went unanswered", stoppingToken).ConfigureAwait(false);
             }
         }
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+    }
+
+    /// <summary>
+    /// When the lease ends before the next beat, waits for its end (a timer may fire a little early against
+    /// the monotonic clock, hence the loop), so that fencing starts when the lease ends, not a beat later.
+    /// </summary>
+    private async Task UntilLeaseEndsAsync(LeaseTimings timings, CancellationToken ct)
+    {
+        var end = SelfFence.End(timings, _lastAcknowledgedSend, _since);
+        if (end - Now() >= timings.Renewal)
+        {
+            return;
+        }
+
+        for (var rest = end - Now(); rest > TimeSpan.Zero; rest = end - Now())
+        {
+            await Task.Delay(rest + TimeSpan.FromMilliseconds(1), time, ct).ConfigureAwait(false);
+        }
+    }
+
+    private async Task LoseAsync(string reason, CancellationToken ct)
+    {
+        _holds = false;
+        if (!_fenced)
+        {
+            LogLost(_log, options.HostName, reason);
+            _fenced = true;
+        }
+
+        await FenceAsync(ct).ConfigureAwait(false);
     }
 
     /// <summary>Kills the cluster's VMs here and demotes the cluster's primaries here, at once.</summary>

@@ -36,5 +36,20 @@ public static class SelfFence
     /// <param name="lastAcknowledgedSend">When the last renewal the leader acknowledged was sent; null before the first.</param>
     /// <param name="since">When the host started holding VMs (its start), counted as a renewal before the first.</param>
     public static bool Due(LeaseTimings timings, TimeSpan? lastAcknowledgedSend, TimeSpan since, TimeSpan now) =>
-        now - (lastAcknowledgedSend ?? since) >= timings.SelfFenceAfter;
+        now >= End(timings, lastAcknowledgedSend, since);
+
+    /// <summary>When the lease ends unless a renewal sent before then is acknowledged.</summary>
+    public static TimeSpan End(LeaseTimings timings, TimeSpan? lastAcknowledgedSend, TimeSpan since) =>
+        (lastAcknowledgedSend ?? since) + timings.SelfFenceAfter;
+
+    /// <summary>
+    /// How long a renewal sent at <paramref name="now"/> may wait for its answer: two beats, for a busy
+    /// leader (it renews from when the request was sent), but not past the lease's end, so a host that must
+    /// fence itself does so on time, not when a slow answer gives up. Once the lease is gone, two beats.
+    /// </summary>
+    public static TimeSpan AnswerWait(LeaseTimings timings, TimeSpan? lastAcknowledgedSend, TimeSpan since, TimeSpan now)
+    {
+        var left = End(timings, lastAcknowledgedSend, since) - now;
+        return left > TimeSpan.Zero && left < timings.Renewal * 2 ? left : timings.Renewal * 2;
+    }
 }

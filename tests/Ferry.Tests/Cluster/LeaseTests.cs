@@ -63,6 +63,19 @@ public class LeaseTests
         Assert.True(SelfFence.Due(Defaults, S(10), S(0), S(13)));
     }
 
+    [Fact]
+    public void A_renewal_waits_two_beats_for_its_answer_but_never_past_the_end_of_the_lease()
+    {
+        Assert.Equal(TimeSpan.FromSeconds(1), SelfFence.AnswerWait(Defaults, S(10), S(0), S(11)));
+        Assert.Equal(TimeSpan.FromSeconds(1), SelfFence.AnswerWait(Defaults, S(10), S(0), S(12)));
+        Assert.Equal(0.3, SelfFence.AnswerWait(Defaults, S(10), S(0), S(12.7)).TotalSeconds, 6);
+        Assert.Equal(0.5, SelfFence.AnswerWait(Defaults, null, S(0), S(2.5)).TotalSeconds, 6);
+
+        // Lost already (the host fenced itself before asking): the ask is for getting the lease back.
+        Assert.Equal(TimeSpan.FromSeconds(1), SelfFence.AnswerWait(Defaults, S(10), S(0), S(13)));
+        Assert.Equal(S(13), SelfFence.End(Defaults, S(10), S(0)));
+    }
+
     /// <summary>
     /// Renewals every half second from a host started at 0, each lost or delivered after a delay, its
     /// acknowledgement lost or delivered after another; a leader elected at some time counts what it
