@@ -383,8 +383,13 @@ public sealed class VmManager : IAsyncDisposable
         {
             instance = runtime.Instance;
             watcher = runtime.ExitWatcher;
-            runtime.StopRequested = true;
-            runtime.State = VmState.Stopping;
+            if (instance is not null)
+            {
+                // Without an instance QEMU has ended already and its watcher has set the state, which stays:
+                // Stopping now would never be left (a QEMU killed while it started to take a migration did this).
+                runtime.StopRequested = true;
+                runtime.State = VmState.Stopping;
+            }
         }
 
         _events.Append("vm.stopping", name, force ? "stopping (forced)" : "stopping (ACPI power button)");
