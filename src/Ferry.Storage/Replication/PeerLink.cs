@@ -46,12 +46,21 @@ internal sealed partial class PeerLink : IDisposable
     /// </summary>
     internal static readonly TimeSpan DeadAfter = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// A resync has its target flush this often: blocks the target has not made durable are sent again
+    /// when the link is lost (<see cref="UnflushedWrites"/>), and this bounds how much an interrupted
+    /// resync repeats, at one sync per interval on the target.
+    /// </summary>
+    private static readonly TimeSpan ResyncFlushInterval = TimeSpan.FromMilliseconds(500);
+
     private readonly ReplicatedVolume _owner;
     private readonly ILogger _logger;
     private readonly Queue<PendingFrame> _pending = new();
     private readonly Lock _pendingLock = new();
     private readonly SendWindow _window = new(WindowFrames, WindowBytes);
     private readonly SemaphoreSlim _wake = new(0, 1);
+    private readonly UnflushedWrites _unflushed;
+    private long _lastFlushSent;
 
     private Pipe? _pipe;
     private long _pipeBytes;
@@ -79,6 +88,7 @@ internal sealed partial class PeerLink : IDisposable
         _owner = owner;
         Peer = peer;
         _logger = logger;
+        _unflushed = new UnflushedWrites(owner.Volume.Size, owner.Bitmap.BlockSize);
     }
 
     public PeerAddress Peer { get; }
@@ -240,6 +250,7 @@ internal sealed partial class PeerLink : IDisposable
 
     public void SendFlush(ulong sequence, ulong epoch, AckWaiter? waiter, bool holdsCredit)
     {
+        _lastFlushSent = _owner.Time.GetTimestamp();
         LinkFrameWriter.WriteFlush(_pipe!.Writer, new FlushFrame(sequence, epoch));
         Enqueue(new PendingFrame(sequence, PendingKind.Flush, 0, 0, waiter, WaitForWrite: true, Credit(holdsCredit, 0), null));
     }
@@ -274,7 +285,7 @@ internal sealed partial class PeerLink : IDisposable
     private void SendSync(ulong sequence, ulong epoch, GenerationIds ids, bool full, bool end, AckWaiter? waiter)
     {
         LinkFrameWriter.WriteSync(_pipe!.Writer, new SyncFrame(sequence, epoch, ids, full), end);
-        Enqueue(new PendingFrame(sequence, PendingKind.Sync, 0, 0, waiter, WaitForWrite: true, Credit: NoCredit, null));
+        Enqueue(new PendingFrame(sequence, end ? PendingKind.SyncEnd : PendingKind.Sync, 0, 0, waiter, WaitForWrite: true, Credit: NoCredit, null));
     }
 
     /// <summary>What a frame holds of the send window: its data's size, or <see cref="NoCredit"/>.</summary>
@@ -816,6 +827,14 @@ internal sealed partial class PeerLink : IDisposable
             }
 
             _pending.Dequeue();
+            if (head.Kind is PendingKind.Change or PendingKind.Resync)
+            {
+                _unflushed.Written(head.Offset, head.Length);
+            }
+            else if (head.Kind is PendingKind.Flush or PendingKind.SyncEnd)
+            {
+                _unflushed.Flushed();
+            }
         }
 
         if (head.Credit != NoCredit)
@@ -956,6 +975,11 @@ internal sealed partial class PeerLink : IDisposable
             _owner.Volume.Read(offset, buffer.AsSpan(0, length));
             SendWrite(_owner.NextSequence(), _owner.Epoch, offset, buffer.AsSpan(0, length), fua: false, resync: true, waiter: null, holdsCredit: false);
             Interlocked.Add(ref _resyncBytesSent, length);
+            if (_owner.Time.GetElapsedTime(_lastFlushSent) >= ResyncFlushInterval)
+            {
+                SendFlush(_owner.NextSequence(), _owner.Epoch, waiter: null, holdsCredit: false);
+            }
+
             return true;
         }, ct);
 
@@ -1035,6 +1059,15 @@ internal sealed partial class PeerLink : IDisposable
                 }
             }
 
+            // What the peer may lack: what it had not acknowledged, and what it had not made durable (lost if
+            // its host lost power). These are writes it missed, as much as those that come after: a new
+            // generation if it may hold this one, so the next handshake resyncs them even if no write follows.
+            var mayLack = lost.Any(f => f.Kind is PendingKind.Change or PendingKind.Resync) || !_unflushed.IsEmpty;
+            if (mayLack && _owner.Settings.Role == CopyRole.Primary)
+            {
+                _owner.StartGenerationWithout(Peer.Host);
+            }
+
             foreach (var frame in lost)
             {
                 if (frame.Kind is PendingKind.Change or PendingKind.Resync)
@@ -1046,8 +1079,11 @@ internal sealed partial class PeerLink : IDisposable
                 frame.Compare?.Fail("the link was lost before the peer answered");
             }
 
-            // Writes the peer may lack complete only once it is outdated; without any, a later write asks.
-            if (lost.Any(f => f.Kind is PendingKind.Change or PendingKind.Resync or PendingKind.Flush))
+            _unflushed.MarkIn(_owner.Bitmap, lacks?.Marks);
+
+            // Writes the peer may lack complete only once it is outdated, and so does a flush: the guest takes
+            // it to mean its writes are durable, which they may not be on the peer. Without any, a later write asks.
+            if (mayLack || lost.Any(f => f.Kind == PendingKind.Flush))
             {
                 EnsureOutdating();
             }
@@ -1163,6 +1199,9 @@ internal sealed partial class PeerLink : IDisposable
         Flush,
         Resync,
         Sync,
+
+        /// <summary>A resync's end: the target makes its data durable before it answers, as for a flush.</summary>
+        SyncEnd,
         Checksums,
     }
 

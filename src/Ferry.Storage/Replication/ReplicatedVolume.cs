@@ -346,6 +346,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
 
     private async Task StopLinksAsync()
     {
+        await FlushPeersAsync().ConfigureAwait(false);
         await _stopping.CancelAsync().ConfigureAwait(false);
         await Task.WhenAll(_links).ConfigureAwait(false);
         _links.Clear();
@@ -354,6 +355,40 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         foreach (var peer in _peers)
         {
             peer.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Before links close on purpose: the peers make what they acknowledged durable, so that closing a
+    /// link in step is not taken for losing writes the peer had not flushed (which would outdate it).
+    /// A peer that does not answer in time is treated as lost, as it would be without this.
+    /// </summary>
+    private async Task FlushPeersAsync()
+    {
+        AckWaiter waiter;
+        lock (_order)
+        {
+            var replicating = _peers.Count(p => p.IsReplicating);
+            if (replicating == 0)
+            {
+                return;
+            }
+
+            waiter = AckWaiter.Rent(replicating);
+            var sequence = ++_sequence;
+            foreach (var peer in _peers.Where(p => p.IsReplicating))
+            {
+                peer.SendFlush(sequence, Epoch, waiter, holdsCredit: false);
+            }
+        }
+
+        try
+        {
+            await waiter.WaitAsync().AsTask().WaitAsync(PeerLink.DeadAfter, Time).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // Closed without it: what the peer had not flushed counts as missed.
         }
     }
 
@@ -736,26 +771,36 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
                 peer.ReturnCredit(size);
             }
 
-            var s = Volume.Metadata.Current;
-            if (GenerationRules.NeedsNewGeneration(s.Generations, s.LastSharedCurrent))
-            {
-                // The old current id is the one the peer may hold: recorded as last shared, so that the next
-                // writes stay in the new generation (with none recorded, every write would start another).
-                var fresh = GenerationIdSource.Next(s.Generations);
-                Volume.Metadata.Update(m => m with { Generations = GenerationRules.StartNewGeneration(m.Generations, fresh), LastSharedCurrent = m.Generations.Current });
-                LogNewGeneration(_context.Logger, Name, peer.Peer.Host);
-
-                // Peers that receive this write move on with it, before it in their stream.
-                var inStep = GenerationRules.FinishSyncAsSource(Volume.Metadata.Current.Generations);
-                foreach (var other in _peers)
-                {
-                    other.SendGenerationIfInStep(inStep);
-                }
-            }
-
+            StartGenerationWithout(peer.Peer.Host);
             Bitmap.Mark(offset, length);
             LacksOf(peer.Peer.Host)?.Marks.Mark(offset, length);
             peer.EnsureOutdating();
+        }
+    }
+
+    /// <summary>
+    /// Under the ordering lock, before the first change <paramref name="peerHost"/> will lack: a new
+    /// generation if the peer may know the current one, so that the next handshake sees it missed writes.
+    /// </summary>
+    internal void StartGenerationWithout(string peerHost)
+    {
+        var s = Volume.Metadata.Current;
+        if (!GenerationRules.NeedsNewGeneration(s.Generations, s.LastSharedCurrent))
+        {
+            return;
+        }
+
+        // The old current id is the one the peer may hold: recorded as last shared, so that the next
+        // writes stay in the new generation (with none recorded, every write would start another).
+        var fresh = GenerationIdSource.Next(s.Generations);
+        Volume.Metadata.Update(m => m with { Generations = GenerationRules.StartNewGeneration(m.Generations, fresh), LastSharedCurrent = m.Generations.Current });
+        LogNewGeneration(_context.Logger, Name, peerHost);
+
+        // Peers that receive the next writes move on with them, before them in their stream.
+        var inStep = GenerationRules.FinishSyncAsSource(Volume.Metadata.Current.Generations);
+        foreach (var other in _peers)
+        {
+            other.SendGenerationIfInStep(inStep);
         }
     }
 
