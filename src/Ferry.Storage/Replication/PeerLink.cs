@@ -1043,6 +1043,7 @@ internal sealed partial class PeerLink : IDisposable
             }
 
             PeerLacks? lacks;
+            bool unflushed;
             lock (_pendingLock)
             {
                 // A peer lost while in step holds the generation it was last sent; from here its misses are marked for it.
@@ -1051,6 +1052,7 @@ internal sealed partial class PeerLink : IDisposable
                 _inStep = false;
                 lost = [.. _pending];
                 _pending.Clear();
+                unflushed = _unflushed.MarkIn(_owner.Bitmap, lacks?.Marks);
                 _resync?.Interrupted();
                 _resync = null;
                 if (_connection is ConnectionState.Connected or ConnectionState.SyncSource)
@@ -1062,7 +1064,7 @@ internal sealed partial class PeerLink : IDisposable
             // What the peer may lack: what it had not acknowledged, and what it had not made durable (lost if
             // its host lost power). These are writes it missed, as much as those that come after: a new
             // generation if it may hold this one, so the next handshake resyncs them even if no write follows.
-            var mayLack = lost.Any(f => f.Kind is PendingKind.Change or PendingKind.Resync) || !_unflushed.IsEmpty;
+            var mayLack = unflushed || lost.Any(f => f.Kind is PendingKind.Change or PendingKind.Resync);
             if (mayLack && _owner.Settings.Role == CopyRole.Primary)
             {
                 _owner.StartGenerationWithout(Peer.Host);
@@ -1078,8 +1080,6 @@ internal sealed partial class PeerLink : IDisposable
 
                 frame.Compare?.Fail("the link was lost before the peer answered");
             }
-
-            _unflushed.MarkIn(_owner.Bitmap, lacks?.Marks);
 
             // Writes the peer may lack complete only once it is outdated, and so does a flush: the guest takes
             // it to mean its writes are durable, which they may not be on the peer. Without any, a later write asks.

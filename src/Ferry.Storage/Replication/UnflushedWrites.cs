@@ -43,9 +43,14 @@ internal sealed class UnflushedWrites(long volumeSize, int blockSize, int capaci
         }
     }
 
-    /// <summary>Marks every recorded block in each of <paramref name="bitmaps"/>, then forgets them.</summary>
-    public void MarkIn(params ReadOnlySpan<DirtyBitmap?> bitmaps)
+    /// <summary>Marks every recorded block in each of <paramref name="bitmaps"/>, then forgets them; false when there were none.</summary>
+    public bool MarkIn(params ReadOnlySpan<DirtyBitmap?> bitmaps)
     {
+        if (IsEmpty)
+        {
+            return false;
+        }
+
         foreach (var bitmap in bitmaps)
         {
             if (bitmap is null)
@@ -65,5 +70,6 @@ internal sealed class UnflushedWrites(long volumeSize, int blockSize, int capaci
         }
 
         Flushed();
+        return true;
     }
 }
