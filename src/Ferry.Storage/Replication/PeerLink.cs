@@ -1062,14 +1062,8 @@ internal sealed partial class PeerLink : IDisposable
             }
 
             // What the peer may lack: what it had not acknowledged, and what it had not made durable (lost if
-            // its host lost power). These are writes it missed, as much as those that come after: a new
-            // generation if it may hold this one, so the next handshake resyncs them even if no write follows.
+            // its host lost power).
             var mayLack = unflushed || lost.Any(f => f.Kind is PendingKind.Change or PendingKind.Resync);
-            if (mayLack && _owner.Settings.Role == CopyRole.Primary)
-            {
-                _owner.StartGenerationWithout(Peer.Host);
-            }
-
             foreach (var frame in lost)
             {
                 if (frame.Kind is PendingKind.Change or PendingKind.Resync)
@@ -1143,6 +1137,15 @@ internal sealed partial class PeerLink : IDisposable
                     {
                         _outdated = true;
                         _outdating = null;
+
+                        // Before any write or flush the peer may lack completes: a new generation, so that the next
+                        // handshake resyncs what it lacks even if no write follows. Not at the loss itself: a primary
+                        // cut off from the authority too never completes them, and must come back at the generation
+                        // its peers hold, to be resynced as a crashed primary rather than meet them as a split brain.
+                        if (_owner.Settings.Role == CopyRole.Primary)
+                        {
+                            _owner.StartGenerationWithout(Peer.Host);
+                        }
                     }
 
                     LogOutdated(_logger, _owner.Name, Peer.Host, _owner.Epoch);
