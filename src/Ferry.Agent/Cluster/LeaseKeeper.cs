@@ -135,11 +135,12 @@ internal sealed partial class LeaseKeeper(
     private async Task FenceAsync(CancellationToken ct)
     {
         // Killed, not stopped: a guest's last writes may wait on a peer that cannot be reached, and would hold a quit for good.
-        foreach (var vm in vms.List().Where(v => v.Managed && v.Pid is not null))
+        // All at once: each kill waits for its QEMU to exit, and a large guest takes a while to tear down.
+        await Task.WhenAll(vms.List().Where(v => v.Managed && v.Pid is not null).Select(async vm =>
         {
             await vms.KillAsync(vm.Name, "this host lost its cluster lease").ConfigureAwait(false);
             LogFenced(_log, options.HostName, $"VM {vm.Name}", "killed");
-        }
+        })).ConfigureAwait(false);
 
         foreach (var copy in replication.Copies.Where(c => c.Settings.Managed && c.Settings.Role == CopyRole.Primary))
         {
