@@ -471,7 +471,15 @@ public sealed partial class ReplicaSession : IDisposable
                 }
 
                 EndWork();
-                result = await _input.ReadAtLeastAsync((int)Math.Min(left, GatherAtLeast), ct).ConfigureAwait(false);
+                result = await _input.ReadAsync(ct).ConfigureAwait(false);
+                while (result.Buffer.Length < Math.Min(left, GatherAtLeast) && !result.IsCompleted)
+                {
+                    // Gathered before it is written, but each piece that arrives shows the primary is there.
+                    Heard();
+                    _input.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+                    result = await _input.ReadAsync(ct).ConfigureAwait(false);
+                }
+
                 BeginWork();
             }
 

@@ -186,7 +186,7 @@ public sealed class ReplicaSessionTests : IAsyncLifetime, IDisposable
         await link.SendAsync(w => LinkFrameWriter.WriteHello(w, PrimaryHello()));
         await link.ReceiveAsync();
         const int Pieces = 8;
-        const int Length = Pieces * 64 * 1024;
+        const int Length = Pieces * 16 * 1024; // each piece less than the copy gathers before it writes
         LinkFrameWriter.WriteWrite(link.Output, new WriteFrame(1, 5, 0, Length, Fua: false));
         await link.Output.FlushAsync();
         for (var piece = 0; piece < Pieces; piece++)
