@@ -9,7 +9,7 @@ namespace Ferry.Storage.Replication.Wire;
 /// them. Until <see cref="Coalesce"/> is set (after the handshake, whose messages must go out as written)
 /// writes pass through too.
 /// </summary>
-public sealed class CoalescingLinkStream(Stream inner, Socket socket) : Stream, ISocketLink
+public sealed class CoalescingLinkStream(Stream inner, Socket socket) : LinkStream, ISocketLink
 {
     private const int Capacity = 256 << 10;
 
@@ -20,20 +20,6 @@ public sealed class CoalescingLinkStream(Stream inner, Socket socket) : Stream, 
     public bool Coalesce { get; set; }
 
     public Socket? Socket => socket;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => true;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
 
     public override int Read(Span<byte> buffer) => inner.Read(buffer);
 
@@ -104,10 +90,6 @@ public sealed class CoalescingLinkStream(Stream inner, Socket socket) : Stream, 
             await inner.WriteAsync(_buffer.AsMemory(0, count), ct).ConfigureAwait(false);
         }
     }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -78,22 +78,8 @@ public static class LinkReceiver
 /// (a primary that reads nothing for that long is gone); a blocked read ends when the socket's receiving
 /// side is shut down. Socket errors are <see cref="IOException"/>s, as with a NetworkStream.
 /// </summary>
-public sealed class BlockingLinkStream(Socket socket) : Stream
+public sealed class BlockingLinkStream(Socket socket) : LinkStream
 {
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => true;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
     public override int Read(Span<byte> buffer)
     {
         try
@@ -148,8 +134,4 @@ public sealed class BlockingLinkStream(Socket socket) : Stream
     }
 
     public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
 }
