@@ -98,13 +98,14 @@ public sealed partial class ReplicationTests
     }
 
     [Fact]
-    public async Task Writes_in_flight_when_the_copy_died_reach_it_when_it_comes_back_even_with_no_write_after_them()
+    public async Task A_write_in_flight_when_the_copy_died_reaches_it_when_it_comes_back_even_with_no_write_after_it()
     {
         await using var pair = await ReplicatedPair.StartAsync("16M");
 
-        // Frozen, the copy receives nothing; the primary judges it gone, outdates it and completes the writes.
+        // Frozen, the copy receives nothing; the primary judges it gone, outdates it and completes the write.
+        // One write only: a second would find the copy gone and move the generation on its own.
         await pair.B.PauseAsync();
-        await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(pair.A), "write -P 0x44 2M 64k", "write -P 0x45 9M 4k");
+        await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(pair.A), "write -P 0x44 2M 64k");
         await pair.B.KillAsync();
         Assert.True((await ReplicatedPair.PeerAsync(pair.A)).GetProperty("outdated").GetBoolean(), "the primary went on only after outdating the lost copy");
 
