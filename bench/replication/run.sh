@@ -8,6 +8,8 @@
 # FERRY_BENCH_DIR=/dev/shm puts both agents' data in memory, to measure Ferry rather than the disk.
 # FERRY_BENCH_JOBS=1M (or 4k, QD1, ...) runs only the jobs whose name contains it; FERRY_BENCH_RESYNC=0
 # leaves out the resync.
+# FERRY_BENCH_COLD=1 empties the page cache before each job (as well as writing back what is dirty), so
+# that no job writes into the large folios a sequential fill or the 1M job left behind.
 # FERRY_BENCH_TLS=1 runs the replication links over TLS 1.3 with host certificates, as in a cluster
 # (plain TCP otherwise, as between hosts in no cluster).
 # FERRY_BENCH_SPLIT=1 gives each host a core of its own, as two machines would have: agent A and
@@ -145,6 +147,7 @@ for job in "${jobs[@]}"; do
   for r in $(seq "$rounds"); do
     for v in plain protc prota; do
       sync
+      [ "${FERRY_BENCH_COLD:-0}" = 1 ] && echo 1 >/proc/sys/vm/drop_caches
       before=$(cpu_ticks)
       fio_nbd "$(uri "$v")" "$rw" "$bs" "$qd" >"$work/$v.$r.json"
       echo "$before $(cpu_ticks)" >"$work/$v.$r.cpu"
