@@ -806,7 +806,7 @@ internal sealed partial class PeerLink : IDisposable
 
             if (ack.Status != AckStatus.Ok)
             {
-                throw new IOException($"the peer failed frame {ack.Sequence}: {ack.Status}");
+                throw new IOException($"the peer could not apply frame {ack.Sequence}: {AckStatusText.Of(ack.Status)}");
             }
 
             if (head.Kind == PendingKind.Checksums)

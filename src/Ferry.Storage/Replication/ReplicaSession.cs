@@ -317,7 +317,7 @@ public sealed partial class ReplicaSession : IDisposable
                 var zeroStatus = zero.Offset > volume.Size - zero.Length
                     ? AckStatus.Invalid
                     : ZeroOrStatus(volume, zero.Offset, zero.Length, zeroFlags);
-                LinkFrameWriter.WriteAck(_output, new AckFrame(zero.Sequence, AckKind.Written, zeroStatus));
+                AckWritten(zero.Sequence, zeroStatus, "zeroing", zero.Offset, zero.Length);
                 return null;
 
             case LinkFrameType.Flush:
@@ -327,7 +327,7 @@ public sealed partial class ReplicaSession : IDisposable
                 }
 
                 var flushStatus = await RunAsync(volume.FlushAsync(ct)).ConfigureAwait(false);
-                LinkFrameWriter.WriteAck(_output, new AckFrame(frame.Flush.Sequence, AckKind.Written, flushStatus));
+                AckWritten(frame.Flush.Sequence, flushStatus, "flush", 0, 0);
                 return null;
 
             case LinkFrameType.BitmapRequest:
@@ -441,8 +441,22 @@ public sealed partial class ReplicaSession : IDisposable
             Interlocked.Add(ref _resyncBytes, write.Length);
         }
 
-        LinkFrameWriter.WriteAck(_output, new AckFrame(write.Sequence, AckKind.Written, written));
+        AckWritten(write.Sequence, written, resync ? "resync write" : "write", write.Offset, write.Length);
         return null;
+    }
+
+    /// <summary>
+    /// Answers a change or flush. A failure is this host's to fix (a full or failing disk): it is logged here,
+    /// and the primary, told by the answer, drops the link and has this copy outdated.
+    /// </summary>
+    private void AckWritten(ulong sequence, AckStatus status, string what, long offset, long length)
+    {
+        if (status != AckStatus.Ok)
+        {
+            LogChangeFailed(_logger, _copy?.Name ?? "?", what, length, offset, AckStatusText.Of(status));
+        }
+
+        LinkFrameWriter.WriteAck(_output, new AckFrame(sequence, AckKind.Written, status));
     }
 
     /// <summary>
@@ -693,6 +707,9 @@ public sealed partial class ReplicaSession : IDisposable
 
     [LoggerMessage(2100, LogLevel.Warning, "volume {VolumeId}: replication link refused ({Code}): {Reason}")]
     private static partial void LogRefused(ILogger logger, string volumeId, LinkErrorCode code, string reason);
+
+    [LoggerMessage(2104, LogLevel.Warning, "volume {VolumeId}: this copy failed a {What} of {Length} bytes at {Offset}: {Error}; the primary will mark it Outdated")]
+    private static partial void LogChangeFailed(ILogger logger, string volumeId, string what, long length, long offset, string error);
 
     [LoggerMessage(2101, LogLevel.Information, "volume {VolumeId}: secondary of the primary at {From}, epoch {Epoch}")]
     private static partial void LogAttached(ILogger logger, string volumeId, string from, ulong epoch);

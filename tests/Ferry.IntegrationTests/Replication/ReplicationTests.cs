@@ -239,7 +239,56 @@ public sealed partial class ReplicationTests
         Assert.Contains("at risk", forced.GetProperty("message").GetString(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_copy_whose_disk_fills_up_is_outdated_the_primary_loses_nothing_and_it_resyncs_once_there_is_room()
+    {
+        await using var pair = await ReplicatedPair.StartAsync("64M");
+
+        // The copy's volume moves onto a file system of 16 MiB (its data file is thin: nothing allocated yet).
+        await pair.B.KillAsync();
+        var directory = Path.GetDirectoryName(ReplicatedPair.DataFile(pair.B))!;
+        var away = directory + ".away";
+        Directory.Move(directory, away);
+        Directory.CreateDirectory(directory);
+        await RunAsync("mount", "-t", "tmpfs", "-o", "size=16M", "tmpfs", directory);
+        try
+        {
+            await RunAsync("cp", "-a", "--sparse=always", away + "/.", directory);
+            Directory.Delete(away, recursive: true);
+            await pair.B.LaunchAsync();
+            await ReplicatedPair.WaitInSyncAsync(pair.A);
+
+            // 32 MiB of writes: the copy runs out of room halfway, and every one of them still succeeds on the primary.
+            var writes = Enumerable.Range(0, 32).Select(i => $"write -P 0x5a {i}M 1M").ToArray();
+            var wrote = await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(pair.A), writes);
+            Assert.Equal(32, wrote.Split("wrote ").Length - 1);
+            Assert.DoesNotContain("fail", await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(pair.A), "read -P 0x5a 0 32M"), StringComparison.OrdinalIgnoreCase);
+            var full = await ReplicatedPair.PeerAsync(pair.A);
+            Assert.True(full.GetProperty("outdated").GetBoolean(), $"the primary went on only after outdating the full copy: {full}");
+            Assert.Contains("no space left", full.GetProperty("reason").GetString(), StringComparison.Ordinal); // the primary says why
+            Assert.Contains("this copy failed a write", pair.B.Log, StringComparison.Ordinal); // and so does the host that must act
+            Assert.NotEqual("connected", full.GetProperty("connection").GetString());
+
+            // With room again, the link's next try resyncs what the copy lacks.
+            await RunAsync("mount", "-o", "remount,size=128M", directory);
+            await ReplicatedPair.WaitInSyncAsync(pair.A);
+            Assert.False((await ReplicatedPair.PeerAsync(pair.A)).GetProperty("outdated").GetBoolean());
+            Assert.Equal(await File.ReadAllBytesAsync(ReplicatedPair.DataFile(pair.A)), await File.ReadAllBytesAsync(ReplicatedPair.DataFile(pair.B)));
+        }
+        finally
+        {
+            await pair.B.KillAsync();
+            await RunAsync("umount", "-l", directory);
+        }
+    }
+
     private static int Pattern(int index) => (index % 250) + 1;
+
+    private static async Task RunAsync(string fileName, params string[] args)
+    {
+        var run = await Processes.RunAsync(fileName, args, TimeSpan.FromSeconds(30));
+        Assert.True(run.ExitCode == 0, $"{fileName} {string.Join(' ', args)}: {run.StandardError}");
+    }
 
     private static async Task<byte[]> ReadAsync(string path, long offset, int length)
     {

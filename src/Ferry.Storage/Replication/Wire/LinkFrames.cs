@@ -80,6 +80,20 @@ public enum AckStatus : byte
     Invalid = 4,
 }
 
+/// <summary>What a failed <see cref="AckStatus"/> means, for logs and the peer's reason in `ferry volume show`.</summary>
+public static class AckStatusText
+{
+    public static string Of(AckStatus status) => status switch
+    {
+        AckStatus.Ok => "done",
+        AckStatus.IoError => "an I/O error on its disk (IoError)",
+        AckStatus.NoSpace => "no space left on its disk (NoSpace)",
+        AckStatus.StaleEpoch => "a newer primary exists (StaleEpoch)",
+        AckStatus.Invalid => "the request was outside the volume or malformed (Invalid)",
+        _ => $"unknown status {(byte)status}",
+    };
+}
+
 /// <summary>SyncBegin and SyncEnd: the generation ids the target takes (DESIGN §4, GenerationRules).</summary>
 public readonly record struct SyncFrame(ulong Sequence, ulong Epoch, GenerationIds Ids, bool Full);
 
