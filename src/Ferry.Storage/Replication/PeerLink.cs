@@ -81,7 +81,9 @@ internal sealed partial class PeerLink : IDisposable
     private bool _inStep;
     private CopyView? _lastPeerView;
     private VerifyRun? _verify;
-    private readonly Channel<VerifyRun> _verifyRequests = Channel.CreateUnbounded<VerifyRun>(new UnboundedChannelOptions { SingleReader = true });
+    // Work the link does beside replicating, one at a time: a verify, or (null) a repair of the blocks marked out of sync.
+    private readonly Channel<VerifyRun?> _workRequests = Channel.CreateUnbounded<VerifyRun?>(new UnboundedChannelOptions { SingleReader = true });
+    private int _repairRequested;
 
     public PeerLink(ReplicatedVolume owner, PeerAddress peer, ILogger logger)
     {
@@ -102,14 +104,17 @@ internal sealed partial class PeerLink : IDisposable
     /// </summary>
     public bool SendsFromFile => _sendsFromFile;
 
-    /// <summary>Replicating and not a resync target: the peer has every block but those in flight.</summary>
+    /// <summary>
+    /// Replicating, not a resync target and owed no repair: the peer has every block but those in flight.
+    /// (A peer owed a repair may lack marked blocks: another peer's resync must not clear their marks.)
+    /// </summary>
     public bool InStep
     {
         get
         {
             lock (_pendingLock)
             {
-                return _replicating && _inStep;
+                return _replicating && _inStep && !RepairRequested;
             }
         }
     }
@@ -202,8 +207,24 @@ internal sealed partial class PeerLink : IDisposable
             verify = _verify = new VerifyRun(_owner);
         }
 
-        _verifyRequests.Writer.TryWrite(verify);
+        _workRequests.Writer.TryWrite(verify);
         return null;
+    }
+
+    /// <summary>A repair was asked for (<see cref="RequestRepair"/>) and has not yet taken its snapshot of the marks.</summary>
+    public bool RepairRequested => Volatile.Read(ref _repairRequested) != 0;
+
+    /// <summary>
+    /// Asks for a resync, within the connection, of the blocks marked out of sync: after a change failed on
+    /// this copy, which the peer may have applied, so that the copies do not stay different until the link
+    /// next reconnects. One request stands for any number made before it runs.
+    /// </summary>
+    public void RequestRepair()
+    {
+        if (Interlocked.Exchange(ref _repairRequested, 1) == 0)
+        {
+            _workRequests.Writer.TryWrite(null);
+        }
     }
 
     /// <summary>Room in the send window for one change with <paramref name="size"/> bytes of data.</summary>
@@ -893,7 +914,24 @@ internal sealed partial class PeerLink : IDisposable
 
         while (true)
         {
-            var verify = await _verifyRequests.Reader.ReadAsync(ct).ConfigureAwait(false);
+            var verify = await _workRequests.Reader.ReadAsync(ct).ConfigureAwait(false);
+            if (verify is null)
+            {
+                // Nothing marked: the request is done, unless a failure marked blocks just as it was let go.
+                if (!_owner.HasMarks())
+                {
+                    Volatile.Write(ref _repairRequested, 0);
+                    if (!_owner.HasMarks())
+                    {
+                        continue;
+                    }
+                }
+
+                using var repair = BeginRepair();
+                await ResyncAsync(repair, ct).ConfigureAwait(false);
+                continue;
+            }
+
             var different = await verify.RunAsync(this, ct).ConfigureAwait(false);
             LogVerified(_logger, _owner.Name, Peer.Host, different);
             if (different > 0)
@@ -939,6 +977,8 @@ internal sealed partial class PeerLink : IDisposable
                 throw new IOException("the link was lost before the repair began");
             }
 
+            // Marks made from here on are not in the snapshot: a failure that makes them asks for a repair of its own.
+            Volatile.Write(ref _repairRequested, 0);
             resync.TakeSnapshot(_owner.Bitmap);
             SendSync(_owner.NextSequence(), _owner.Epoch, _owner.Volume.Metadata.Current.Generations, full: false, end: false, waiter: null);
         }

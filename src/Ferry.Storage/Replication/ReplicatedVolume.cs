@@ -564,7 +564,10 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         }
     }
 
-    /// <summary>After a failed local change: the range differs between the copies until a resync.</summary>
+    /// <summary>
+    /// After a failed local change: the range may differ between the copies (the peers may have applied it,
+    /// this copy not, or only part of it), so it is marked and the connected peers resync it from this copy.
+    /// </summary>
     private void MarkUnsure(in Change change)
     {
         lock (_order)
@@ -574,6 +577,24 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
             {
                 lacks.Marks.Mark(change.Offset, change.Length);
             }
+
+            // Asked under the lock that marks: a resync ending meanwhile must not clear these marks as done.
+            foreach (var peer in _peers)
+            {
+                if (peer.IsReplicating)
+                {
+                    peer.RequestRepair();
+                }
+            }
+        }
+    }
+
+    /// <summary>Whether any block is marked out of sync with a peer.</summary>
+    internal bool HasMarks()
+    {
+        lock (_order)
+        {
+            return Bitmap.CountDirty() > 0;
         }
     }
 
@@ -892,12 +913,18 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         lock (_order)
         {
             LacksOf(link.Peer.Host)?.Marks.Clear(offset, length);
-            if (_peers.All(p => p == link || p.InStep))
+            if (OthersInStepAndNoRepairOwed(link))
             {
                 Bitmap.Clear(offset, length);
             }
         }
     }
+
+    /// <summary>
+    /// Under the ordering lock, as <paramref name="link"/>'s resync clears marks: every other peer is in step, and
+    /// no peer is owed a repair (blocks marked by a failed change after the resync read them stay marked).
+    /// </summary>
+    private bool OthersInStepAndNoRepairOwed(PeerLink link) => !link.RepairRequested && _peers.All(p => p == link || p.InStep);
 
     /// <summary>After the target recorded the end: this copy is in step with every peer again unless one is still missing.</summary>
     internal void FinishResync(PeerLink link)
@@ -905,7 +932,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         lock (_order)
         {
             _lacks.Remove(link.Peer.Host);
-            if (_peers.All(p => p == link || p.InStep))
+            if (OthersInStepAndNoRepairOwed(link))
             {
                 // Every peer has every block: marks left over (blocks one peer's resync skipped, as it did not lack them) mean nothing now.
                 Bitmap.ClearAll();
