@@ -101,6 +101,16 @@ public sealed class AgentProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>SIGTERM, and waits for the agent to finish its clean shutdown.</summary>
+    public async Task StopAsync()
+    {
+        if (_process is { HasExited: false } process)
+        {
+            await SignalAsync("-TERM");
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        }
+    }
+
     /// <summary>SIGSTOP: the agent freezes as a hung host would, its sockets open.</summary>
     public Task PauseAsync() => SignalAsync("-STOP");
 

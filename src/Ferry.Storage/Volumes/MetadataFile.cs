@@ -32,7 +32,7 @@ public sealed class MetadataFile : IDisposable
         var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
         try
         {
-            RandomAccess.SetLength(handle, BitmapOffset + BitmapBytes(initial));
+            Reserve(handle, BitmapOffset + BitmapBytes(initial));
             var file = new MetadataFile(handle, initial with { Sequence = 0 });
             file.Write(initial with { Sequence = 1 });
             return file;
@@ -56,7 +56,39 @@ public sealed class MetadataFile : IDisposable
             return FerryError.Environment($"metadata file '{path}' has no valid superblock (damaged or not a Ferry volume)");
         }
 
+        // Files made before metadata was reserved: reserved now if there is room, written into sparse otherwise.
+        TryReserve(handle, RandomAccess.GetLength(handle));
         return new MetadataFile(handle, newest);
+    }
+
+    /// <summary>
+    /// Sizes the file with its blocks allocated (fallocate), so that writing the superblock, the activity log
+    /// or the bitmap never needs space a full file system no longer has: a volume whose data filled the
+    /// disk still records generations, outdated peers and its log. File systems without fallocate get a
+    /// sparse file, as before.
+    /// </summary>
+    private static void Reserve(SafeFileHandle handle, long length)
+    {
+        var error = TryReserve(handle, length);
+        if (error != 0)
+        {
+            throw new IOException(error is LinuxFile.ENoSpc or LinuxFile.EDQuot
+                ? $"no space left on the device for the volume's metadata ({length} bytes)"
+                : $"cannot allocate the volume's metadata ({length} bytes): errno {error}");
+        }
+    }
+
+    /// <summary>Reserves <paramref name="length"/> bytes; 0 when done or not supported (the file is then sized sparse), else the errno.</summary>
+    private static int TryReserve(SafeFileHandle handle, long length)
+    {
+        var error = LinuxFile.Fallocate(handle, 0, 0, length);
+        if (error is LinuxFile.EOpNotSupp)
+        {
+            RandomAccess.SetLength(handle, Math.Max(length, RandomAccess.GetLength(handle)));
+            return 0;
+        }
+
+        return error;
     }
 
     /// <summary>Writes the next version to the other slot and syncs it, so a crash keeps the old or the new one.</summary>
@@ -92,7 +124,7 @@ public sealed class MetadataFile : IDisposable
             var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(bitmap.Words).ToArray();
             if (RandomAccess.GetLength(_handle) < BitmapOffset + BitmapBytes(Current))
             {
-                RandomAccess.SetLength(_handle, BitmapOffset + BitmapBytes(Current));
+                Reserve(_handle, BitmapOffset + BitmapBytes(Current));
             }
 
             RandomAccess.Write(_handle, bytes, BitmapOffset);

@@ -291,6 +291,7 @@ public sealed partial class ReplicationTests
             var wrote = output.Split("wrote ").Length - 1;
             Assert.True(wrote is > 0 and < 1024, $"the primary's disk should fill up halfway; {wrote} of 1024 writes succeeded");
             Assert.Contains("No space left on device", output, StringComparison.Ordinal);
+            await Processes.RunAsync("dd", ["if=/dev/zero", $"of={Path.Combine(directory, "filler")}", "bs=4096"], TimeSpan.FromSeconds(30)); // not a page left
 
             // The copy may have written what the primary could not: the primary resyncs those blocks to it from its own.
             async Task<bool> AlikeAsync()
@@ -305,6 +306,22 @@ public sealed partial class ReplicationTests
                 TimeSpan.FromSeconds(30),
                 "the copies to hold the same data again");
             Assert.False((await ReplicatedPair.PeerAsync(pair.A)).GetProperty("outdated").GetBoolean());
+
+            // Still full, the primary takes overwrites of blocks it holds, records that it lost its peer (a new
+            // generation in its superblock) and, stopped cleanly, which blocks the peer lacks (its bitmap): its
+            // metadata's space was reserved when it was made.
+            await pair.B.KillAsync();
+            await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(pair.A), "write -P 0x6b 0 64k", "write -P 0x6c 8M 4k");
+            Assert.True((await ReplicatedPair.PeerAsync(pair.A)).GetProperty("outdated").GetBoolean());
+            await pair.A.StopAsync();
+            Assert.DoesNotContain("fail:", pair.A.Log, StringComparison.Ordinal);
+            Assert.DoesNotContain("crit:", pair.A.Log, StringComparison.Ordinal);
+            await pair.A.LaunchAsync();
+            await pair.B.LaunchAsync();
+            await ReplicatedPair.WaitInSyncAsync(pair.A);
+            var back = await ReplicatedPair.PeerAsync(pair.A);
+            Assert.Contains("MissedWrites", back.GetProperty("decision").GetString(), StringComparison.Ordinal);
+            Assert.True(await AlikeAsync(), "the copy got the writes it missed");
 
             // With room again, the client's retries succeed on both.
             await RunAsync("mount", "-o", "remount,size=128M", directory);

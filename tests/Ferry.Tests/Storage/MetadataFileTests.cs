@@ -28,6 +28,32 @@ public sealed class MetadataFileTests : IDisposable
     }
 
     [Fact]
+    public void The_file_holds_its_blocks_from_the_start_so_a_full_disk_cannot_fail_its_writes()
+    {
+        Create(512L << 20).Dispose();
+        Assert.True(AllocatedBytes() >= new FileInfo(MetaPath).Length);
+
+        // A file made sparse (as before space was reserved) gets its blocks when opened.
+        using (var file = File.OpenHandle(MetaPath, FileMode.Open, FileAccess.ReadWrite))
+        {
+            Assert.Equal(0, Ferry.Storage.LinuxFile.Fallocate(file, Ferry.Storage.LinuxFile.FallocPunchHole | Ferry.Storage.LinuxFile.FallocKeepSize, MetadataFile.BitmapOffset, 4096));
+        }
+
+        Assert.True(AllocatedBytes() < new FileInfo(MetaPath).Length);
+        MetadataFile.Open(MetaPath).Value.Dispose();
+        Assert.True(AllocatedBytes() >= new FileInfo(MetaPath).Length);
+    }
+
+    /// <summary>The file system's blocks held by the file (st_blocks, in 512-byte units).</summary>
+    private long AllocatedBytes()
+    {
+        using var stat = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("stat", ["-c", "%b", MetaPath]) { RedirectStandardOutput = true })!;
+        var blocks = long.Parse(stat.StandardOutput.ReadToEnd().Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        stat.WaitForExit();
+        return blocks * 512;
+    }
+
+    [Fact]
     public void Activity_log_versions_alternate_slots_and_a_torn_newest_falls_back_to_the_older()
     {
         using (var meta = Create(64L << 20))
