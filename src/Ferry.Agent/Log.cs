@@ -17,6 +17,9 @@ internal static partial class Log
     [LoggerMessage(1002, LogLevel.Warning, "VM {VmId}: start failed: {Reason}")]
     public static partial void VmStartFailed(ILogger logger, string vmId, string reason);
 
+    [LoggerMessage(1006, LogLevel.Warning, "VM {VmId}: {Error}")]
+    public static partial void VmIoError(ILogger logger, string vmId, string error);
+
     [LoggerMessage(1003, LogLevel.Warning, "VM {VmId}: QMP command failed during {Operation}: {Reason}")]
     public static partial void QmpFailed(ILogger logger, string vmId, string operation, string reason);
 

@@ -5,7 +5,7 @@ namespace Ferry.IntegrationTests;
 /// <summary>A test-guest VM on an agent: creates its disk, and reads its counter over HTTP.</summary>
 public sealed class GuestVm
 {
-    private static readonly TimeSpan BootTimeout = TimeSpan.FromSeconds(90);
+    public static readonly TimeSpan BootTimeout = TimeSpan.FromSeconds(90);
 
     private GuestVm(AgentProcess agent, string name, int httpPort)
     {

@@ -168,6 +168,46 @@ public sealed partial class VmLifecycleTests : IAsyncLifetime
         Assert.DoesNotContain("vm.crashed", events);
     }
 
+    [Fact]
+    public async Task A_guest_whose_volume_runs_out_of_space_is_paused_with_the_reason_and_goes_on_when_resumed_with_room()
+    {
+        // The agent's volumes on a file system of 1 MiB, filled once the volume exists: its data file is thin,
+        // so the guest's first write to its disk finds no room.
+        var volumes = Path.Combine(_agent.DataDirectory, "volumes");
+        Directory.CreateDirectory(volumes);
+        await RunAsync("mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", volumes);
+        try
+        {
+            await _agent.FerryJsonAsync("volume", "create", "tight", "--size", "16M");
+            var filler = Path.Combine(volumes, "filler");
+            await Processes.RunAsync("dd", ["if=/dev/zero", $"of={filler}", "bs=4096"], TimeSpan.FromSeconds(30));
+
+            var vm = await GuestVm.CreateAsync(_agent, "tight", disk: "volume:tight");
+            await Wait.UntilAsync(async () => await vm.StateAsync() == "paused", GuestVm.BootTimeout, "the full disk to pause the guest");
+            var error = (await _agent.FerryJsonAsync("vm", "events", "tight")).EnumerateArray().Single(e => e.GetProperty("type").GetString() == "vm.io-error");
+            Assert.Contains("no space left", error.GetProperty("message").GetString(), StringComparison.Ordinal);
+
+            // Room again: resumed, QEMU retries the write and the guest goes on counting.
+            File.Delete(filler);
+            var resume = await _agent.FerryJsonAsync("vm", "resume", "tight");
+            Assert.Equal("running", resume.GetProperty("state").GetString());
+            await vm.CounterAboveAsync(2);
+        }
+        finally
+        {
+            // The agent and QEMU let go of the file system first; the data directory goes with the agent, after the test.
+            await _agent.KillAsync();
+            AgentProcess.KillQemus(_agent.DataDirectory);
+            await RunAsync("umount", "-l", volumes);
+        }
+    }
+
+    private static async Task RunAsync(string fileName, params string[] args)
+    {
+        var run = await Processes.RunAsync(fileName, args, TimeSpan.FromSeconds(30));
+        Assert.True(run.ExitCode == 0, $"{fileName} {string.Join(' ', args)}: {run.StandardError}");
+    }
+
     [GeneratedRegex(@"ferry-guest booted counter-start=(\d+)")]
     private static partial Regex BootLine();
 }

@@ -477,6 +477,11 @@ public sealed class VmManager : IAsyncDisposable
             case "GUEST_PANICKED":
                 _events.Append("vm.panicked", name, "the guest kernel panicked");
                 break;
+            case "BLOCK_IO_ERROR":
+                var error = QmpEvents.DescribeIoError(e);
+                Log.VmIoError(_logger, name, error);
+                _events.Append("vm.io-error", name, error);
+                break;
         }
     }
 
