@@ -479,8 +479,12 @@ public sealed class VmManager : IAsyncDisposable
                 break;
             case "BLOCK_IO_ERROR":
                 var error = QmpEvents.DescribeIoError(e);
-                Log.VmIoError(_logger, name, error);
-                _events.Append("vm.io-error", name, error);
+                if (runtime.IsNewIoError(error, _time.GetUtcNow()))
+                {
+                    Log.VmIoError(_logger, name, error);
+                    _events.Append("vm.io-error", name, error);
+                }
+
                 break;
         }
     }
