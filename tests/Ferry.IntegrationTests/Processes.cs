@@ -36,6 +36,13 @@ public static class Processes
         return new ProcessOutput(process.ExitCode, await stdout, await stderr);
     }
 
+    /// <summary>Runs a command that must succeed (mount, cp, ...) within 30 s.</summary>
+    public static async Task RunOkAsync(string fileName, params string[] args)
+    {
+        var run = await RunAsync(fileName, args, TimeSpan.FromSeconds(30));
+        Assert.True(run.ExitCode == 0, $"{fileName} {string.Join(' ', args)} exited {run.ExitCode}: {run.StandardError}");
+    }
+
     public static int FreeTcpPort()
     {
         using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);

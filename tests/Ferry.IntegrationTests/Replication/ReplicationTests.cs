@@ -262,7 +262,7 @@ public sealed partial class ReplicationTests
             Assert.NotEqual("connected", full.GetProperty("connection").GetString());
 
             // With room again, the link's next try resyncs what the copy lacks.
-            await RunAsync("mount", "-o", "remount,size=128M", directory);
+            await Processes.RunOkAsync("mount", "-o", "remount,size=128M", directory);
             await ReplicatedPair.WaitInSyncAsync(pair.A);
             Assert.False((await ReplicatedPair.PeerAsync(pair.A)).GetProperty("outdated").GetBoolean());
             Assert.Equal(await File.ReadAllBytesAsync(ReplicatedPair.DataFile(pair.A)), await File.ReadAllBytesAsync(ReplicatedPair.DataFile(pair.B)));
@@ -270,7 +270,7 @@ public sealed partial class ReplicationTests
         finally
         {
             await pair.B.KillAsync();
-            await RunAsync("umount", "-l", directory);
+            await Processes.RunOkAsync("umount", "-l", directory);
         }
     }
 
@@ -324,14 +324,14 @@ public sealed partial class ReplicationTests
             Assert.True(await AlikeAsync(), "the copy got the writes it missed");
 
             // With room again, the client's retries succeed on both.
-            await RunAsync("mount", "-o", "remount,size=128M", directory);
+            await Processes.RunOkAsync("mount", "-o", "remount,size=128M", directory);
             await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(pair.A), "write -P 0x5a 0 32M", "read -P 0x5a 0 32M"); // fails on any error
             Assert.Equal(await File.ReadAllBytesAsync(ReplicatedPair.DataFile(pair.A)), await File.ReadAllBytesAsync(ReplicatedPair.DataFile(pair.B)));
         }
         finally
         {
             await pair.A.KillAsync();
-            await RunAsync("umount", "-l", directory);
+            await Processes.RunOkAsync("umount", "-l", directory);
         }
     }
 
@@ -348,17 +348,11 @@ public sealed partial class ReplicationTests
         var away = directory + ".away";
         Directory.Move(directory, away);
         Directory.CreateDirectory(directory);
-        await RunAsync("mount", "-t", "tmpfs", "-o", "size=16M", "tmpfs", directory);
-        await RunAsync("cp", "-a", "--sparse=always", away + "/.", directory);
+        await Processes.RunOkAsync("mount", "-t", "tmpfs", "-o", "size=16M", "tmpfs", directory);
+        await Processes.RunOkAsync("cp", "-a", "--sparse=always", away + "/.", directory);
         Directory.Delete(away, recursive: true);
         await agent.LaunchAsync();
         return directory;
-    }
-
-    private static async Task RunAsync(string fileName, params string[] args)
-    {
-        var run = await Processes.RunAsync(fileName, args, TimeSpan.FromSeconds(30));
-        Assert.True(run.ExitCode == 0, $"{fileName} {string.Join(' ', args)}: {run.StandardError}");
     }
 
     private static async Task<byte[]> ReadAsync(string path, long offset, int length)
