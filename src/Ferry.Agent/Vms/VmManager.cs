@@ -479,7 +479,7 @@ public sealed class VmManager : IAsyncDisposable
                 break;
             case "BLOCK_IO_ERROR":
                 var error = QmpEvents.DescribeIoError(e);
-                if (runtime.IsNewIoError(error, _time.GetUtcNow()))
+                if (runtime.IoErrors.Passes(error, _time.GetUtcNow()))
                 {
                     Log.VmIoError(_logger, name, error);
                     _events.Append("vm.io-error", name, error);

@@ -1,3 +1,4 @@
+using Ferry.Core;
 using Ferry.Hypervisor;
 
 namespace Ferry.Agent.Vms;
@@ -25,27 +26,11 @@ internal sealed class VmRuntime(VmState initial)
 
     public string? LastExit { get; set; }
 
-    private string? _lastIoError;
-    private DateTimeOffset _lastIoErrorAt;
-
     /// <summary>
-    /// Whether a disk error QEMU reported is worth an event: a guest paused by a full disk and resumed (by a
+    /// Which disk errors QEMU reported are worth an event: a guest paused by a full disk and resumed (by a
     /// cluster that wants it running) fails the same way again each time, which is one event a minute, not one each.
     /// </summary>
-    public bool IsNewIoError(string error, DateTimeOffset now)
-    {
-        lock (StateLock)
-        {
-            if (error == _lastIoError && now - _lastIoErrorAt < TimeSpan.FromMinutes(1))
-            {
-                return false;
-            }
-
-            _lastIoError = error;
-            _lastIoErrorAt = now;
-            return true;
-        }
-    }
+    public RepeatFilter IoErrors { get; } = new(TimeSpan.FromMinutes(1));
 
     /// <summary>Watches the current instance until it exits; awaited by stop and on shutdown.</summary>
     public Task ExitWatcher { get; set; } = Task.CompletedTask;

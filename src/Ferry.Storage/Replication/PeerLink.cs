@@ -2,6 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Threading.Channels;
+using Ferry.Core;
 using Ferry.Storage.Replication.Wire;
 using Ferry.Storage.Volumes;
 using Microsoft.Extensions.Logging;
@@ -84,6 +85,9 @@ internal sealed partial class PeerLink : IDisposable
     // Work the link does beside replicating, one at a time: a verify, or (null) a repair of the blocks marked out of sync.
     private readonly Channel<VerifyRun?> _workRequests = Channel.CreateUnbounded<VerifyRun?>(new UnboundedChannelOptions { SingleReader = true });
     private int _repairRequested;
+
+    // A link that fails the same way on every try (a peer whose disk is full) is logged once a minute.
+    private readonly RepeatFilter _losses = new(TimeSpan.FromMinutes(1));
 
     public PeerLink(ReplicatedVolume owner, PeerAddress peer, ILogger logger)
     {
@@ -373,7 +377,10 @@ internal sealed partial class PeerLink : IDisposable
             }
             catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
             {
-                LogLinkLost(_logger, _owner.Name, Peer.Host, e.Message);
+                if (_losses.Passes(e.Message, _owner.Time.GetUtcNow()))
+                {
+                    LogLinkLost(_logger, _owner.Name, Peer.Host, e.Message);
+                }
                 if (_connection != ConnectionState.StandAlone)
                 {
                     SetConnection(ConnectionState.Connecting, e.Message);
@@ -652,6 +659,7 @@ internal sealed partial class PeerLink : IDisposable
     private async Task FinishedWithPeerAsync(CancellationToken ct)
     {
         _outdated = false;
+        _losses.Reset();
         await _owner.Authority.ClearOutdatedAsync(_owner.VolumeId, Peer.Host, ct).ConfigureAwait(false);
     }
 
@@ -827,7 +835,7 @@ internal sealed partial class PeerLink : IDisposable
 
             if (ack.Status != AckStatus.Ok)
             {
-                throw new IOException($"the peer could not apply frame {ack.Sequence}: {AckStatusText.Of(ack.Status)}");
+                throw new IOException($"the peer could not apply a {head.Kind switch { PendingKind.Change => "change", PendingKind.Resync => "resync block", PendingKind.Flush => "flush", _ => "request" }}: {AckStatusText.Of(ack.Status)}");
             }
 
             if (head.Kind == PendingKind.Checksums)

@@ -451,9 +451,9 @@ public sealed partial class ReplicaSession : IDisposable
     /// </summary>
     private void AckWritten(ulong sequence, AckStatus status, string what, long offset, long length)
     {
-        if (status != AckStatus.Ok)
+        if (status != AckStatus.Ok && _copy is { } copy && copy.FailedChanges.Passes($"{what}: {status}", copy.Time.GetUtcNow()))
         {
-            LogChangeFailed(_logger, _copy?.Name ?? "?", what, length, offset, AckStatusText.Of(status));
+            LogChangeFailed(_logger, copy.Name, what, length, offset, AckStatusText.Of(status));
         }
 
         LinkFrameWriter.WriteAck(_output, new AckFrame(sequence, AckKind.Written, status));

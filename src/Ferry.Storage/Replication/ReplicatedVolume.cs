@@ -1,3 +1,4 @@
+using Ferry.Core;
 using Ferry.Storage.Replication.Wire;
 using Ferry.Storage.Volumes;
 using Microsoft.Extensions.Logging;
@@ -99,6 +100,9 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
     public bool FlushIsGlobal => Volume.FlushIsGlobal;
 
     internal TimeProvider Time => _context.Time;
+
+    /// <summary>As a copy: failures to apply a primary's changes already logged (a full disk fails every retry alike).</summary>
+    internal RepeatFilter FailedChanges { get; } = new(TimeSpan.FromMinutes(1));
 
     internal IReplicationAuthority Authority => _context.Authority;
 

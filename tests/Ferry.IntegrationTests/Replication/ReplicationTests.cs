@@ -261,6 +261,14 @@ public sealed partial class ReplicationTests
             Assert.Contains("this copy failed a write", pair.B.Log, StringComparison.Ordinal); // and so does the host that must act
             Assert.NotEqual("connected", full.GetProperty("connection").GetString());
 
+            // The link retries every second and fails alike each time: both logs say so once, not every time.
+            await Task.Delay(TimeSpan.FromSeconds(4));
+            static int Count(string log, string line) => log.Split(line).Length - 1;
+            Assert.Equal(1, Count(pair.A.Log, "could not apply a change: no space left"));
+            Assert.InRange(Count(pair.A.Log, "could not apply a resync block: no space left"), 0, 1);
+            Assert.Equal(1, Count(pair.B.Log, "this copy failed a write"));
+            Assert.InRange(Count(pair.B.Log, "this copy failed a resync write"), 0, 1);
+
             // With room again, the link's next try resyncs what the copy lacks.
             await Processes.RunOkAsync("mount", "-o", "remount,size=128M", directory);
             await ReplicatedPair.WaitInSyncAsync(pair.A);
