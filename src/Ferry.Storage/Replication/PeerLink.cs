@@ -576,6 +576,14 @@ internal sealed partial class PeerLink : IDisposable
             _pipeBytes = 0;
             _replicating = true;
             _sendsFromFile = stream is NetworkStream && OperatingSystem.IsLinux();
+
+            // A repair asked for on the last connection may have been taken from the queue and lost with it:
+            // asked again, it runs on this one (after its resync, if any).
+            if (Interlocked.Exchange(ref _repairRequested, 0) != 0)
+            {
+                RequestRepair();
+            }
+
             if (resync is not null)
             {
                 var ids = _owner.Volume.Metadata.Current.Generations;
