@@ -381,6 +381,7 @@ internal sealed partial class PeerLink : IDisposable
                 {
                     LogLinkLost(_logger, _owner.Name, Peer.Host, e.Message);
                 }
+
                 if (_connection != ConnectionState.StandAlone)
                 {
                     SetConnection(ConnectionState.Connecting, e.Message);
@@ -831,6 +832,14 @@ internal sealed partial class PeerLink : IDisposable
         }
     }
 
+    private static string Describe(PendingKind kind) => kind switch
+    {
+        PendingKind.Change => "change",
+        PendingKind.Resync => "resync block",
+        PendingKind.Flush => "flush",
+        _ => "request",
+    };
+
     private void Acknowledge(AckFrame ack)
     {
         PendingFrame head;
@@ -843,7 +852,7 @@ internal sealed partial class PeerLink : IDisposable
 
             if (ack.Status != AckStatus.Ok)
             {
-                throw new IOException($"the peer could not apply a {head.Kind switch { PendingKind.Change => "change", PendingKind.Resync => "resync block", PendingKind.Flush => "flush", _ => "request" }}: {AckStatusText.Of(ack.Status)}");
+                throw new IOException($"the peer could not apply a {Describe(head.Kind)}: {AckStatusText.Of(ack.Status)}");
             }
 
             if (head.Kind == PendingKind.Checksums)
