@@ -27,7 +27,10 @@ public sealed record ClusterVolumeView(
 
 /// <summary>One copy: its host's last report (null before the first) and the cluster's Outdated mark, if any.</summary>
 /// <param name="Epoch">The highest epoch the copy has seen, as its host reported it.</param>
-public sealed record ClusterCopyView(string Host, DiskState? Disk, CopyRole? Role, ConnectionState? Connection, OutdatedMark? Outdated, string? Problem, DateTimeOffset? ReportedAt, ulong? Epoch = null);
+/// <param name="HostFenced">The copy's host is fenced (failed and switched off): the report is from before, not how the copy is now.</param>
+public sealed record ClusterCopyView(
+    string Host, DiskState? Disk, CopyRole? Role, ConnectionState? Connection, OutdatedMark? Outdated, string? Problem, DateTimeOffset? ReportedAt, ulong? Epoch = null,
+    HostFence? HostFenced = null);
 
 internal static class WorkloadViews
 {
@@ -43,7 +46,9 @@ internal static class WorkloadViews
             {
                 var report = state.Reports.GetValueOrDefault(host);
                 var copy = report?.Copies.GetValueOrDefault(volume.Name);
-                return new ClusterCopyView(host, copy?.Disk, copy?.Role, copy?.Connection, volume.Outdated.GetValueOrDefault(host), copy?.Problem, copy is null ? null : report!.At, copy?.Epoch);
+                return new ClusterCopyView(
+                    host, copy?.Disk, copy?.Role, copy?.Connection, volume.Outdated.GetValueOrDefault(host), copy?.Problem, copy is null ? null : report!.At, copy?.Epoch,
+                    state.Host(host)?.Fenced);
             }),
         ]);
 

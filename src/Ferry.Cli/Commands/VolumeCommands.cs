@@ -391,7 +391,7 @@ internal static class VolumeCommands
         {
             table.AddRow(
                 Markup.Escape(v.Name), Bytes(v.Size), v.Protocol.ToString(), Markup.Escape(v.Primary ?? "-"), v.Epoch.ToString(CultureInfo.InvariantCulture),
-                Markup.Escape(string.Join(", ", v.Copies.Select(c => $"{c.Host} {(c.Outdated is null ? c.Disk is { } d ? Display.Name(d) : "?" : "outdated")}"))));
+                Markup.Escape(string.Join(", ", v.Copies.Select(c => $"{c.Host} {(c.HostFenced is not null ? "host fenced" : c.Outdated is null ? c.Disk is { } d ? Display.Name(d) : "?" : "outdated")}"))));
         }
 
         CliContext.Write(table);
@@ -412,6 +412,11 @@ internal static class VolumeCommands
                 ? $"{Display.Name(disk)}, {Display.Name(copy.Role!.Value)}, {Display.Name(copy.Connection!.Value)}"
                 : "not reported yet";
             grid.AddRow(Markup.Escape($"copy {copy.Host}"), Markup.Escape(seen));
+            if (copy.HostFenced is { } fence)
+            {
+                grid.AddRow(string.Empty, Markup.Escape($"its host is fenced since {fence.At:u} ({fence.Reason}): the line above is its last report"));
+            }
+
             if (copy.Outdated is { } mark)
             {
                 grid.AddRow(string.Empty, Markup.Escape($"marked Outdated by {mark.ByHost} at epoch {mark.Epoch} ({mark.At:u})"));

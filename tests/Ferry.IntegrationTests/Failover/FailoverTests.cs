@@ -34,6 +34,10 @@ public class FailoverTests(ITestOutputHelper output)
             output.WriteLine($"the VM runs on h2 {killed.Elapsed.TotalSeconds:0.0} s after the kill");
             Assert.True(await LabGuest.CounterAsync(h2) >= last, $"the counter went back: it was {last} on h1");
             Assert.Equal(2UL, after.GetProperty("epoch").GetUInt64());
+
+            // h1's last report still says primary: the view says its host is fenced, so that no one takes it for now.
+            var onH1 = after.GetProperty("copies").EnumerateArray().Single(c => c.GetProperty("host").GetString() == "h1");
+            Assert.True(onH1.TryGetProperty("hostFenced", out var fenced) && fenced.ValueKind == JsonValueKind.Object, $"h1's copy should say its host is fenced: {onH1}");
             Assert.Empty(watch.Twice);
         }
 
