@@ -391,11 +391,18 @@ internal static class VolumeCommands
         {
             table.AddRow(
                 Markup.Escape(v.Name), Bytes(v.Size), v.Protocol.ToString(), Markup.Escape(v.Primary ?? "-"), v.Epoch.ToString(CultureInfo.InvariantCulture),
-                Markup.Escape(string.Join(", ", v.Copies.Select(c => $"{c.Host} {(c.HostFenced is not null ? "host fenced" : c.Outdated is null ? c.Disk is { } d ? Display.Name(d) : "?" : "outdated")}"))));
+                Markup.Escape(string.Join(", ", v.Copies.Select(c => $"{c.Host} {InOneWord(c)}"))));
         }
 
         CliContext.Write(table);
     }
+
+    /// <summary>A copy in the volume list: what matters most first (a fenced host's report is stale; an Outdated mark overrides the disk state).</summary>
+    private static string InOneWord(ClusterCopyView copy) =>
+        copy.HostFenced is not null ? "host fenced"
+        : copy.Outdated is not null ? "outdated"
+        : copy.Disk is { } disk ? Display.Name(disk)
+        : "?";
 
     private static void RenderCluster(ClusterVolumeView v)
     {

@@ -245,10 +245,8 @@ public sealed partial class ReplicationTests
         await using var pair = await ReplicatedPair.StartAsync("64M");
 
         // The copy's volume moves onto a file system of 16 MiB (its data file is thin: nothing allocated yet).
-        var directory = await MoveOntoSmallFileSystemAsync(pair.B);
-        try
+        await OnSmallFileSystemAsync(pair, pair.B, async directory =>
         {
-            await ReplicatedPair.WaitInSyncAsync(pair.A);
 
             // 32 MiB of writes: the copy runs out of room halfway, and every one of them still succeeds on the primary.
             var writes = Enumerable.Range(0, 32).Select(i => $"write -P 0x5a {i}M 1M").ToArray();
@@ -274,22 +272,15 @@ public sealed partial class ReplicationTests
             await ReplicatedPair.WaitInSyncAsync(pair.A);
             Assert.False((await ReplicatedPair.PeerAsync(pair.A)).GetProperty("outdated").GetBoolean());
             Assert.Equal(await File.ReadAllBytesAsync(ReplicatedPair.DataFile(pair.A)), await File.ReadAllBytesAsync(ReplicatedPair.DataFile(pair.B)));
-        }
-        finally
-        {
-            await pair.B.KillAsync();
-            await Processes.RunOkAsync("umount", "-l", directory);
-        }
+        });
     }
 
     [Fact]
     public async Task When_the_primarys_disk_fills_up_its_failed_writes_leave_the_copies_alike_and_succeed_once_there_is_room()
     {
         await using var pair = await ReplicatedPair.StartAsync("64M");
-        var directory = await MoveOntoSmallFileSystemAsync(pair.A);
-        try
+        await OnSmallFileSystemAsync(pair, pair.A, async directory =>
         {
-            await ReplicatedPair.WaitInSyncAsync(pair.A);
 
             // Writes of 32 KiB are sent to the copy before the primary writes them itself: the copy has room for all,
             // the primary for about half. Those that fail on the primary fail for the client.
@@ -316,8 +307,7 @@ public sealed partial class ReplicationTests
             Assert.False((await ReplicatedPair.PeerAsync(pair.A)).GetProperty("outdated").GetBoolean());
 
             // Still full, the primary takes overwrites of blocks it holds, records that it lost its peer (a new
-            // generation in its superblock) and, stopped cleanly, which blocks the peer lacks (its bitmap): its
-            // metadata's space was reserved when it was made.
+            // generation in its superblock) and, stopped cleanly, which blocks the peer lacks (its bitmap).
             await pair.B.KillAsync();
             await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(pair.A), "write -P 0x6b 0 64k", "write -P 0x6c 8M 4k");
             Assert.True((await ReplicatedPair.PeerAsync(pair.A)).GetProperty("outdated").GetBoolean());
@@ -335,21 +325,17 @@ public sealed partial class ReplicationTests
             await Processes.RunOkAsync("mount", "-o", "remount,size=128M", directory);
             await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(pair.A), "write -P 0x5a 0 32M", "read -P 0x5a 0 32M"); // fails on any error
             Assert.Equal(await File.ReadAllBytesAsync(ReplicatedPair.DataFile(pair.A)), await File.ReadAllBytesAsync(ReplicatedPair.DataFile(pair.B)));
-        }
-        finally
-        {
-            await pair.A.KillAsync();
-            await Processes.RunOkAsync("umount", "-l", directory);
-        }
+        });
     }
 
     private static int Pattern(int index) => (index % 250) + 1;
 
     /// <summary>
-    /// Moves an agent's copy of the volume onto a tmpfs of 16 MiB mounted in its place (the agent is
-    /// restarted around the move); returns the mount point, for the caller to unmount.
+    /// Runs <paramref name="test"/> (given the mount point) with <paramref name="agent"/>'s copy of the volume on a
+    /// tmpfs of 16 MiB mounted in its place (the agent restarted around the move) and the pair in sync again;
+    /// the agent is killed and the file system unmounted after, whatever happened.
     /// </summary>
-    private static async Task<string> MoveOntoSmallFileSystemAsync(AgentProcess agent)
+    private static async Task OnSmallFileSystemAsync(ReplicatedPair pair, AgentProcess agent, Func<string, Task> test)
     {
         await agent.KillAsync();
         var directory = Path.GetDirectoryName(ReplicatedPair.DataFile(agent))!;
@@ -357,10 +343,19 @@ public sealed partial class ReplicationTests
         Directory.Move(directory, away);
         Directory.CreateDirectory(directory);
         await Processes.RunOkAsync("mount", "-t", "tmpfs", "-o", "size=16M", "tmpfs", directory);
-        await Processes.RunOkAsync("cp", "-a", "--sparse=always", away + "/.", directory);
-        Directory.Delete(away, recursive: true);
-        await agent.LaunchAsync();
-        return directory;
+        try
+        {
+            await Processes.RunOkAsync("cp", "-a", "--sparse=always", away + "/.", directory);
+            Directory.Delete(away, recursive: true);
+            await agent.LaunchAsync();
+            await ReplicatedPair.WaitInSyncAsync(pair.A);
+            await test(directory);
+        }
+        finally
+        {
+            await agent.KillAsync();
+            await Processes.RunOkAsync("umount", "-l", directory);
+        }
     }
 
     private static async Task<byte[]> ReadAsync(string path, long offset, int length)
