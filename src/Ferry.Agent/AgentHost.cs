@@ -53,8 +53,12 @@ public static class AgentHost
         });
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
 
-        // The consensus library logs every unreachable peer, with a stack trace, several times a second.
-        builder.Logging.AddFilter("DotNext", LogLevel.Error);
+        // The consensus library logs every unreachable peer, with a stack trace, several times a second; its
+        // messages are there when asked for (Logging__LogLevel__DotNext=Debug in the agent's environment).
+        if (builder.Configuration["Logging:LogLevel:DotNext"] is null)
+        {
+            builder.Logging.AddFilter("DotNext", LogLevel.Error);
+        }
         builder.Services.Configure<JsonOptions>(o => FerryJson.Configure(o.SerializerOptions));
         builder.Services.AddProblemDetails();
         builder.Services.AddOpenApi();
@@ -80,6 +84,7 @@ public static class AgentHost
         builder.Services.AddSingleton<MigrationSource>();
         builder.Services.AddSingleton<MigrationTarget>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<LeaseKeeper>());
+        builder.Services.AddHostedService<LeaderlessRecovery>();
         builder.Services.AddHostedService<LocalManager>();
         builder.Services.AddHostedService<ResourceManager>();
 

@@ -8,7 +8,8 @@ namespace Ferry.Cluster.Consensus;
 
 /// <summary>
 /// The replicated log's state machine: applies each committed command to the cluster state and keeps
-/// a snapshot every <see cref="SnapshotEvery"/> entries, after which the log drops what it covers.
+/// a snapshot every <see cref="SnapshotEvery"/> entries and at each <see cref="CompactLog"/>, after which
+/// the log drops what it covers.
 /// </summary>
 internal sealed class ClusterStateStore(DirectoryInfo snapshots) : SimpleStateMachine(snapshots)
 {
@@ -33,7 +34,7 @@ internal sealed class ClusterStateStore(DirectoryInfo snapshots) : SimpleStateMa
         var command = Read(payload);
         var (next, _) = ClusterStateMachine.Apply(Current, command);
         Publish(next);
-        return ValueTask.FromResult(entry.Index % SnapshotEvery == 0);
+        return ValueTask.FromResult(command is CompactLog || entry.Index % SnapshotEvery == 0);
     }
 
     protected override ValueTask PersistAsync(IAsyncBinaryWriter writer, CancellationToken token) =>

@@ -37,6 +37,7 @@ namespace Ferry.Cluster.State;
 [JsonDerivedType(typeof(VmHealthy), "vm-healthy")]
 [JsonDerivedType(typeof(ReportHost), "report-host")]
 [JsonDerivedType(typeof(RecordEvent), "record-event")]
+[JsonDerivedType(typeof(CompactLog), "compact-log")]
 public abstract record ClusterCommand
 {
     public Guid Id { get; init; } = Guid.NewGuid();

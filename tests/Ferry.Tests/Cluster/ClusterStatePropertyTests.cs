@@ -51,6 +51,7 @@ public class ClusterStatePropertyTests
         Gen.Select(AnyHost, AnyReport, (h, report) => (ClusterCommand)new ReportHost(h, report)),
         Gen.Select(AnyHost, Gen.Bool, (h, on) => (ClusterCommand)new SetMaintenance(h, on)),
         Gen.Bool.Select(on => (ClusterCommand)new SetClusterSettings(on)),
+        AnyHost.Select(h => (ClusterCommand)new CompactLog(h)),
         Gen.Select(AnyVm, AnyHost, AnyMigration, Gen.Bool, (m, h, id, drain) => (ClusterCommand)new BeginMigration(m, h, id, drain)),
         Gen.Select(AnyVm, AnyMigration, (m, id) => (ClusterCommand)new CompleteMigration(m, id, TimeSpan.FromMilliseconds(30), null)),
         Gen.Select(AnyVm, AnyMigration, (m, id) => (ClusterCommand)new AbortMigration(m, id, "target died")));
