@@ -406,9 +406,21 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
             _lacks.Clear();
         }
 
-        // Writes that got past the role check finish first; then nothing holds an extent.
-        while (!TryClearActivityLog())
+        // Writes that got past the role check finish first. Then what this copy wrote is made durable before
+        // its extents leave the log: the peers flushed as their links closed, and a power cut after a demotion
+        // must not leave this copy without writes they have and nothing marked. A flush that fails leaves the
+        // log as it is, so that the copy opens as a crashed primary next time, its extents marked.
+        while (true)
         {
+            if (_activityLog.Idle)
+            {
+                await Volume.FlushAsync(ct).ConfigureAwait(false);
+                if (TryClearActivityLog())
+                {
+                    break;
+                }
+            }
+
             await Task.Delay(TimeSpan.FromMilliseconds(5), Time, ct).ConfigureAwait(false);
         }
 

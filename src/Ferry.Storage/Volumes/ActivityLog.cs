@@ -96,6 +96,9 @@ public sealed class ActivityLog : IDisposable
     /// <summary>Extents in the durable log.</summary>
     public int ActiveCount => Volatile.Read(ref _published).Length;
 
+    /// <summary>Whether no write holds an extent now (a new one may begin right after).</summary>
+    public bool Idle => !_state.AsSpan().ContainsAnyExcept(0, Logged);
+
     /// <summary>The extents in the durable log, ascending (a snapshot).</summary>
     public IReadOnlyList<uint> ActiveExtents => Volatile.Read(ref _published);
 

@@ -120,9 +120,10 @@ public sealed partial class ReplicationTests
         await using var pair = await ReplicatedPair.StartAsync("16M");
         await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(pair.A), "write -P 0x11 0 16M"); // flushed when qemu-io closes
 
-        // Acknowledged by the copy (in its page cache), never flushed: qemu-io kills itself rather than close (and flush).
+        // Acknowledged by the copy (in its page cache), never flushed: written back (qemu-io's default writes through,
+        // each write with FUA), and qemu-io kills itself rather than close (and flush).
         var unflushed = await Processes.RunAsync(
-            "qemu-io", ["-f", "raw", "-c", "write -P 0x22 4M 64k", "-c", "write -P 0x33 8M 4k", "-c", "sigraise 9", ReplicatedPair.NbdUri(pair.A)], TimeSpan.FromMinutes(1));
+            "qemu-io", ["-f", "raw", "-t", "writeback", "-c", "write -P 0x22 4M 64k", "-c", "write -P 0x33 8M 4k", "-c", "sigraise 9", ReplicatedPair.NbdUri(pair.A)], TimeSpan.FromMinutes(1));
         Assert.Equal(2, unflushed.StandardOutput.Split("wrote ").Length - 1);
 
         // The power cut, as the copy's disk sees it: the agent dies, and what was not flushed is as before.
@@ -143,6 +144,22 @@ public sealed partial class ReplicationTests
         var peer = await ReplicatedPair.PeerAsync(pair.A);
         Assert.Equal(await File.ReadAllBytesAsync(ReplicatedPair.DataFile(pair.A)), await File.ReadAllBytesAsync(ReplicatedPair.DataFile(pair.B)));
         Assert.Contains("MissedWrites", peer.GetProperty("decision").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_demoted_primary_has_its_writes_on_disk_before_it_stops_counting_as_a_crashed_primary()
+    {
+        await using var pair = await ReplicatedPair.StartAsync("16M");
+        var unflushed = await Processes.RunAsync(
+            "qemu-io", ["-f", "raw", "-t", "writeback", "-c", "write -P 0x22 4M 1M", "-c", "sigraise 9", ReplicatedPair.NbdUri(pair.A)], TimeSpan.FromMinutes(1));
+        Assert.Contains("wrote ", unflushed.StandardOutput, StringComparison.Ordinal);
+        Assert.True(PageCache.NotOnDisk(ReplicatedPair.DataFile(pair.A)) > 0, "the write is only in the page cache before the demotion");
+
+        // Demoted, the copy no longer marks its activity-log extents when it opens after a crash; a power cut
+        // from here on must not take writes its peer has flushed.
+        await pair.A.FerryJsonAsync("volume", "demote", ReplicatedPair.Volume);
+        Assert.Equal(0, PageCache.NotOnDisk(ReplicatedPair.DataFile(pair.A)));
+        Assert.Equal(0, PageCache.NotOnDisk(ReplicatedPair.DataFile(pair.B)));
     }
 
     [Fact]
