@@ -204,6 +204,9 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         }
 
         await StopIncomingAsync().ConfigureAwait(false);
+
+        // What it received as a secondary goes to disk first: as primary, a crash marks only the extents it writes itself.
+        await Volume.FlushAsync(ct).ConfigureAwait(false);
         Volume.Metadata.Update(m => m with { HighestEpoch = epoch });
         Settings = Settings with { Role = CopyRole.Primary };
         StartPrimary();

@@ -163,6 +163,20 @@ public sealed partial class ReplicationTests
     }
 
     [Fact]
+    public async Task A_promoted_copy_has_what_it_received_on_disk_before_it_counts_only_its_own_writes_as_a_crashed_primary()
+    {
+        await using var pair = await ReplicatedPair.StartAsync("16M");
+        var unflushed = await Processes.RunAsync(
+            "qemu-io", ["-f", "raw", "-t", "writeback", "-c", "write -P 0x22 4M 1M", "-c", "sigraise 9", ReplicatedPair.NbdUri(pair.A)], TimeSpan.FromMinutes(1));
+        Assert.Contains("wrote ", unflushed.StandardOutput, StringComparison.Ordinal);
+        await pair.A.KillAsync();
+        Assert.True(PageCache.NotOnDisk(ReplicatedPair.DataFile(pair.B)) > 0, "the copy holds the write in its page cache only");
+
+        await pair.B.FerryJsonAsync("volume", "promote", ReplicatedPair.Volume, "--epoch", "2");
+        Assert.Equal(0, PageCache.NotOnDisk(ReplicatedPair.DataFile(pair.B)));
+    }
+
+    [Fact]
     public async Task An_interrupted_resync_resumes_with_the_blocks_it_had_not_finished()
     {
         await using var pair = await ReplicatedPair.StartAsync();
