@@ -50,7 +50,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
         _context = context;
         Bitmap = bitmap;
         _crashedAtOpen = crashedAtOpen;
-        _activityLog = new ActivityLog(volume.Metadata, bitmap, volume.Size);
+        _activityLog = new ActivityLog(volume.Metadata, bitmap, volume.Size, flushEveryCopy: FlushAsync);
     }
 
     /// <summary>
@@ -732,6 +732,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
     public async ValueTask FlushAsync(CancellationToken ct)
     {
         ThrowUnlessWritable();
+        var ticket = _activityLog.BeginFlush();
         var credits = await TakeCreditsAsync(0, ct).ConfigureAwait(false);
         AckWaiter? waiter;
         lock (_order)
@@ -753,6 +754,7 @@ public sealed partial class ReplicatedVolume : IBlockDevice, IAsyncDisposable
 
         await Volume.FlushAsync(ct).ConfigureAwait(false);
         await CompleteAsync(waiter).ConfigureAwait(false);
+        _activityLog.FlushDone(ticket);
     }
 
     public ValueTask<int> MapAsync(long offset, long length, Memory<AllocationExtent> extents, CancellationToken ct) =>

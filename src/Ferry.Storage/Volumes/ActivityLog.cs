@@ -10,6 +10,13 @@ namespace Ferry.Storage.Volumes;
 /// are made durable before the extent leaves the log. After a crash, the on-disk bitmap plus the
 /// logged extents therefore cover every block that may differ from the peer, and only those are
 /// resynced (<see cref="Recover"/>).
+/// <para>
+/// Written is not durable: a write lives in the page cache of each copy until a flush. So an extent
+/// also stays in the log until a flush of every copy has covered its last write (<see cref="BeginFlush"/>,
+/// <see cref="FlushDone"/>); when the log must shrink and only such extents are idle, it has every copy
+/// flushed first (the flush given to the constructor). Then a crash of this copy's host, or of every host
+/// at once, leaves no block outside the logged extents that one copy has and another lost.
+/// </para>
 /// </summary>
 /// <remarks>
 /// Each extent has one state word: the <see cref="Logged"/> flag while the extent is in the durable
@@ -45,6 +52,13 @@ public sealed class ActivityLog : IDisposable
     private readonly int[] _state;
     private readonly long[] _lastUsed;
 
+    // Per extent: the number of flushes begun when its latest write ended. A flush whose ticket is higher
+    // began after that write and covers it.
+    private readonly long[] _writtenBefore;
+    private readonly Func<CancellationToken, ValueTask>? _flushEveryCopy;
+    private long _flushesBegun;
+    private long _flushedThrough;
+
     private readonly SemaphoreSlim _gate = new(1, 1);
 
     // Owned by the gate holder. _logged lists the extents of the newest durable record; each has the
@@ -67,9 +81,11 @@ public sealed class ActivityLog : IDisposable
     /// An empty log for a volume of <paramref name="volumeSize"/> bytes whose dirty bits are kept in
     /// <paramref name="bitmap"/> (the bitmap read from <paramref name="metadata"/>). Only the sequence
     /// number of the on-disk log is read: its extents are replaced by the first record written, so
-    /// after an unclean stop call <see cref="Recover"/> first.
+    /// after an unclean stop call <see cref="Recover"/> first. <paramref name="flushEveryCopy"/> makes
+    /// every copy's writes durable (and reports it through <see cref="BeginFlush"/> and <see cref="FlushDone"/>);
+    /// without one, extents leave the log whether or not their writes are durable.
     /// </summary>
-    public ActivityLog(MetadataFile metadata, DirtyBitmap bitmap, long volumeSize, int capacity = DefaultCapacity)
+    public ActivityLog(MetadataFile metadata, DirtyBitmap bitmap, long volumeSize, int capacity = DefaultCapacity, Func<CancellationToken, ValueTask>? flushEveryCopy = null)
     {
         ArgumentNullException.ThrowIfNull(metadata);
         ArgumentNullException.ThrowIfNull(bitmap);
@@ -88,6 +104,8 @@ public sealed class ActivityLog : IDisposable
         var extents = (volumeSize + ExtentSize - 1) / ExtentSize;
         _state = new int[extents];
         _lastUsed = new long[extents];
+        _writtenBefore = new long[extents];
+        _flushEveryCopy = flushEveryCopy;
 
         // Continuing the on-disk sequence: a lower number would lose to an older record in the other slot.
         _sequence = metadata.ReadActivityLog()?.Sequence ?? 0;
@@ -130,11 +148,36 @@ public sealed class ActivityLog : IDisposable
         return default;
     }
 
-    /// <summary>Drops the references a completed <see cref="BeginAsync"/> took for the same range.</summary>
+    /// <summary>Drops the references a completed <see cref="BeginAsync"/> took for the same range, once its write is done.</summary>
     public void End(long offset, long length)
     {
         var (first, end) = ExtentRange(offset, length);
+        var begun = Volatile.Read(ref _flushesBegun);
+        for (var extent = first; extent < end; extent++)
+        {
+            Volatile.Write(ref _writtenBefore[extent], begun);
+        }
+
         Release(first, end);
+    }
+
+    /// <summary>A flush of every copy begins: writes ended before now are in it. Returns its ticket for <see cref="FlushDone"/>.</summary>
+    public long BeginFlush() => Interlocked.Increment(ref _flushesBegun);
+
+    /// <summary>The flush with <paramref name="ticket"/> made every copy's writes durable.</summary>
+    public void FlushDone(long ticket)
+    {
+        var seen = Volatile.Read(ref _flushedThrough);
+        while (ticket > seen)
+        {
+            var was = Interlocked.CompareExchange(ref _flushedThrough, ticket, seen);
+            if (was == seen)
+            {
+                return;
+            }
+
+            seen = was;
+        }
     }
 
     /// <summary>
@@ -229,9 +272,16 @@ public sealed class ActivityLog : IDisposable
 
             try
             {
-                while (!TryAddMissing(first, end, out var idleNeeded))
+                while (!TryAddMissing(first, end, out var idleNeeded, out var flushNeeded))
                 {
-                    await WaitForIdleAsync(idleNeeded, ct).ConfigureAwait(false);
+                    if (flushNeeded)
+                    {
+                        await _flushEveryCopy!(ct).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        await WaitForIdleAsync(idleNeeded, ct).ConfigureAwait(false);
+                    }
                 }
             }
             catch
@@ -253,12 +303,14 @@ public sealed class ActivityLog : IDisposable
     }
 
     /// <summary>
-    /// Logs the extents of the range that are not yet, removing idle ones beyond capacity; false, with
-    /// the number of idle extents still needed, when even the slot's maximum would be exceeded.
+    /// Logs the extents of the range that are not yet, removing idle ones beyond capacity; false when
+    /// idle extents could leave only after a flush (<paramref name="flushNeeded"/>), or with the number
+    /// of idle extents still needed when even the slot's maximum would be exceeded.
     /// </summary>
-    private bool TryAddMissing(int first, int end, out int idleNeeded)
+    private bool TryAddMissing(int first, int end, out int idleNeeded, out bool flushNeeded)
     {
         idleNeeded = 0;
+        flushNeeded = false;
         var missing = 0;
         for (var extent = first; extent < end; extent++)
         {
@@ -274,7 +326,18 @@ public sealed class ActivityLog : IDisposable
         }
 
         var excess = _loggedCount + missing - _capacity;
-        var removed = excess > 0 ? Unlog(excess) : 0;
+        var removed = 0;
+        if (excess > 0)
+        {
+            removed = Unlog(excess, out var awaitingFlush);
+            if (removed < excess && awaitingFlush > 0)
+            {
+                Relog(removed);
+                flushNeeded = true;
+                return false;
+            }
+        }
+
         if (_loggedCount - removed + missing > ActivityLogRecord.MaxExtents)
         {
             Relog(removed);
@@ -330,18 +393,31 @@ public sealed class ActivityLog : IDisposable
         return true;
     }
 
-    /// <summary>Takes up to <paramref name="wanted"/> idle extents out of the log in memory, least recently used first, into <see cref="_removed"/>.</summary>
-    private int Unlog(int wanted)
+    /// <summary>
+    /// Takes up to <paramref name="wanted"/> idle extents whose writes are durable out of the log in memory,
+    /// least recently used first, into <see cref="_removed"/>; counts the idle ones that wait for a flush.
+    /// </summary>
+    private int Unlog(int wanted, out int awaitingFlush)
     {
         var candidates = 0;
+        awaitingFlush = 0;
+        var flushedThrough = Volatile.Read(ref _flushedThrough);
         for (var i = 0; i < _loggedCount; i++)
         {
             var extent = _logged[i];
-            if (Volatile.Read(ref _state[extent]) == Logged)
+            if (Volatile.Read(ref _state[extent]) != Logged)
             {
-                _candidates[candidates] = extent;
-                _candidateLastUsed[candidates++] = Volatile.Read(ref _lastUsed[extent]);
+                continue;
             }
+
+            if (_flushEveryCopy is not null && Volatile.Read(ref _writtenBefore[extent]) >= flushedThrough)
+            {
+                awaitingFlush++;
+                continue;
+            }
+
+            _candidates[candidates] = extent;
+            _candidateLastUsed[candidates++] = Volatile.Read(ref _lastUsed[extent]);
         }
 
         Array.Sort(_candidateLastUsed, _candidates, 0, candidates);

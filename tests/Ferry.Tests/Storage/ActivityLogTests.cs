@@ -260,6 +260,110 @@ public sealed class ActivityLogTests : IDisposable
         }, iter: 60);
 
     [Fact]
+    public async Task An_extent_leaves_only_once_a_flush_of_every_copy_covered_its_last_write_and_one_flush_frees_many()
+    {
+        using var copy = Copy.Create(_dir, 16 * Extent);
+        var flushes = new FlushCounter();
+        using var log = new ActivityLog(copy.Metadata, copy.Bitmap, copy.Size, capacity: 2, flushEveryCopy: flushes.FlushAsync);
+        flushes.Log = log;
+        await Write(log, 0, Block);
+        await Write(log, Extent, Block);
+
+        // Neither extent's write is durable: the log has every copy flushed, then lets the older one go.
+        await Write(log, 2 * Extent, Block);
+        Assert.Equal(1, flushes.Count);
+        Assert.Equal([1u, 2u], OnDiskLog(copy.Metadata));
+
+        // Extent 1 was written before that flush: it leaves without another.
+        await Write(log, 3 * Extent, Block);
+        Assert.Equal(1, flushes.Count);
+        Assert.Equal([2u, 3u], OnDiskLog(copy.Metadata));
+
+        // A flush the guest asked for counts the same.
+        await flushes.FlushAsync(default);
+        await Write(log, 4 * Extent, Block);
+        await Write(log, 5 * Extent, Block);
+        Assert.Equal(2, flushes.Count);
+        Assert.Equal([4u, 5u], OnDiskLog(copy.Metadata));
+
+        // A write that ends after a flush began is not covered by it.
+        var ticket = log.BeginFlush();
+        await Write(log, 4 * Extent, Block);
+        log.FlushDone(ticket);
+        await Write(log, 6 * Extent, Block);
+        Assert.Equal(2, flushes.Count);
+        Assert.Equal([4u, 6u], OnDiskLog(copy.Metadata)); // 5 was covered; 4 was not
+        await Write(log, 7 * Extent, Block);
+        Assert.Equal(3, flushes.Count);
+        Assert.Equal([6u, 7u], OnDiskLog(copy.Metadata));
+    }
+
+    /// <summary>
+    /// Random writes and flushes: every extent with a write that no completed flush covers is in the on-disk
+    /// log at every step, so a crash of every copy at once leaves nothing outside the log that one has and another lost.
+    /// </summary>
+    [Fact]
+    public Task Every_extent_written_since_the_last_flush_is_in_the_on_disk_log() =>
+        Gen.Select(Gen.Int[1, 12], Gen.Int[1, 4], AnyOperation.Array[1, 40]).SampleAsync(async (extents, capacity, operations) =>
+        {
+            var size = extents * Extent;
+            using var copy = Copy.Create(_dir, size);
+            var flushes = new FlushCounter();
+            using var log = new ActivityLog(copy.Metadata, copy.Bitmap, size, capacity, flushes.FlushAsync);
+            flushes.Log = log;
+            var held = new List<(long Offset, long Length)>();
+            foreach (var op in operations)
+            {
+                if (op.Kind < 5 || (held.Count == 0 && op.Kind < 8))
+                {
+                    var offset = Math.Min((long)(op.Where * size), size - 1);
+                    var length = Math.Max(1, Math.Min(op.Length, size - offset));
+                    await log.BeginAsync(offset, length, default);
+                    held.Add((offset, length));
+                }
+                else if (held.Count > 0 && op.Kind < 9)
+                {
+                    var (offset, length) = held[op.Pick % held.Count];
+                    held.RemoveAt(op.Pick % held.Count);
+                    log.End(offset, length);
+                    flushes.Unflushed.UnionWith(Enumerable.Range((int)(offset / Extent), (int)(((offset + length - 1) / Extent) - (offset / Extent) + 1)).Select(e => (uint)e));
+                }
+                else
+                {
+                    await flushes.FlushAsync(default);
+                }
+
+                var logged = OnDiskLog(copy.Metadata);
+                if (!flushes.Unflushed.All(e => logged.Contains(e)))
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }, iter: 100);
+
+    /// <summary>A flush of every copy, as the replicated volume reports it to its log; counts them.</summary>
+    private sealed class FlushCounter
+    {
+        public ActivityLog? Log { get; set; }
+
+        public int Count { get; private set; }
+
+        /// <summary>Extents whose last write no flush has covered yet.</summary>
+        public HashSet<uint> Unflushed { get; } = [];
+
+        public ValueTask FlushAsync(CancellationToken ct)
+        {
+            var ticket = Log!.BeginFlush();
+            Unflushed.Clear();
+            Log.FlushDone(ticket);
+            Count++;
+            return default;
+        }
+    }
+
+    [Fact]
     public async Task Concurrent_writers_always_find_their_extents_in_the_on_disk_log()
     {
         const int extents = 12;
