@@ -120,11 +120,8 @@ public sealed partial class ReplicationTests
         await using var pair = await ReplicatedPair.StartAsync("16M");
         await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(pair.A), "write -P 0x11 0 16M"); // flushed when qemu-io closes
 
-        // Acknowledged by the copy (in its page cache), never flushed: written back (qemu-io's default writes through,
-        // each write with FUA), and qemu-io kills itself rather than close (and flush).
-        var unflushed = await Processes.RunAsync(
-            "qemu-io", ["-f", "raw", "-t", "writeback", "-c", "write -P 0x22 4M 64k", "-c", "write -P 0x33 8M 4k", "-c", "sigraise 9", ReplicatedPair.NbdUri(pair.A)], TimeSpan.FromMinutes(1));
-        Assert.Equal(2, unflushed.StandardOutput.Split("wrote ").Length - 1);
+        // Acknowledged by the copy (in its page cache), never flushed.
+        await WriteUnflushedAsync(pair.A, "write -P 0x22 4M 64k", "write -P 0x33 8M 4k");
 
         // The power cut, as the copy's disk sees it: the agent dies, and what was not flushed is as before.
         await pair.B.KillAsync();
@@ -150,9 +147,7 @@ public sealed partial class ReplicationTests
     public async Task A_demoted_primary_has_its_writes_on_disk_before_it_stops_counting_as_a_crashed_primary()
     {
         await using var pair = await ReplicatedPair.StartAsync("16M");
-        var unflushed = await Processes.RunAsync(
-            "qemu-io", ["-f", "raw", "-t", "writeback", "-c", "write -P 0x22 4M 1M", "-c", "sigraise 9", ReplicatedPair.NbdUri(pair.A)], TimeSpan.FromMinutes(1));
-        Assert.Contains("wrote ", unflushed.StandardOutput, StringComparison.Ordinal);
+        await WriteUnflushedAsync(pair.A, "write -P 0x22 4M 1M");
         Assert.True(PageCache.NotOnDisk(ReplicatedPair.DataFile(pair.A)) > 0, "the write is only in the page cache before the demotion");
 
         // Demoted, the copy no longer marks its activity-log extents when it opens after a crash; a power cut
@@ -166,9 +161,7 @@ public sealed partial class ReplicationTests
     public async Task A_promoted_copy_has_what_it_received_on_disk_before_it_counts_only_its_own_writes_as_a_crashed_primary()
     {
         await using var pair = await ReplicatedPair.StartAsync("16M");
-        var unflushed = await Processes.RunAsync(
-            "qemu-io", ["-f", "raw", "-t", "writeback", "-c", "write -P 0x22 4M 1M", "-c", "sigraise 9", ReplicatedPair.NbdUri(pair.A)], TimeSpan.FromMinutes(1));
-        Assert.Contains("wrote ", unflushed.StandardOutput, StringComparison.Ordinal);
+        await WriteUnflushedAsync(pair.A, "write -P 0x22 4M 1M");
         await pair.A.KillAsync();
         Assert.True(PageCache.NotOnDisk(ReplicatedPair.DataFile(pair.B)) > 0, "the copy holds the write in its page cache only");
 
@@ -357,6 +350,17 @@ public sealed partial class ReplicationTests
             await NbdTools.QemuIoAsync(ReplicatedPair.NbdUri(pair.A), "write -P 0x5a 0 32M", "read -P 0x5a 0 32M"); // fails on any error
             Assert.Equal(await File.ReadAllBytesAsync(ReplicatedPair.DataFile(pair.A)), await File.ReadAllBytesAsync(ReplicatedPair.DataFile(pair.B)));
         });
+    }
+
+    /// <summary>
+    /// Writes through the primary's export and never flushes: back-cached (qemu-io's default writes through,
+    /// each write with FUA), and qemu-io kills itself rather than close (which flushes).
+    /// </summary>
+    private static async Task WriteUnflushedAsync(AgentProcess primary, params string[] writes)
+    {
+        var output = await Processes.RunAsync(
+            "qemu-io", ["-f", "raw", "-t", "writeback", .. writes.SelectMany(w => new[] { "-c", w }), "-c", "sigraise 9", ReplicatedPair.NbdUri(primary)], TimeSpan.FromMinutes(1));
+        Assert.Equal(writes.Length, output.StandardOutput.Split("wrote ").Length - 1);
     }
 
     private static int Pattern(int index) => (index % 250) + 1;
