@@ -43,6 +43,16 @@ public class ClusterStateMachineTests
     }
 
     [Fact]
+    public void Compacting_the_log_changes_nothing_and_needs_a_member_host()
+    {
+        var state = ThreeHosts();
+        var (after, outcome) = ClusterStateMachine.Apply(state, new CompactLog("b") { At = T0 });
+        Assert.True(outcome.IsOk);
+        Assert.Equal(state.Hosts, after.Hosts);
+        Assert.Contains("not a member", state.Refused(new CompactLog("zz") { At = T0 }).Message);
+    }
+
+    [Fact]
     public void Expired_tokens_are_dropped_when_the_next_one_is_issued()
     {
         var state = ThreeHosts().Apply(new IssueJoinToken("t3", "s3", T0.AddHours(5)) { At = T0.AddHours(2) });

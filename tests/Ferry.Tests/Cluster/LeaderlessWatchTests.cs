@@ -1,6 +1,4 @@
 using Ferry.Cluster.Consensus;
-using Ferry.Cluster.State;
-using static Ferry.Tests.Cluster.ClusterFixtures;
 
 namespace Ferry.Tests.Cluster;
 
@@ -51,15 +49,5 @@ public class LeaderlessWatchTests
             // A leader known except for 1.5 s out of every 10 (an election a little slow each time).
             Assert.False(watch.Due(leaderKnown: t % 10 >= 1.5, S(t)));
         }
-    }
-
-    [Fact]
-    public void Compacting_the_log_changes_nothing_and_needs_a_member_host()
-    {
-        var state = ThreeHosts();
-        var (after, outcome) = ClusterStateMachine.Apply(state, new CompactLog("b") { At = T0 });
-        Assert.True(outcome.IsOk);
-        Assert.Equal(state.Hosts, after.Hosts);
-        Assert.Contains("not a member", state.Refused(new CompactLog("zz") { At = T0 }).Message);
     }
 }
